@@ -1,0 +1,67 @@
+"""Shared fixtures: where the real data lives, and small packed shard sets built from it.
+
+Tests that need faces skip with a clear reason when the data folder is absent, except in CI
+(``CI=true``), where a missing folder is a failure: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The data root: ``$FACEFILL_DATA`` if set, else ``../shared/data`` beside the repo."""
+    env = os.environ.get("FACEFILL_DATA")
+    root = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return root if (root / "faces").is_dir() and (root / "masks").is_dir() else None
+
+
+def shared_weights_dir() -> Path | None:
+    root = REPO_ROOT.parent / "shared" / "weights"
+    return root if root.is_dir() else None
+
+
+def _missing(what: str) -> None:
+    msg = f"{what} not found (set FACEFILL_DATA or place the shared folder beside the repo)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI must run the data tests: {msg}")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_data_dir()
+    if root is None:
+        _missing("face/mask data folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def weights_root() -> Path:
+    root = shared_weights_dir()
+    if root is None:
+        _missing("../shared/weights")
+    return root
+
+
+@pytest.fixture(scope="session")
+def shards64(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 faces and 240 masks (spread over all six buckets) packed at 64 px, once per session.
+
+    Read-only for tests: copy it if a test needs to modify shards.
+    """
+    from data_prep.pack import main as pack_main
+
+    out = tmp_path_factory.mktemp("shards64")
+    code = pack_main([
+        "--faces", str(data_root / "faces"), "--masks", str(data_root / "masks"),
+        "--out", str(out), "--size", "64", "--limit", "300", "--mask-limit", "240",
+        "--test-masks-per-bucket", "10", "--min-per-cell", "2", "--workers", "1", "--seed", "0",
+    ])
+    assert code in (0, None)
+    return out
