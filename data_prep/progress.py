@@ -1,0 +1,121 @@
+"""What an interrupted pack already finished, so a re-run skips shards that still verify.
+
+A small journal (``.pack-progress.json``, rewritten atomically after every shard) maps each
+finished shard to the plan it was built from and its SHA-256; a shard is reused only when both
+still match. A lock file keeps two packers out of one folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+
+from inpaint.errors import DataError
+
+from .atomic import TMP_MARK, sha256_file, write_json
+
+PROGRESS_NAME = ".pack-progress.json"
+LOCK_NAME = ".pack.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PackLock:
+    """Exclusive ownership of an output folder; a lock left by a killed packer is taken over."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / LOCK_NAME
+
+    def __enter__(self) -> "PackLock":
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and _pid_alive(pid):
+                    raise DataError(f"{self.path}: another pack (pid {pid}) is writing this folder; "
+                                    f"wait for it, or delete the lock file if that process is gone") from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return self
+        raise DataError(f"{self.path}: cannot take the pack lock; delete the file and re-run")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(out: Path) -> list[str]:
+    """Delete ``*.tmp-<pid>`` files of killed runs (safe: we hold the folder's lock)."""
+    removed = []
+    for p in out.iterdir():
+        if TMP_MARK in p.name and p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
+
+
+class Progress:
+    def __init__(self, out: Path, fingerprint: str) -> None:
+        self.path = out / PROGRESS_NAME
+        self.out = out
+        self.fingerprint = fingerprint
+        self.entries: dict[str, dict] = {}
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("fingerprint") == fingerprint:
+                self.entries = dict(data.get("shards", {}))
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def reusable(self, file: str, plan_digest: str) -> dict | None:
+        """The record of ``file`` if it was built from this plan and is intact, else None.
+
+        A shard carries its plan digest and skip list as attributes and only gets its final name
+        once complete, so a shard finished just before a kill (renamed, not yet journalled) is
+        reused too; a journalled one must also still match its SHA-256.
+        """
+        path = self.out / file
+        if not path.is_file():
+            return None
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = dict(f.attrs)
+                lengths = {f[name].shape[0] for name in f}
+        except OSError:
+            return None
+        count = int(attrs.get("count", -1))
+        if attrs.get("plan_digest") != plan_digest or lengths != {count}:
+            return None
+        digest = sha256_file(path)
+        entry = self.entries.get(file)
+        if entry is not None and entry.get("sha256") != digest:
+            return None
+        return {"plan_digest": plan_digest, "sha256": digest, "count": count, "split": str(attrs["split"]),
+                "kind": str(attrs["kind"]), "skipped": json.loads(attrs.get("skipped", "[]"))}
+
+    def record(self, file: str, entry: dict) -> None:
+        self.entries[file] = entry
+        write_json(self.path, {"fingerprint": self.fingerprint, "shards": self.entries})
+
+    def forget(self, file: str) -> None:
+        if self.entries.pop(file, None) is not None:
+            write_json(self.path, {"fingerprint": self.fingerprint, "shards": self.entries})
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

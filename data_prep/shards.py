@@ -1,0 +1,146 @@
+"""Writing one HDF5 shard of faces or masks (layout: docs/CONTRACTS.md "Shards").
+
+Storage choices were made by measurement (benchmarks/bench_loader.py, benchmarks/RESULTS.md):
+one sample per chunk so random access reads exactly one chunk; faces uncompressed (photos
+barely compress losslessly and decompression would cost reader time); binary masks with lzf,
+which shrinks them several-fold at almost no read cost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .atomic import commit, sha256_file, tmp_name
+from .faces import FaceSample
+from .masks import MaskSample
+
+SHARD_FORMAT = 1
+FACE_COMPRESSION: str | None = None
+MASK_COMPRESSION: str | None = "lzf"
+_BUFFER = 64
+_STR = h5py.string_dtype()
+_BYTES = h5py.vlen_dtype(np.uint8)
+
+
+def shard_name(kind: str, split: str, number: int) -> str:
+    return f"{kind}-{split}-{number:05d}.h5"
+
+
+@dataclass
+class ShardRecord:
+    file: str
+    kind: str
+    split: str
+    count: int
+    sha256: str
+
+    def as_index_entry(self) -> dict:
+        return {"file": self.file, "kind": self.kind, "split": self.split, "count": self.count, "sha256": self.sha256}
+
+
+class ShardWriter:
+    """Appends samples to ``<final>.tmp-<pid>`` and renames it to ``final`` only when complete."""
+
+    def __init__(self, final: Path, kind: str, split: str, size: int, capacity: int,
+                 encoding: str = "raw", plan_digest: str = "") -> None:
+        self.final, self.kind, self.split, self.size, self.encoding = final, kind, split, size, encoding
+        self.tmp = tmp_name(final)
+        self._written = 0
+        self._buf: list = []
+        self._file = h5py.File(self.tmp, "w")
+        f = self._file
+        f.attrs.update({"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size,
+                        "encoding": encoding, "plan_digest": plan_digest})
+        n = max(capacity, 1)
+        if kind == "faces":
+            if encoding == "raw":
+                f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3),
+                                 maxshape=(None, size, size, 3), compression=FACE_COMPRESSION)
+            else:
+                f.create_dataset("images_encoded", (n,), _BYTES, chunks=(min(n, 256),), maxshape=(None,))
+            f.create_dataset("labels", (n, 3), np.int16, maxshape=(None, 3))
+            f.create_dataset("hashes", (n,), _STR, maxshape=(None,))
+        elif kind == "masks":
+            f.create_dataset("masks", (n, size, size), np.uint8, chunks=(1, size, size),
+                             maxshape=(None, size, size), compression=MASK_COMPRESSION)
+            f.create_dataset("ratio", (n,), np.float32, maxshape=(None,))
+            f.create_dataset("bucket", (n,), np.int8, maxshape=(None,))
+        else:
+            raise ValueError(f"unknown shard kind {kind!r}")
+        f.create_dataset("paths", (n,), _STR, maxshape=(None,))
+
+    @property
+    def count(self) -> int:
+        """Samples added so far, including those still buffered."""
+        return self._written + len(self._buf)
+
+    @property
+    def file(self) -> h5py.File:
+        """The open temporary file, flushed: pack reads its mask staging file back through this."""
+        self._flush()
+        return self._file
+
+    def add(self, sample: FaceSample | MaskSample) -> None:
+        self._buf.append(sample)
+        if len(self._buf) >= _BUFFER:
+            self._flush()
+
+    def add_face_raw(self, path: str, sha: str, labels, image: np.ndarray | None, encoded: bytes | None) -> None:
+        """Copy an already-packed face (the balanced split re-stores test faces without decoding)."""
+        self.add(FaceSample(path, sha, tuple(int(v) for v in labels), image, encoded))
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        f, lo, hi = self._file, self._written, self._written + len(self._buf)
+        if hi > f["paths"].shape[0]:
+            for name in f:
+                f[name].resize(hi, axis=0)
+        f["paths"][lo:hi] = [s.path for s in self._buf]
+        if self.kind == "faces":
+            if self.encoding == "raw":
+                f["images"][lo:hi] = np.stack([s.image for s in self._buf])
+            else:
+                enc = f["images_encoded"]
+                for i, s in enumerate(self._buf):
+                    enc[lo + i] = np.frombuffer(s.encoded, dtype=np.uint8)
+            f["labels"][lo:hi] = np.asarray([s.labels for s in self._buf], dtype=np.int16)
+            f["hashes"][lo:hi] = [s.sha256 for s in self._buf]
+        else:
+            f["masks"][lo:hi] = np.stack([s.mask for s in self._buf])
+            f["ratio"][lo:hi] = np.asarray([s.ratio for s in self._buf], dtype=np.float32)
+            f["bucket"][lo:hi] = np.asarray([s.bucket for s in self._buf], dtype=np.int8)
+        self._written = hi
+        self._buf.clear()
+
+    def finish(self, skipped: list[dict] | None = None) -> ShardRecord:
+        """Trim to the samples written, close, hash and rename; the shard exists only from here on.
+
+        ``skipped`` (files of this shard's plan that were not stored) travels inside the shard so a
+        resumed pack can report them without decoding again.
+        """
+        try:
+            self._flush()
+            self._file.attrs["skipped"] = json.dumps(skipped or [])
+            for name in self._file:
+                self._file[name].resize(self.count, axis=0)
+            self._file.attrs["count"] = self.count
+            self._file.close()
+            digest = sha256_file(self.tmp)
+            commit(self.tmp, self.final)
+        except BaseException:
+            self.abort()
+            raise
+        return ShardRecord(self.final.name, self.kind, self.split, self.count, digest)
+
+    def abort(self) -> None:
+        try:
+            if self._file.id.valid:
+                self._file.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)

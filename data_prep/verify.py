@@ -1,0 +1,143 @@
+"""``python -m data_prep.verify DIR``: check every shard against ``index.json``.
+
+Run it after copying a shard folder between machines or when a job reports odd data: it
+catches flipped bytes (SHA-256), truncated or foreign HDF5 files, wrong shapes, dtypes and
+counts, and masks whose stored ratio or bucket disagrees with their pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from inpaint.buckets import BUCKET_EDGES, bucket_of
+from inpaint.cli import run_cli
+from inpaint.data import read_index
+from inpaint.errors import DataError
+
+from .atomic import TMP_MARK, sha256_file
+
+RATIO_TOLERANCE = 1e-5
+
+
+def _expect(f: h5py.File, name: str, dtype: np.dtype | None, shape: tuple) -> str | None:
+    if name not in f:
+        return f"dataset '{name}' missing"
+    ds = f[name]
+    if ds.shape != shape:
+        return f"'{name}' has shape {ds.shape}, expected {shape}"
+    if dtype is not None and ds.dtype != dtype:
+        return f"'{name}' has dtype {ds.dtype}, expected {np.dtype(dtype)}"
+    return None
+
+
+def check_structure(f: h5py.File, entry: dict, size: int, encoding: str, deep: bool) -> list[str]:
+    """Problems with one open shard (empty list: fine)."""
+    n = entry["count"]
+    problems: list[str] = []
+    if entry["kind"] == "faces":
+        if encoding == "raw":
+            wanted = [("images", np.uint8, (n, size, size, 3))]
+        else:
+            wanted = [("images_encoded", None, (n,))]
+        wanted += [("labels", np.int16, (n, 3)), ("hashes", None, (n,)), ("paths", None, (n,))]
+    else:
+        wanted = [("masks", np.uint8, (n, size, size)), ("ratio", np.float32, (n,)), ("bucket", np.int8, (n,)),
+                  ("paths", None, (n,))]
+    problems += [p for p in (_expect(f, *w) for w in wanted) if p]
+    if problems:
+        return problems
+    if entry["kind"] == "faces":
+        labels = f["labels"][()]
+        if n and (labels.min() < -1 or labels[:, 1].max() > 1 or labels[:, 2].max() > 4):
+            problems.append("labels outside (age, gender 0-1, race 0-4, -1 unknown)")
+        if deep and encoding != "raw":
+            for i in range(n):
+                try:
+                    with Image.open(io.BytesIO(f["images_encoded"][i].tobytes())) as img:
+                        if img.size != (size, size):
+                            problems.append(f"sample {i} decodes to {img.size}, expected {size}x{size}")
+                            break
+                        img.load()
+                except Exception as exc:  # noqa: BLE001 - any decoder failure means damage
+                    problems.append(f"sample {i} does not decode ({exc})")
+                    break
+    else:
+        masks, ratio, bucket = f["masks"][()], f["ratio"][()], f["bucket"][()]
+        if masks.size and masks.max() > 1:
+            problems.append("masks hold values other than 0 and 1")
+        measured = masks.reshape(n, -1).mean(axis=1) if n else np.zeros(0)
+        if n and np.abs(measured - ratio).max() > RATIO_TOLERANCE:
+            problems.append("stored hole ratios disagree with the mask pixels")
+        elif any(bucket_of(float(r)) != int(b) for r, b in zip(ratio, bucket)):
+            problems.append(f"bucket numbers disagree with the ratios (buckets: {len(BUCKET_EDGES)} in inpaint.buckets)")
+    return problems
+
+
+def verify(root: Path, check_hash: bool = True, deep: bool = False) -> tuple[list[str], list[str], dict]:
+    """(bad shards with reasons, warnings, index); raises DataError when index.json is unusable."""
+    index = read_index(root)
+    bad: list[str] = []
+    for entry in index["shards"]:
+        path = root / entry["file"]
+        if not path.is_file():
+            bad.append(f"{entry['file']} (missing)")
+            continue
+        if check_hash and sha256_file(path) != entry["sha256"]:
+            bad.append(f"{entry['file']} (sha256 differs from index.json: the file was changed or damaged)")
+            continue
+        try:
+            with h5py.File(path, "r") as f:
+                problems = check_structure(f, entry, index["size"], index["encoding"], deep)
+        except OSError as exc:
+            problems = [f"not a readable HDF5 file ({exc})"]
+        if problems:
+            bad.append(f"{entry['file']} ({'; '.join(problems)})")
+    listed = {e["file"] for e in index["shards"]}
+    warnings = []
+    for p in sorted(root.iterdir()):
+        if TMP_MARK in p.name:
+            warnings.append(f"{p.name}: temporary file of an interrupted pack, not part of the index; "
+                            "re-running pack deletes it")
+        elif p.suffix == ".h5" and p.name.startswith(("faces-", "masks-")) and p.name not in listed:
+            warnings.append(f"{p.name}: shard-like file not listed in index.json; it is ignored by readers")
+    return bad, warnings, index
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m data_prep.verify",
+                                description="Check every shard of a packed folder against its index.json.")
+    p.add_argument("root", type=Path, help="shard folder (holds index.json)")
+    p.add_argument("--no-hash", action="store_true", help="skip the SHA-256 check (structure only, faster)")
+    p.add_argument("--deep", action="store_true", help="also decode every encoded (png/jpeg) face")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    bad, warnings, index = verify(ns.root, check_hash=not ns.no_hash, deep=ns.deep)
+    for w in warnings:
+        print(f"warning: {w}")
+    for b in bad:
+        print(f"BAD {b}")
+    if bad:
+        names = ", ".join(b.split(" ", 1)[0] for b in bad)
+        raise DataError(f"{ns.root}: {len(bad)} bad shard(s): {names}; re-run the same python -m data_prep.pack "
+                        "command to rebuild them")
+    c = index["counts"]
+    print(f"ok: {len(index['shards'])} shards in {ns.root} verified in {time.perf_counter() - started:.1f} s "
+          f"(faces train {c['faces']['train']}, test {c['faces']['test']}, eval_balanced "
+          f"{c['faces']['eval_balanced']}; masks train {c['masks']['train']}, test {c['masks']['test']})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,272 @@
+"""Torch datasets over packed shards (written by ``python -m data_prep.pack``).
+
+HDF5 handles are opened lazily, per process: a handle inherited across ``fork`` into a
+DataLoader worker shares HDF5's file state with the parent and corrupts reads, so each worker
+opens its own on first use. Only labels, ratios and buckets (a few bytes per sample) are read up
+front; images stay on disk unless ``in_memory=True``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from bisect import bisect_right
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from inpaint.buckets import BUCKET_EDGES
+from inpaint.errors import DataError
+
+INDEX_NAME = "index.json"
+SUPPORTED_FORMAT = 1
+FACE_SPLITS = ("train", "test", "eval_balanced")
+MASK_SPLITS = ("train", "test")
+ENCODINGS = ("raw", "png", "jpeg")
+_REPACK = "re-run python -m data_prep.pack to rebuild it"
+
+
+def read_index(root: str | os.PathLike) -> dict:
+    """The shard folder's ``index.json``, checked for the fields every reader relies on."""
+    path = Path(root) / INDEX_NAME
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: shard folder does not exist; pack one with python -m data_prep.pack --out {root}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing, so {root} is not a finished shard folder; {_REPACK}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror}); check permissions") from None
+    try:
+        index = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); {_REPACK}") from None
+
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: {what}; {_REPACK}")
+
+    if not isinstance(index, dict):
+        raise bad("not a JSON object")
+    if index.get("format") != SUPPORTED_FORMAT:
+        raise bad(f"format {index.get('format')!r} is not the supported format {SUPPORTED_FORMAT}")
+    if not isinstance(index.get("size"), int) or index["size"] <= 0:
+        raise bad("'size' is missing or not a positive integer")
+    if index.get("encoding") not in ENCODINGS:
+        raise bad(f"'encoding' must be one of {', '.join(ENCODINGS)}")
+    shards = index.get("shards")
+    if not isinstance(shards, list):
+        raise bad("'shards' is missing or not a list")
+    for i, s in enumerate(shards):
+        if not isinstance(s, dict) or not {"file", "kind", "split", "count", "sha256"} <= s.keys():
+            raise bad(f"shard entry {i} lacks file/kind/split/count/sha256")
+        splits = FACE_SPLITS if s["kind"] == "faces" else MASK_SPLITS if s["kind"] == "masks" else None
+        if splits is None or s["split"] not in splits:
+            raise bad(f"shard entry {i} ({s['file']}) has unknown kind/split {s['kind']}/{s['split']}")
+        if not isinstance(s["count"], int) or s["count"] < 0 or "/" in str(s["file"]) or "\\" in str(s["file"]):
+            raise bad(f"shard entry {i} ({s['file']}) has a bad count or file name")
+    counts = index.get("counts")
+    if not isinstance(counts, dict) or not isinstance(counts.get("faces"), dict) or not isinstance(counts.get("masks"), dict):
+        raise bad("'counts' is missing faces/masks")
+    for kind, splits in (("faces", FACE_SPLITS), ("masks", MASK_SPLITS)):
+        for split in splits:
+            total = sum(s["count"] for s in shards if s["kind"] == kind and s["split"] == split)
+            if counts[kind].get(split) != total:
+                raise bad(f"counts.{kind}.{split} = {counts[kind].get(split)} but its shards hold {total}")
+    return index
+
+
+class _ShardSet(Dataset):
+    """Samples of one kind and split spread over several shard files, addressed by global index."""
+
+    kind = ""
+    data_key = ""
+
+    def __init__(self, root: str | os.PathLike, split: str, in_memory: bool = False) -> None:
+        self.root = Path(root)
+        self.index_data = read_index(self.root)
+        splits = FACE_SPLITS if self.kind == "faces" else MASK_SPLITS
+        if split not in splits:
+            raise DataError(f"{self.root}: no {self.kind} split {split!r}; choose one of {', '.join(splits)}")
+        self.split = split
+        self.size: int = self.index_data["size"]
+        self.encoding: str = self.index_data["encoding"] if self.kind == "faces" else "raw"
+        entries = [s for s in self.index_data["shards"] if s["kind"] == self.kind and s["split"] == split]
+        self.files = [self.root / s["file"] for s in entries]
+        counts = [s["count"] for s in entries]
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._handles: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+        self._memory: list[Any] | None = None
+        self._load_metadata(counts)
+        if in_memory:
+            self._memory = [self._read_all(i) for i in range(len(self.files))]
+            self._close()
+
+    # -- file access ------------------------------------------------------------------------
+    def _open(self, i: int) -> h5py.File:
+        path = self.files[i]
+        try:
+            return h5py.File(path, "r")
+        except FileNotFoundError:
+            raise DataError(f"{path}: shard listed in index.json is missing; {_REPACK}") from None
+        except OSError as exc:
+            raise DataError(f"{path}: unreadable HDF5 shard ({exc}); check it with python -m data_prep.verify "
+                            f"{self.root} and {_REPACK}") from None
+
+    def _handle(self, i: int) -> h5py.File:
+        if os.getpid() != self._pid:  # forked into a DataLoader worker: never use the parent's handles
+            self._handles = {}
+            self._pid = os.getpid()
+        f = self._handles.get(i)
+        if f is None:
+            f = self._handles[i] = self._open(i)
+        return f
+
+    def _dataset(self, f: h5py.File, name: str, i: int) -> h5py.Dataset:
+        if name not in f:
+            raise DataError(f"{self.files[i]}: shard lacks dataset '{name}'; {_REPACK}")
+        return f[name]
+
+    def _close(self) -> None:
+        for f in self._handles.values():
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - closing a handle that HDF5 already dropped
+                pass
+        self._handles = {}
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} {self.kind} in split {self.split!r}")
+        index %= n
+        shard = bisect_right(self._starts, index) - 1
+        return shard, index - int(self._starts[shard])
+
+    def _read_sample(self, shard: int, row: int) -> Any:
+        if self._memory is not None:
+            return self._memory[shard][row]
+        try:
+            return self._dataset(self._handle(shard), self.data_key, shard)[row]
+        except DataError:
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{self.files[shard]}: cannot read sample {row} ({exc}); {_REPACK}") from None
+
+    def _read_all(self, shard: int) -> Any:
+        try:
+            return self._dataset(self._handle(shard), self.data_key, shard)[()]
+        except DataError:
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{self.files[shard]}: cannot read ({exc}); {_REPACK}") from None
+
+    def _read_column(self, name: str, counts: list[int], dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+        parts = []
+        for i, expected in enumerate(counts):
+            f = self._open(i)
+            try:
+                arr = np.asarray(self._dataset(f, name, i)[()], dtype=dtype)
+            except DataError:
+                raise
+            except (OSError, KeyError, ValueError) as exc:
+                raise DataError(f"{self.files[i]}: cannot read '{name}' ({exc}); {_REPACK}") from None
+            finally:
+                f.close()
+            if arr.shape[0] != expected:
+                raise DataError(f"{self.files[i]}: '{name}' holds {arr.shape[0]} samples, index.json says "
+                                f"{expected}; {_REPACK}")
+            parts.append(arr)
+        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=dtype)
+
+    def _load_metadata(self, counts: list[int]) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handles"] = {}  # handles never travel to another process (spawn/forkserver workers)
+        return state
+
+    def __del__(self) -> None:
+        if getattr(self, "_pid", None) == os.getpid():
+            self._close()
+
+
+class FaceShards(_ShardSet):
+    """Faces of one split: ``{"image": (3,H,W) float32 in [-1, 1], "labels": int64 (age, gender, race),
+    "index": int}``; labels are -1 where unknown."""
+
+    kind = "faces"
+
+    def __init__(self, root: str | os.PathLike, split: str, in_memory: bool = False) -> None:
+        super().__init__(root, split, in_memory)
+
+    @property
+    def data_key(self) -> str:  # type: ignore[override]
+        return "images" if self.encoding == "raw" else "images_encoded"
+
+    def _load_metadata(self, counts: list[int]) -> None:
+        self.labels: np.ndarray = self._read_column("labels", counts, np.int16, (3,))
+
+    def _decode(self, stored: Any, shard: int, row: int) -> np.ndarray:
+        if self.encoding == "raw":
+            return np.asarray(stored)
+        try:
+            with Image.open(io.BytesIO(np.asarray(stored, dtype=np.uint8).tobytes())) as img:
+                arr = np.array(img.convert("RGB"))  # writable: torch.from_numpy warns on read-only
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged shard
+            raise DataError(f"{self.files[shard]}: sample {row} does not decode ({exc}); {_REPACK}") from None
+        return arr
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        shard, row = self._locate(index)
+        image = self._decode(self._read_sample(shard, row), shard, row)
+        if image.shape != (self.size, self.size, 3):
+            raise DataError(f"{self.files[shard]}: sample {row} has shape {image.shape}, expected "
+                            f"({self.size}, {self.size}, 3); {_REPACK}")
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32)
+        return {"image": tensor.div_(127.5).sub_(1.0),
+                "labels": torch.from_numpy(self.labels[shard_row_index(self, shard, row)].astype(np.int64)),
+                "index": int(index) % len(self)}
+
+
+class MaskShards(_ShardSet):
+    """Masks of one split: ``{"mask": (1,H,W) float32, 1 = hole, "ratio": float, "bucket": int,
+    "index": int}``."""
+
+    kind = "masks"
+    data_key = "masks"
+
+    def __init__(self, root: str | os.PathLike, split: str, in_memory: bool = False) -> None:
+        super().__init__(root, split, in_memory)
+
+    def _load_metadata(self, counts: list[int]) -> None:
+        self.ratios: np.ndarray = self._read_column("ratio", counts, np.float32, ())
+        self.buckets: np.ndarray = self._read_column("bucket", counts, np.int8, ()).astype(np.int64)
+        if self.buckets.size and (self.buckets.min() < 0 or self.buckets.max() >= len(BUCKET_EDGES)):
+            raise DataError(f"{self.root}: mask split {self.split!r} has bucket numbers outside 0-"
+                            f"{len(BUCKET_EDGES) - 1}; {_REPACK}")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        shard, row = self._locate(index)
+        mask = np.asarray(self._read_sample(shard, row))
+        if mask.shape != (self.size, self.size):
+            raise DataError(f"{self.files[shard]}: mask {row} has shape {mask.shape}, expected "
+                            f"({self.size}, {self.size}); {_REPACK}")
+        i = shard_row_index(self, shard, row)
+        return {"mask": torch.from_numpy(mask).to(torch.float32).unsqueeze_(0),
+                "ratio": float(self.ratios[i]), "bucket": int(self.buckets[i]), "index": i}
+
+
+def shard_row_index(dataset: _ShardSet, shard: int, row: int) -> int:
+    """Global sample index of ``row`` in shard number ``shard``."""
+    return int(dataset._starts[shard]) + row

@@ -1,0 +1,225 @@
+"""``python -m inpaint.evaluate``: score one or more trained models on the fixed protocol.
+
+Writes ``report.md``, ``metrics.json``, ``metrics.csv``, ``pairs.json`` and ``grid.png`` into
+``--out``. Every model is scored on the same pairs (drawn from ``--seed`` or read from
+``--pairs``), so the columns of a table are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from inpaint.buckets import BUCKET_LABELS
+from inpaint.cli import run_cli
+from inpaint.errors import ConfigError, DataError
+from inpaint.evaluation import demographics, protocol, summary
+from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
+from inpaint.evaluation.report import Evaluation, ModelResult, write_report
+from inpaint.evaluation.runner import Generator, Scorers, module_generator, score_pairs
+from inpaint.evaluation.samples import SampleWriter, chain_hooks
+from inpaint.identity import try_face_describer
+from inpaint.inference.progress import Progress
+from inpaint.lpips import try_load_lpips
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m inpaint.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run-dir", action="append", default=[], metavar="DIR",
+                   help="a training run dir (its newest checkpoint); repeat to compare runs")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
+                   help="a checkpoint .pt or shipped weights file; repeat to compare")
+    p.add_argument("--data", required=True, metavar="SHARDS", help="shard folder (with index.json) at the models' size")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: <run-dir>/eval for one run dir, else ./evaluation)")
+    p.add_argument("--pairs-per-bucket", type=int, default=protocol.DEFAULT_PAIRS_PER_BUCKET)
+    p.add_argument("--seed", type=int, default=0, help="seed of the pair list")
+    p.add_argument("--pairs", default=None, metavar="FILE", help="reuse a saved pairs.json instead of drawing one")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="generator precision (bf16 on GPU only)")
+    p.add_argument("--lpips-weights", default=None, metavar="DIR",
+                   help="folder with alexnet_imagenet_features.pth and lpips_alex_v0.1_lin.pth "
+                        "(default: $FACEFILL_WEIGHTS, ../shared/weights, torch hub cache)")
+    p.add_argument("--no-identity", action="store_true", help="skip the dlib identity distance (the slowest metric)")
+    p.add_argument("--no-demographics", action="store_true", help="skip the eval_balanced breakdown")
+    p.add_argument("--grid-per-bucket", type=int, default=1, help="grid rows per bucket (0: no grid.png)")
+    p.add_argument("--samples", default=None, metavar="DIR", help="also write every composite as PNG here")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was given but no CUDA GPU is visible: use --device cpu or run on a GPU node")
+    return torch.device(name)
+
+
+def model_name(kind: str, path: Path) -> str:
+    """A short column name: the run dir's name, or run:step for a checkpoint inside a run dir."""
+    path = path.expanduser().resolve()
+    if kind == "run-dir":
+        return path.name
+    if path.parent.name == "checkpoints":
+        return f"{path.parent.parent.name}:{path.stem}"
+    return path.stem
+
+
+def unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def _open_shards(root: Path) -> tuple[dict, Any, Any, Any | None]:
+    from inpaint.data import FaceShards, MaskShards, read_index
+
+    index = read_index(root)
+    counts = index.get("counts", {})
+    if not counts.get("faces", {}).get("test"):
+        raise DataError(f"{root / 'index.json'} lists no test faces: repack the shards with a test split")
+    if not counts.get("masks", {}).get("test"):
+        raise DataError(f"{root / 'index.json'} lists no test masks: repack the shards with test masks")
+    faces = FaceShards(root, "test")
+    masks = MaskShards(root, "test")
+    balanced = FaceShards(root, "eval_balanced") if counts.get("faces", {}).get("eval_balanced") else None
+    return index, faces, masks, balanced
+
+
+def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, balanced: Any | None,
+                       pairs: protocol.PairList, *, batch_size: int, device: torch.device, scorers: Scorers,
+                       workers: int = 0, collector: GridCollector | None = None, samples_dir: str | None = None,
+                       quiet: bool = False, autocast_dtype: torch.dtype | None = None) -> ModelResult:
+    """Score one generator on the protocol (and the balanced split when given); the library entry
+    point behind the CLI, usable with any callable generator."""
+    flat = pairs.flat()
+    pair_buckets = [b for b, _, _ in flat]
+    test_pairs = [(f, m) for _, f, m in flat]
+    writer = SampleWriter(samples_dir, name, [BUCKET_LABELS[b] for b in pair_buckets], test_pairs) if samples_dir else None
+    hook = chain_hooks(collector.for_model(name) if collector else None, writer)
+    per_pair = score_pairs(generator, faces, masks, test_pairs, batch_size=batch_size, device=device, scorers=scorers,
+                           workers=workers, hook=hook, autocast_dtype=autocast_dtype,
+                           progress=None if quiet else Progress(f"{name}: test pairs", len(test_pairs), "pairs"))
+    result = ModelResult(name=name, source="", info={}, buckets=summary.bucket_table(per_pair, pair_buckets))
+    if balanced is not None and pairs.balanced:
+        groups = demographics.group_columns(balanced.labels)
+        faces_idx = np.array([f for f, _ in pairs.balanced])
+        bwriter = SampleWriter(samples_dir, name, ["balanced"] * len(pairs.balanced), pairs.balanced) if samples_dir else None
+        bal = score_pairs(generator, balanced, masks, pairs.balanced, batch_size=batch_size, device=device, scorers=scorers,
+                          workers=workers, hook=bwriter, autocast_dtype=autocast_dtype,
+                          progress=None if quiet else Progress(f"{name}: balanced pairs", len(pairs.balanced), "pairs"))
+        orders = demographics.group_orders()
+        for kind, column in groups.items():
+            table = summary.group_means(bal, column[faces_idx], orders[kind])
+            result.demographics[kind] = table
+            result.spreads[kind] = summary.spread(table)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sources = [("run-dir", Path(p)) for p in args.run_dir] + [("checkpoint", Path(p)) for p in args.checkpoint]
+    if not sources:
+        raise ConfigError("nothing to evaluate: give --run-dir DIR or --checkpoint FILE (repeat to compare models)")
+    for opt, value in (("--pairs-per-bucket", args.pairs_per_bucket), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{opt} must be at least 1, got {value}")
+    device = resolve_device(args.device)
+    if args.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
+    root = Path(args.data).expanduser()
+    index, faces, masks, balanced = _open_shards(root)
+    if args.no_demographics:
+        balanced = None
+    size = int(index.get("size", faces.size))
+    fingerprint = protocol.shards_fingerprint(index)
+    balanced_count = len(balanced) if balanced is not None else 0
+    if args.pairs:
+        pairs = protocol.load_pairs(args.pairs, fingerprint, len(faces), len(masks), balanced_count)
+    else:
+        pairs = protocol.build_pairs(len(faces), masks.buckets, balanced_count, args.pairs_per_bucket, args.seed, fingerprint)
+    if balanced is None:
+        pairs.balanced = []
+
+    from inpaint.checkpoint import load_generator
+
+    loaded = []
+    for kind, path in sources:  # load all first: a bad path fails before anything is written
+        model, cfg = load_generator(path, device)
+        model_size = int(cfg.get("data", {}).get("size", size))
+        if model_size != size:
+            raise ConfigError(f"{path} is a {model_size}-px model but the shards {root} are {size} px: "
+                              f"evaluate on shards packed at {model_size} px")
+        loaded.append((kind, path, model, cfg))
+    lpips_model, lpips_reason = try_load_lpips(args.lpips_weights, device)
+    describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer()
+    out = Path(args.out) if args.out else (sources[0][1] / "eval" if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
+    out.mkdir(parents=True, exist_ok=True)
+    pairs_file = protocol.save_pairs(pairs, out / "pairs.json")
+    names = unique_names([model_name(kind, path) for kind, path, _, _ in loaded])
+
+    scorers = Scorers(lpips=lpips_model, identity=describer)
+    flat = pairs.flat()
+    pair_buckets = [b for b, _, _ in flat]
+    collector = GridCollector(grid_positions(pair_buckets, args.grid_per_bucket)) if args.grid_per_bucket > 0 else None
+
+    started = time.time()
+    results = []
+    autocast = torch.bfloat16 if args.precision == "bf16" else None
+    for (kind, path, model, cfg), name in zip(loaded, names):
+        result = evaluate_generator(name, module_generator(model), faces, masks, balanced, pairs,
+                                    batch_size=args.batch_size, device=device, scorers=scorers, workers=args.workers,
+                                    collector=collector, samples_dir=args.samples, quiet=args.quiet,
+                                    autocast_dtype=autocast)
+        result.source = str(path)
+        result.info = {"kind": kind, "config_name": cfg.get("name"), "config": cfg}
+        results.append(result)
+        del model
+
+    extra: dict[str, Any] = {"elapsed_s": round(time.time() - started, 1), "device": str(device)}
+    if collector is not None and collector.inputs:
+        extra["grid"] = write_grid(collector, pair_buckets, out / "grid.png").name
+    ev = Evaluation(models=results, protocol=protocol_summary(pairs, root, size, pairs_file),
+                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra)
+    written = write_report(ev, out)
+    print_summary(results)
+    print(f"wrote {', '.join(str(p) for p in written.values())}, {pairs_file}"
+          + (f", {out / extra['grid']}" if "grid" in extra else ""))
+    return 0
+
+
+def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file: Path) -> dict[str, Any]:
+    return {
+        "data": str(root), "size": size, "seed": pairs.seed, "pairs_per_bucket": pairs.pairs_per_bucket,
+        "fingerprint": pairs.fingerprint, "pairs_file": pairs_file.name,
+        "bucket_counts": {BUCKET_LABELS[b]: len(p) for b, p in enumerate(pairs.buckets)},
+        "shortfalls": pairs.shortfalls, "balanced_pairs": len(pairs.balanced),
+    }
+
+
+def print_summary(results: list[ModelResult]) -> None:
+    """The Average row per model on stdout: the one line a batch-job log needs."""
+    for r in results:
+        avg = r.buckets.get(summary.AVERAGE, {})
+        parts = []
+        for key in ("ref_l1", "ref_psnr", "std_l1", "std_psnr", "std_ssim", "std_lpips", "identity_distance"):
+            value = avg.get(key)
+            if value is not None:
+                parts.append(f"{key}={summary.METRIC_BY_KEY[key].fmt.format(value)}")
+        print(f"{r.name}: average over {avg.get('n', 0)} pairs: " + " ".join(parts))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,8 @@
+"""Evaluation of trained generators: which model is better, per hole size and per group of people.
+
+Kept apart from training: nothing here imports the trainer, and the runner scores any callable
+``(masked_image, mask) -> output``, so a baseline or a "perfect model" is scored the same way as
+a checkpoint. Modules: ``protocol`` (the fixed pair list), ``runner`` (per-pair metrics),
+``summary`` (per bucket / per group means), ``demographics`` (group labels), ``report``
+(report.md, metrics.json, metrics.csv) and ``grid`` (the comparison figure).
+"""

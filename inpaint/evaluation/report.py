@@ -1,0 +1,188 @@
+"""Writing an evaluation: ``report.md`` (tables laid out like the reference: rows = buckets +
+Average, columns = models, one table per metric), ``metrics.json`` (everything, machine-readable)
+and ``metrics.csv`` (one number per row, for plotting across runs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inpaint.buckets import BUCKET_LABELS
+from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY, METRICS, available_metrics
+from inpaint.identity import SAME_PERSON_THRESHOLD
+from inpaint.inference.files import write_text_atomic
+
+Table = dict[str, dict[str, Any]]
+BREAKDOWNS = (("race_gender", "race × gender"), ("race", "race"), ("gender", "gender"))
+
+
+@dataclass
+class ModelResult:
+    name: str
+    source: str
+    info: dict[str, Any]
+    buckets: Table
+    demographics: dict[str, Table] = field(default_factory=dict)
+    spreads: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    models: list[ModelResult]
+    protocol: dict[str, Any]
+    lpips_reason: str = ""      # empty = LPIPS computed
+    identity_reason: str = ""   # empty = identity computed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return METRIC_BY_KEY[key].fmt.format(value)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def _bucket_rows(ev: Evaluation) -> list[str]:
+    return [label for label in (*BUCKET_LABELS, AVERAGE) if any(label in m.buckets for m in ev.models)]
+
+
+def render_markdown(ev: Evaluation) -> str:
+    lines = ["# Evaluation report", ""]
+    p = ev.protocol
+    lines += [
+        f"- Data: `{p.get('data')}` ({p.get('size')} px), pair list `{p.get('pairs_file')}` (seed {p.get('seed')}, "
+        f"fingerprint `{p.get('fingerprint')}`)",
+        f"- Pairs: {p.get('pairs_per_bucket')} requested per hole-ratio bucket; held: "
+        + ", ".join(f"{label} {n}" for label, n in p.get("bucket_counts", {}).items()),
+    ]
+    if p.get("shortfalls"):
+        lines.append("- **Fewer pairs than requested** in " + ", ".join(f"{k} ({v})" for k, v in p["shortfalls"].items())
+                     + ": the shards hold fewer test masks in those buckets (each mask is used once per bucket).")
+    lines.append(f"- Models: " + ", ".join(f"**{m.name}** (`{m.source}`)" for m in ev.models))
+    lines.append("- LPIPS: " + ("AlexNet v0.1" if not ev.lpips_reason else f"**unavailable** — {ev.lpips_reason}"))
+    lines.append("- Identity: " + (f"dlib ResNet face descriptor, same-person threshold {SAME_PERSON_THRESHOLD}"
+                                   if not ev.identity_reason else f"**unavailable** — {ev.identity_reason}"))
+    lines += [
+        "",
+        "Two conventions, both always reported: the *reference* convention scores the raw generator output "
+        "against the ground truth in [-1, 1] (as the published face-inpainting tables); the *standard* "
+        "convention scores the composite (generated pixels in the hole, original outside) in [0, 1] "
+        "(as LaMa / MAT). Values are per image, then averaged; *Average* is the mean of the bucket rows.",
+        "",
+        "## Per hole-ratio bucket",
+        "",
+    ]
+    rows = _bucket_rows(ev)
+    shown = available_metrics([m.buckets for m in ev.models])
+    for metric in METRICS:
+        lines.append(f"### {metric.title} {'↑' if metric.higher_is_better else '↓'}")
+        lines.append("")
+        if metric not in shown:
+            reason = ev.lpips_reason if metric.key == "std_lpips" else ev.identity_reason
+            lines += [f"Unavailable: {reason or 'not computed'}", ""]
+            continue
+        body = [[label] + [_fmt(metric.key, m.buckets.get(label, {}).get(metric.key)) for m in ev.models] for label in rows]
+        lines += _md_table(["Hole ratio"] + [m.name for m in ev.models], body) + [""]
+    if any(m.demographics for m in ev.models):
+        lines += ["## Demographic breakdown (eval_balanced split)", "",
+                  f"Each balanced face is paired with one seeded test mask from any bucket "
+                  f"({p.get('balanced_pairs', 0)} pairs). *Spread* is the gap between the best and worst group.", ""]
+        for m in ev.models:
+            if not m.demographics:
+                continue
+            metrics_here = available_metrics(list(m.demographics.values()))
+            for kind, title in BREAKDOWNS:
+                table = m.demographics.get(kind, {})
+                if not table:
+                    continue
+                lines += [f"### {m.name}: by {title}", ""]
+                body = [[group, str(row["n"])] + [_fmt(x.key, row.get(x.key)) for x in metrics_here] for group, row in table.items()]
+                spreads = m.spreads.get(kind, {})
+                body.append(["**spread (best − worst)**", ""] + [
+                    _fmt(x.key, spreads[x.key]["gap"]) if x.key in spreads else "–" for x in metrics_here])
+                header = ["Group", "Pairs"] + [_short_name(x.key) for x in metrics_here]
+                lines += _md_table(header, body) + [""]
+                for x in metrics_here:
+                    if x.key in spreads:
+                        s = spreads[x.key]
+                        lines.append(f"- {_short_name(x.key)}: best {s['best']} ({_fmt(x.key, s['best_value'])}), "
+                                     f"worst {s['worst']} ({_fmt(x.key, s['worst_value'])})")
+                lines.append("")
+    if ev.extra.get("grid"):
+        lines += ["## Samples", "", f"![comparison grid]({ev.extra['grid']})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_SHORT = {"ref_l1": "L1 ref", "ref_psnr": "PSNR ref", "std_l1": "L1 std", "std_hole_l1": "hole L1 std",
+          "std_psnr": "PSNR std", "std_ssim": "SSIM", "std_lpips": "LPIPS", "identity_distance": "ID dist",
+          "identity_same": "same person"}
+
+
+def _short_name(key: str) -> str:
+    return _SHORT.get(key, key)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: unavailable values become null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(ev: Evaluation) -> dict[str, Any]:
+    return _clean({
+        "format": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "protocol": ev.protocol,
+        "metrics": {m.key: {"title": m.title, "convention": m.convention, "higher_is_better": m.higher_is_better}
+                    for m in METRICS},
+        "lpips": {"available": not ev.lpips_reason, "reason": ev.lpips_reason or None},
+        "identity": {"available": not ev.identity_reason, "reason": ev.identity_reason or None,
+                     "threshold": SAME_PERSON_THRESHOLD},
+        "models": [{"name": m.name, "source": m.source, **m.info, "buckets": m.buckets,
+                    "demographics": m.demographics, "spreads": m.spreads} for m in ev.models],
+        **ev.extra,
+    })
+
+
+def to_csv(ev: Evaluation) -> str:
+    """Long format: model, split, grouping, group, pairs, metric, convention, value."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model", "split", "grouping", "group", "pairs", "metric", "convention", "value"])
+    for m in ev.models:
+        blocks = [("test", "bucket", m.buckets)] + [("eval_balanced", kind, t) for kind, t in m.demographics.items()]
+        for split, grouping, table in blocks:
+            for group, row in table.items():
+                for metric in METRICS:
+                    value = row.get(metric.key)
+                    writer.writerow([m.name, split, grouping, group, row.get("n", ""), metric.key, metric.convention,
+                                     "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"])
+    return buf.getvalue()
+
+
+def write_report(ev: Evaluation, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write the three report files atomically; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "metrics.json": write_text_atomic(out / "metrics.json", json.dumps(to_json(ev), indent=2) + "\n"),
+        "metrics.csv": write_text_atomic(out / "metrics.csv", to_csv(ev)),
+        "report.md": write_text_atomic(out / "report.md", render_markdown(ev)),
+    }

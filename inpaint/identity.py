@@ -1,0 +1,132 @@
+"""Identity preservation: is the repaired face still the same person?
+
+Uses dlib's ResNet face descriptor (128-d; the model behind the ``face_recognition`` library,
+customary same-person threshold 0.6) from the optional ``[identity]`` extra: ``dlib-bin``
+(prebuilt dlib) and ``face-recognition-models`` (the model files). The model files are located
+with :func:`importlib.util.find_spec` without importing that package, because its ``__init__``
+needs ``pkg_resources``, which new Pythons no longer ship. Without the extra, callers get a reason
+string and report identity as unavailable.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: The customary same-person threshold of dlib's descriptor (``face_recognition``'s tolerance).
+SAME_PERSON_THRESHOLD = 0.6
+DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
+INSTALL_HINT = "pip install 'facefill[identity]' (dlib-bin and face-recognition-models)"
+
+
+def models_dir() -> Path | None:
+    """Folder of the ``face_recognition_models`` data files, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec("face_recognition_models")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "models"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _import_dlib() -> Any:
+    import dlib  # noqa: PLC0415 - optional dependency, imported only when asked for
+
+    return dlib
+
+
+def unavailable_reason() -> str:
+    """Empty when identity can be computed, else why not (for the report)."""
+    try:
+        _import_dlib()
+    except ImportError as exc:
+        return f"dlib is not installed ({exc}): {INSTALL_HINT}"
+    folder = models_dir()
+    if folder is None:
+        return f"face-recognition-models is not installed: {INSTALL_HINT}"
+    for name in (DESCRIPTOR_FILE, LANDMARKS_FILE):
+        if not (folder / name).is_file():
+            return f"{folder / name} is missing: reinstall face-recognition-models"
+    return ""
+
+
+class FaceDescriber:
+    """dlib face descriptors of aligned face crops.
+
+    The evaluation faces are already aligned crops, so the whole image is the face box and the
+    5-point landmark model only fixes the descriptor's own alignment; no detector runs (it misses
+    faces in small crops and would make the distance depend on detection luck).
+    """
+
+    def __init__(self) -> None:
+        reason = unavailable_reason()
+        if reason:
+            raise RuntimeError(reason)
+        dlib = _import_dlib()
+        folder = models_dir()
+        assert folder is not None
+        self._dlib = dlib
+        self._landmarks = dlib.shape_predictor(str(folder / LANDMARKS_FILE))
+        self._encoder = dlib.face_recognition_model_v1(str(folder / DESCRIPTOR_FILE))
+
+    def describe(self, images: np.ndarray) -> np.ndarray:
+        """(N,H,W,3) uint8 RGB aligned crops → (N,128) float64 descriptors."""
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"describe needs (N,H,W,3) uint8 RGB images, got {images.shape} {images.dtype}")
+        dlib = self._dlib
+        crops, shapes = [], []
+        for image in images:
+            image = np.ascontiguousarray(image)
+            h, w = image.shape[:2]
+            box = dlib.rectangle(0, 0, w - 1, h - 1)
+            crops.append(image)
+            shapes.append(self._landmarks(image, box))
+        out = np.empty((len(crops), 128), dtype=np.float64)
+        for i, (image, shape) in enumerate(zip(crops, shapes)):
+            out[i] = np.asarray(self._encoder.compute_face_descriptor(image, shape))
+        return out
+
+    def distance(self, images_a: np.ndarray, images_b: np.ndarray) -> np.ndarray:
+        """Euclidean descriptor distance per pair of crops, (N,)."""
+        return np.linalg.norm(self.describe(images_a) - self.describe(images_b), axis=1)
+
+
+def try_face_describer() -> tuple[FaceDescriber | None, str]:
+    """(describer, "") when the extra is installed, else (None, reason)."""
+    reason = unavailable_reason()
+    if reason:
+        return None, reason
+    try:
+        return FaceDescriber(), ""
+    except RuntimeError as exc:  # a model file that dlib cannot parse
+        return None, str(exc)
+
+
+class FaceDetector:
+    """dlib's HOG frontal face detector (no model file needed), for finding the face around a hole."""
+
+    def __init__(self) -> None:
+        self._detector = _import_dlib().get_frontal_face_detector()
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[tuple[int, int, int, int]]:
+        """Face boxes (left, top, right, bottom) of an (H,W,3) uint8 RGB image, largest first."""
+        rects = self._detector(np.ascontiguousarray(image), upsample)
+        boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+        return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
+def try_face_detector() -> FaceDetector | None:
+    """The detector when dlib is installed, else None (callers fall back to a box around the hole)."""
+    try:
+        return FaceDetector()
+    except ImportError:
+        return None

@@ -1,0 +1,80 @@
+"""``python -m inpaint.train``: train a model in a run dir, resuming whatever is already there.
+
+The job layer's only interface to training: arguments in, exit code out (0 finished, 75 stopped
+early with a valid checkpoint — run again, 1 training failure, 2 bad input), ``status.json`` and
+a one-line status as the last stdout line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Sequence
+
+from inpaint.cli import run_cli
+from inpaint.errors import ConfigError
+
+
+def parse_deadline(text: str) -> float:
+    """A UNIX time (``1767225600``) or an ISO 8601 date-time (``2026-01-01T12:00:00+01:00``)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a UNIX time nor an ISO 8601 date-time") from None
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m inpaint.train", description=__doc__.split("\n\n")[0],
+                                epilog="Exit codes: 0 finished, 75 stopped early with a checkpoint (run again "
+                                       "to continue), 1 training failure, 2 bad input.")
+    p.add_argument("--config", required=True, help="YAML file or packaged name (smoke, model1, model2, model3)")
+    p.add_argument("--data", required=True, type=Path, help="shard folder written by data_prep.pack (holds index.json)")
+    p.add_argument("--run-dir", required=True, type=Path, help="where checkpoints, logs and samples go; resumed if it has checkpoints")
+    p.add_argument("--time-limit", type=positive_seconds, metavar="S", help="wall-clock budget of this process in seconds; stops with a checkpoint before it runs out (exit 75)")
+    p.add_argument("--deadline", type=parse_deadline, metavar="T", help="absolute end time (UNIX seconds or ISO 8601); like --time-limit")
+    p.add_argument("--max-steps", type=int, metavar="N", help="cap on the total number of optimizer steps (same as --set train.max_steps=N)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels: stop+resume gives bit-identical weights (slower)")
+    p.add_argument("--force", action="store_true", help="resume even if the config or shards differ from the checkpoint's")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.time()  # --time-limit counts from here: loading torch and set-up use the budget too
+    args = build_parser().parse_args(argv)
+    from inpaint.config import load_config
+    from inpaint.training.loop import TrainOptions, train
+
+    overrides = list(args.overrides)
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise ConfigError(f"--max-steps {args.max_steps} must be a positive number of steps")
+        overrides.append(f"train.max_steps={args.max_steps}")
+    config = load_config(args.config, overrides)
+    opts = TrainOptions(config=config, data_root=args.data, run_dir=args.run_dir, device=args.device,
+                        time_limit=args.time_limit, deadline=args.deadline, deterministic=args.deterministic,
+                        force=args.force, start_time=started)
+    return train(opts).exit_code
+
+
+if __name__ == "__main__":
+    run_cli(main)

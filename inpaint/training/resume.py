@@ -1,0 +1,74 @@
+"""Is it safe to continue a run dir with this config and these shards?
+
+A checkpoint is only meaningful with the config that produced it. Settings that only change
+how fast or how visibly we train (or when we stop) may differ; anything that changes the model,
+the loss, the optimisation or the data stream may not, unless the user says ``--force``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from inpaint.errors import ConfigError, DataError
+
+# Keys that may change between the jobs of one run.
+RESUME_FREE_KEYS = frozenset({
+    "name",
+    "train.epochs", "train.max_steps", "train.log_every_steps", "train.checkpoint_every_steps",
+    "train.checkpoint_keep", "train.compile", "train.channels_last", "train.precision",
+    "data.workers", "loss.perceptual_weights",
+})
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``"optim.lr: 0.0002 → 0.001"`` for every key that matters and differs."""
+    a, b = flatten(saved), flatten(current)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUME_FREE_KEYS:
+            continue
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            diffs.append(f"{key}: {a.get(key, '<unset>')!r} → {b.get(key, '<unset>')!r}")
+    return diffs
+
+
+def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], checkpoint: Path, force: bool) -> list[str]:
+    """Refuse (ConfigError) on differences unless ``force``; returns them for logging."""
+    diffs = config_differences(saved, current)
+    if diffs and not force:
+        raise ConfigError(
+            f"checkpoint {checkpoint} was trained with a different config ({'; '.join(diffs)}): "
+            "use the same config, a new --run-dir, or --force to continue with the new settings"
+        )
+    return diffs
+
+
+def data_fingerprint(index: Mapping[str, Any], num_faces: int, num_masks: int) -> dict[str, Any]:
+    """What identifies the training stream of a shard set (size and split sizes)."""
+    return {"size": int(index.get("size", 0)), "train_faces": int(num_faces), "train_masks": int(num_masks)}
+
+
+def check_data(saved: Mapping[str, Any] | None, current: Mapping[str, Any], data_root: Path,
+               checkpoint: Path, force: bool) -> list[str]:
+    """Refuse to resume on a different shard set (the epoch order would change) unless ``force``."""
+    if not saved:
+        return []
+    diffs = [f"{k}: {saved.get(k)!r} → {current.get(k)!r}" for k in sorted(current) if saved.get(k) != current.get(k)]
+    if diffs and not force:
+        raise DataError(
+            f"shards in {data_root} differ from the ones checkpoint {checkpoint} was trained on ({'; '.join(diffs)}): "
+            "point --data at the original shards, or --force to continue on these"
+        )
+    return diffs

@@ -1,0 +1,85 @@
+"""Side-by-side pictures of inpainting results: masked input | output | composite | ground truth.
+
+Used for the trainer's per-epoch samples and reusable by evaluation and inference, so that every
+picture the project produces reads the same way. Pillow only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+COLUMNS = ("masked input", "output", "composite", "ground truth")
+SHORT_COLUMNS = ("input", "output", "composite", "truth")  # for images narrower than the long labels
+HOLE_COLOUR = (255, 255, 255)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B,3,H,W) in [-1, 1] → (B,H,W,3) uint8."""
+    x = images.detach().float().cpu().clamp(-1, 1)
+    return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def composite(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Known pixels from the input, hole pixels (mask 1) from the network: what a user gets."""
+    mask = mask.to(output.dtype)
+    return image.to(output.dtype) * (1 - mask) + output * mask
+
+
+def show_holes(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """The network's input as a person would see it: holes painted white."""
+    pixels = to_uint8(image)
+    holes = mask.detach().cpu().bool()[:, 0].numpy()
+    pixels[holes] = HOLE_COLOUR
+    return pixels
+
+
+def image_grid(columns: Sequence[np.ndarray], labels: Sequence[str] | None = None, pad: int = 2,
+               background: tuple[int, int, int] = (32, 32, 32)) -> Image.Image:
+    """Rows = samples, one column per (B,H,W,3) uint8 array, with an optional label header."""
+    if not columns:
+        raise ValueError("image_grid needs at least one column")
+    b, h, w, _ = columns[0].shape
+    font = ImageFont.load_default()
+    header = 14 if labels else 0
+    width = len(columns) * (w + pad) + pad
+    height = header + b * (h + pad) + pad
+    canvas = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(canvas)
+    for c, col in enumerate(columns):
+        x = pad + c * (w + pad)
+        if labels:
+            draw.text((x + 1, 1), labels[c], fill=(230, 230, 230), font=font)
+        for r in range(b):
+            canvas.paste(Image.fromarray(col[r]), (x, header + pad + r * (h + pad)))
+    return canvas
+
+
+def inpainting_grid(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor, labels: bool = True) -> Image.Image:
+    """The standard four-column picture for a batch of faces (all tensors (B,C,H,W), [-1,1],
+    mask 1 = hole)."""
+    cols = [show_holes(image, mask), to_uint8(output), to_uint8(composite(output, image, mask)), to_uint8(image)]
+    names = COLUMNS if image.shape[-1] >= 80 else SHORT_COLUMNS
+    return image_grid(cols, names if labels else None)
+
+
+def save_png(picture: Image.Image, path: str | os.PathLike) -> Path:
+    """Write a PNG atomically (temp name in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            picture.save(f, format="PNG")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,39 @@
+"""The chain's latest decision (``run_dir/jobs/chain.json``), written by whichever part decided.
+
+States: submitted, running, evaluating, done, evaluated, stopped, cancelled. The PBS script
+writes the same fields from bash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from jobs.ledger import now_iso
+from jobs.paths import CHAIN_STATE, under
+
+ENDED = ("done", "evaluated", "stopped", "cancelled")
+
+
+def write_chain_state(run_dir: Path | str, state: str, reason: str, part: int = 0,
+                      exit_code: int | None = None, job_id: str | None = None,
+                      executor: str | None = None) -> None:
+    path = under(run_dir, CHAIN_STATE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"state": state, "reason": reason, "part": part, "exit_code": exit_code,
+                               "job_id": job_id, "executor": executor, "time": now_iso()}) + "\n")
+    os.replace(tmp, path)
+
+
+def read_chain_state(run_dir: Path | str) -> dict:
+    try:
+        data = json.loads(under(run_dir, CHAIN_STATE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def chain_ended(run_dir: Path | str) -> bool:
+    return read_chain_state(run_dir).get("state") in ENDED

@@ -1,0 +1,60 @@
+"""Watch a chain from the terminal: print each part as the ledger records it, until it ends."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, TextIO
+
+from jobs import ledger, lock
+from jobs.chain_state import ENDED, read_chain_state
+
+DEAD_GRACE_S = 10.0  # an owner may vanish for a moment while a part hands over to the next
+
+
+def describe_event(ev: dict) -> str:
+    part, kind = ev.get("part"), ev.get("kind", "train")
+    label = f"part {part}" if kind == "train" else f"{kind} (part {part})"
+    if ev.get("event") == "submit":
+        return f"{label}: submitted as job {ev.get('job_id')}"
+    if ev.get("event") == "start":
+        return f"{label}: started on {ev.get('host', '?')}"
+    if ev.get("event") == "end":
+        step = f" at step {ev['step']}" if ev.get("step") is not None else ""
+        action = f" -> {ev['action']} ({ev.get('reason', '')})" if ev.get("action") else ""
+        said = f"\n[facefill]   {ev['status_line']}" if ev.get("status_line") else ""
+        return f"{label}: exit {ev.get('exit_code')}{step}{action}{said}"
+    return f"{label}: {ev.get('event')}"
+
+
+def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
+           is_alive: Callable[[dict], bool] | None = None) -> dict:
+    """Block until the chain in ``run_dir`` ends; return its final chain state.
+
+    If the owning process disappears without the chain reaching an end state (killed, out of
+    memory), a "stopped" state naming the lost part is returned instead of waiting forever.
+    """
+    alive = is_alive or (lambda owner: lock.owner_alive(owner)[0])
+    seen = 0
+    dead_since: float | None = None
+    while True:
+        events = ledger.read_events(run_dir)
+        for ev in events[seen:]:
+            print(f"[facefill] {describe_event(ev)}", file=out, flush=True)
+        seen = len(events)
+        state = read_chain_state(run_dir)
+        owner = lock.read_owner(run_dir)
+        if state.get("state") in ENDED and owner is None:
+            return state
+        if owner is not None and alive(owner):
+            dead_since = None
+        else:
+            dead_since = dead_since or time.monotonic()
+            if time.monotonic() - dead_since > DEAD_GRACE_S:
+                state = read_chain_state(run_dir)
+                if state.get("state") in ENDED:
+                    return state
+                lost = owner.get("job_id") if owner else "?"
+                return {"state": "stopped", "reason": f"job {lost} ended without a decision (killed?); "
+                        f"see {Path(run_dir) / 'jobs' / 'submitit'} and submit again to resume"}
+        time.sleep(poll_s)

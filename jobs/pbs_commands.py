@@ -1,0 +1,176 @@
+"""qsub / qstat / qdel: thin wrappers that turn PBS Pro's outputs into data and clear errors.
+
+Formats follow a real OpenPBS 23.06 server (see tests and ../shared/fixtures/openpbs): ``qsub``
+prints only the job id; ``qstat -x -f -F json`` lists finished jobs too (state F with
+``Exit_status``); an unknown id makes ``qstat`` exit 153 with "Unknown Job Id" on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from inpaint.errors import FacefillError
+
+JOB_ID_RE = re.compile(r"^\d+(\[\d*\])?\.[A-Za-z0-9_.-]+$")
+UNKNOWN_JOB_RE = re.compile(r"Unknown Job Id\s+(\S+)")
+QSTAT_UNKNOWN_RC = 153
+WALLTIME_EXIT = -29  # JOB_EXEC_KILL_WALLTIME
+SIGNAL_EXIT_BASE = 256
+RETRY_DELAYS_S = (2.0, 5.0, 15.0)
+
+
+class QsubError(FacefillError):
+    """qsub refused the job; the message carries qsub's own words."""
+
+
+class QstatError(FacefillError):
+    """qstat could not answer (after retries); never evidence that a job is gone."""
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    state: str                       # PBS one-letter state: Q H R E F B X W T S M
+    exit_status: int | None = None
+    name: str = ""
+    queue: str = ""
+    comment: str = ""
+    start_time: str | None = None
+    end_time: str | None = None
+    walltime_used: str | None = None
+    walltime_limit: str | None = None
+    depend: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "F"
+
+    @property
+    def active(self) -> bool:
+        return self.state != "F"
+
+
+def describe_exit(exit_status: int | None) -> str:
+    """Human words for PBS's ``Exit_status`` (−29 walltime, 256+signal, else the script's code)."""
+    if exit_status is None:
+        return "never ran (deleted before start)"
+    if exit_status == WALLTIME_EXIT:
+        return "killed at walltime"
+    if exit_status >= SIGNAL_EXIT_BASE:
+        sig = exit_status - SIGNAL_EXIT_BASE
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}"
+    if exit_status < 0:
+        return f"PBS could not run the job (Exit_status {exit_status})"
+    return "succeeded" if exit_status == 0 else f"script exited {exit_status}"
+
+
+def parse_job_id(stdout: str) -> str:
+    """The id from qsub's output (it prints only the id, e.g. ``30.vm``)."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    if not lines or not JOB_ID_RE.match(lines[-1]):
+        raise QsubError(f"qsub printed no job id (got {stdout.strip()!r}); check `qstat -u $USER`")
+    return lines[-1]
+
+
+def qsub(script: Path | str, extra_args: Sequence[str] = ()) -> str:
+    """Submit ``script``; return the job id. QsubError with qsub's message when refused."""
+    cmd = ["qsub", *extra_args, str(script)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise QsubError("qsub not found on PATH: submit from a PBS front-end, or use --executor local") from None
+    except subprocess.TimeoutExpired:
+        raise QsubError(f"qsub {script} did not answer in 120 s; check `qstat -u $USER` before retrying") from None
+    if out.returncode != 0:
+        message = " ".join((out.stderr or out.stdout).split()) or "no message"
+        raise QsubError(f"qsub refused {script} (exit {out.returncode}): {message}")
+    return parse_job_id(out.stdout)
+
+
+def _state_from_json(job_id: str, info: dict) -> JobState:
+    exit_status = info.get("Exit_status")
+    return JobState(
+        job_id=job_id, state=str(info.get("job_state", "?")),
+        exit_status=int(exit_status) if exit_status is not None else None,
+        name=str(info.get("Job_Name", "")), queue=str(info.get("queue", "")),
+        comment=str(info.get("comment", "")), start_time=info.get("stime"),
+        end_time=info.get("obittime"),
+        walltime_used=(info.get("resources_used") or {}).get("walltime"),
+        walltime_limit=(info.get("Resource_List") or {}).get("walltime"),
+        depend=info.get("depend"), raw=info,
+    )
+
+
+def parse_qstat_json(text: str) -> dict[str, JobState]:
+    """Jobs from ``qstat -x -f -F json``; {} for the "no Jobs" answer of an unknown id."""
+    data = json.loads(text, strict=False)  # PBS does not escape control characters in variables
+    return {jid: _state_from_json(jid, info) for jid, info in (data.get("Jobs") or {}).items()}
+
+
+def _matches(asked: str, known: str) -> bool:
+    """PBS may answer with the full server name (``30.vm`` vs ``30.vm.example.org``)."""
+    return known == asked or known.startswith(asked + ".") or asked.startswith(known + ".")
+
+
+def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] = RETRY_DELAYS_S) -> dict[str, JobState]:
+    """States of ``job_ids`` with ONE ``qstat -x -f -F json`` call (plus retries).
+
+    Ids the server does not know are absent from the result. A failure that is not "Unknown Job
+    Id" (server busy, network) is retried; if it persists QstatError is raised — callers must not
+    conclude that the jobs are gone.
+    """
+    ids = [str(j) for j in job_ids if j]
+    if not ids:
+        return {}
+    last_error = ""
+    for attempt in range(len(retry_delays) + 1):
+        if attempt:
+            time.sleep(retry_delays[attempt - 1])
+        try:
+            out = subprocess.run(["qstat", "-x", "-f", "-F", "json", *ids], capture_output=True,
+                                 text=True, timeout=120)
+        except FileNotFoundError:
+            raise QstatError("qstat not found on PATH: run this on a PBS front-end") from None
+        except subprocess.TimeoutExpired:
+            last_error = "qstat timed out"
+            continue
+        unknown = set(UNKNOWN_JOB_RE.findall(out.stderr))
+        try:
+            jobs = parse_qstat_json(out.stdout) if out.stdout.strip() else {}
+        except json.JSONDecodeError as exc:
+            last_error = f"unreadable qstat JSON ({exc})"
+            continue
+        if out.returncode == 0 or (out.returncode == QSTAT_UNKNOWN_RC and unknown) or (jobs and unknown):
+            result: dict[str, JobState] = {}
+            for asked in ids:
+                hit = next((st for known, st in jobs.items() if _matches(asked, known)), None)
+                if hit is not None:
+                    result[asked] = hit
+            return result
+        last_error = " ".join(out.stderr.split()) or f"exit {out.returncode}"
+    raise QstatError(last_error)
+
+
+def qdel(job_ids: Sequence[str]) -> tuple[list[str], str]:
+    """Delete jobs; returns (ids qdel accepted, its error text). Finished ids are not errors."""
+    ids = [str(j) for j in job_ids if j]
+    if not ids:
+        return [], ""
+    try:
+        out = subprocess.run(["qdel", *ids], capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise QsubError("qdel not found on PATH: run this on a PBS front-end") from None
+    refused = set(re.findall(r"(\d+(?:\[\d*\])?\.[\w.-]+)", out.stderr))
+    return [j for j in ids if j not in refused], " ".join(out.stderr.split())

@@ -1,0 +1,75 @@
+"""Render the PBS Pro script of a chain part from a :class:`JobSpec` (template in templates/)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from jobs.chain import bash_decide_function
+from jobs.options import JobSpec
+from jobs.paths import LOGS_DIR
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "facefill.pbs.sh"
+
+
+def select_statement(spec: JobSpec) -> str:
+    """``select=N:ncpus=…:ngpus=…:mem=…[:scratch_local=…][:gpu_cap=…]``."""
+    chunk = [str(spec.nodes), f"ncpus={spec.ncpus}"]
+    if spec.ngpus:
+        chunk.append(f"ngpus={spec.ngpus}")
+    if spec.mem:
+        chunk.append(f"mem={spec.mem}")
+    if spec.scratch:
+        chunk.append(spec.scratch)
+    if spec.gpu_cap:
+        chunk.append(f"gpu_cap={spec.gpu_cap}")
+    return "select=" + ":".join(chunk)
+
+
+def directives(spec: JobSpec) -> list[str]:
+    """``#PBS`` lines; the user's extra directives come first."""
+    lines = [f"#PBS {d.strip()}" for d in spec.directives]
+    lines += [
+        f"#PBS -N {spec.name}",
+        f"#PBS -q {spec.queue}",
+        f"#PBS -l {select_statement(spec)}",
+        f"#PBS -l walltime={spec.walltime}",
+    ]
+    if spec.nodes > 1:
+        lines.append("#PBS -l place=scatter")
+    lines += ["#PBS -j oe", f"#PBS -o {Path(spec.run_dir) / LOGS_DIR}/"]
+    return lines
+
+
+def render(spec: JobSpec) -> str:
+    """The complete script text; every value is shell-quoted."""
+    scratch_cfg = spec.profile.get("scratch") or {}
+    q = shlex.quote
+    values = {
+        "DIRECTIVES": "\n".join(directives(spec)),
+        "RUN_DIR": q(spec.run_dir),
+        "DATA": q(spec.data),
+        "CONFIG": q(spec.config),
+        "PROJECT_ROOT": q(spec.project_root),
+        "IMAGE": q(spec.image or ""),
+        "PYTHON": q(spec.python),
+        "TRAINER_MODULE": q(spec.trainer_module),
+        "TRAIN_ARGS": " ".join(q(a) for a in spec.train_args),
+        "TIME_LIMIT": str(spec.time_limit_s),
+        "NGPUS": str(spec.ngpus),
+        "NODES": str(spec.nodes),
+        "MAX_RESUBMITS": str(spec.max_resubmits),
+        "THEN_EVALUATE": "1" if spec.then_evaluate else "0",
+        "CHAIN_LENGTH": str(spec.chain),
+        "STAGE_DATA": "1" if scratch_cfg.get("stage_data", True) else "0",
+        "SCRATCH_ENV": q(scratch_cfg.get("env") or "SCRATCHDIR"),
+        "SCRATCH_CLEANUP": q(scratch_cfg.get("cleanup") or ""),
+        "LAUNCHER": q(spec.profile.get("multinode_launcher") or "pbsdsh"),
+        "DECIDE_FUNCTION": bash_decide_function(),
+    }
+    text = TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    if "{{" in text:
+        raise RuntimeError(f"{TEMPLATE}: placeholder left unrendered near {text[text.index('{{'):][:40]!r}")
+    return text

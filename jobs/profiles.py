@@ -1,0 +1,103 @@
+"""Site profiles (YAML): queue limits, default resources, image path, scratch handling.
+
+A user profile file may name a packaged one as ``base:`` and override any key, so a new grid is
+a few lines of YAML rather than a code change.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inpaint.errors import ConfigError
+from jobs.walltime import parse_walltime
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+METACENTRUM_MARKER = Path("/cvmfs/singularity.metacentrum.cz")
+
+_SCHEMA: dict[str, Any] = {
+    "name": str, "scheduler": str, "default_queue": str, "queues": dict, "resources": dict,
+    "container": dict, "scratch": dict, "multinode_launcher": str, "safety_margin": str,
+    "directives": list,
+}
+_RESOURCE_KEYS = {"ncpus", "ngpus", "mem", "scratch", "gpu_cap"}
+_CONTAINER_KEYS = {"image"}
+_SCRATCH_KEYS = {"env", "cleanup", "stage_data"}
+_LAUNCHERS = {"pbsdsh", "mpiexec"}
+
+
+def packaged_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def default_profile_name() -> str:
+    """``$FACEFILL_PROFILE``, else ``metacentrum`` where its image repository is mounted."""
+    env = os.environ.get("FACEFILL_PROFILE")
+    if env:
+        return env
+    return "metacentrum" if METACENTRUM_MARKER.is_dir() else "generic-pbs"
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read profile ({exc.strerror}); pass an existing YAML file to --profile") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a profile must be a YAML mapping; see jobs/profiles/metacentrum.yaml")
+    return data
+
+
+def _validate(profile: dict, source: Path) -> dict:
+    for key, value in profile.items():
+        if key not in _SCHEMA:
+            raise ConfigError(f"{source}: unknown profile key {key!r}; known: {', '.join(sorted(_SCHEMA))}")
+        if value is not None and not isinstance(value, _SCHEMA[key]):
+            raise ConfigError(f"{source}: {key} must be a {_SCHEMA[key].__name__}")
+    for section, known in (("resources", _RESOURCE_KEYS), ("container", _CONTAINER_KEYS),
+                           ("scratch", _SCRATCH_KEYS)):
+        unknown = set(profile.get(section) or {}) - known
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} in {section}; known: {sorted(known)}")
+    for queue, limits in (profile.get("queues") or {}).items():
+        if not isinstance(limits, dict) or "max_walltime" not in limits:
+            raise ConfigError(f"{source}: queue {queue!r} needs max_walltime (HH:MM:SS)")
+        parse_walltime(limits["max_walltime"], f"{source}: queues.{queue}.max_walltime")
+    launcher = profile.get("multinode_launcher")
+    if launcher not in _LAUNCHERS:
+        raise ConfigError(f"{source}: multinode_launcher must be one of {sorted(_LAUNCHERS)}, not {launcher!r}")
+    parse_walltime(profile.get("safety_margin", "00:15:00"), f"{source}: safety_margin")
+    if profile.get("default_queue") not in (profile.get("queues") or {}):
+        raise ConfigError(f"{source}: default_queue {profile.get('default_queue')!r} is not among its queues")
+    return profile
+
+
+def load_profile(name_or_path: str | None = None) -> dict:
+    """A validated profile: a packaged name (``metacentrum``), or a YAML file with optional ``base:``."""
+    name_or_path = name_or_path or default_profile_name()
+    packaged = PROFILE_DIR / f"{name_or_path}.yaml"
+    if packaged.is_file():
+        return _validate(_read_yaml(packaged), packaged)
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"profile {name_or_path!r} not found: use one of {packaged_profiles()} or a YAML file path")
+    data = _read_yaml(path)
+    base_name = data.pop("base", None) if "base" in data else "generic-pbs"
+    base = load_profile(base_name) if base_name else {}
+    return _validate(_merge(base, data), path)

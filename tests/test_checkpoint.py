@@ -1,0 +1,121 @@
+"""inpaint.checkpoint: atomic keep-last-K saving, fallback past damaged checkpoints, and
+loading generators from run dirs, checkpoints and exported fp16 weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from inpaint.checkpoint import (
+    CheckpointWarning, export_weights, find_checkpoints, load_generator, load_latest, read_checkpoint,
+    save_checkpoint, weights_sidecar,
+)
+from inpaint.config import load_config
+from inpaint.errors import CheckpointError
+from inpaint.models import build_discriminator, build_generator
+from inpaint.training.rng import capture_rng_state
+
+TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]"]
+
+
+def make_state(step: int, seed: int = 0) -> dict:
+    torch.manual_seed(seed)
+    cfg = load_config("smoke", TINY)
+    g, d = build_generator(cfg["model"]), build_discriminator(cfg["model"])
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    return {"format": 1, "config": cfg, "generator": g.state_dict(), "discriminator": d.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": {}, "epoch": 0,
+            "step": step, "epoch_step": step, "rng": capture_rng_state(), "time": 0.0}
+
+
+@pytest.fixture
+def faces(shards64: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    from inpaint.data import FaceShards, MaskShards
+
+    f, m = FaceShards(shards64, "test"), MaskShards(shards64, "test")
+    image = torch.stack([f[i]["image"] for i in range(2)])
+    mask = torch.stack([m[i * 25]["mask"] for i in range(2)])
+    return image * (1 - mask), mask
+
+
+def test_save_keeps_last_k_newest_first_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    for step in (5, 10, 15, 20):
+        save_checkpoint(tmp_path, make_state(step), keep=2)
+    names = [p.name for p in find_checkpoints(tmp_path)]
+    assert names == ["step-000000020.pt", "step-000000015.pt"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(names)
+    (tmp_path / "checkpoints" / "step-000000099.pt.tmp-123").write_bytes(b"half")  # a killed writer's leftover
+    assert find_checkpoints(tmp_path)[0].name == "step-000000020.pt"
+    state, path = load_latest(tmp_path)
+    assert state["step"] == 20 and path.name == "step-000000020.pt"
+
+
+def test_corrupt_newest_checkpoint_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, make_state(1, seed=1), keep=3)
+    newest = save_checkpoint(tmp_path, make_state(2, seed=2), keep=3)
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    with pytest.warns(CheckpointWarning, match="step-000000002"):
+        state, path = load_latest(tmp_path)
+    assert state["step"] == 1 and path.name == "step-000000001.pt"
+
+
+def test_all_checkpoints_unreadable_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path, make_state(3), keep=3)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(CheckpointWarning), pytest.raises(CheckpointError, match="none of the 1 checkpoints"):
+        load_latest(tmp_path)
+    assert load_latest(tmp_path / "empty") is None
+
+
+def test_incomplete_checkpoint_dict_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "x.pt"
+    torch.save({"format": 1, "generator": {}}, path)
+    with pytest.raises(CheckpointError, match="lacks config"):
+        read_checkpoint(path)
+
+
+def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path, faces) -> None:
+    masked, mask = faces
+    state = make_state(7, seed=3)
+    ckpt = save_checkpoint(tmp_path / "run", state, keep=1)
+    reference = build_generator(state["config"]["model"])
+    reference.load_state_dict(state["generator"])
+    reference.eval()
+    with torch.no_grad():
+        expected = reference(masked, mask)
+    for source in (tmp_path / "run", ckpt):
+        g, cfg = load_generator(source)
+        assert not g.training and cfg["model"]["widths"] == [8, 16, 16]
+        with torch.no_grad():
+            assert torch.equal(g(masked, mask), expected)
+
+    shipped = export_weights(tmp_path / "run", tmp_path / "shipped" / "tiny.pt")
+    assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["dmfb_blocks"] == 1
+    assert all(v.dtype == torch.float16 for v in torch.load(shipped, weights_only=True).values() if v.is_floating_point())
+    assert shipped.stat().st_size < ckpt.stat().st_size
+    g, _ = load_generator(shipped)
+    with torch.no_grad():
+        out = g(masked, mask)
+    assert out.dtype == torch.float32 and (out - expected).abs().max() < 2e-2
+
+
+def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_generator(tmp_path / "missing.pt")
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(CheckpointError, match="has no checkpoints"):
+        load_generator(tmp_path / "empty_run")
+    state = make_state(1)
+    weights = tmp_path / "w.pt"
+    torch.save(state["generator"], weights)
+    other = load_config("smoke")  # full-width smoke model: the tiny weights do not fit it
+    weights_sidecar(weights).write_text(json.dumps({"config": other}))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_generator(weights)
+    weights_sidecar(weights).write_text("{not json")
+    with pytest.raises(CheckpointError, match="sidecar"):
+        load_generator(weights)

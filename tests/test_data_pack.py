@@ -1,0 +1,285 @@
+"""Packing real UTKFace photos and NVIDIA masks: counts, splits, labels, buckets, balanced set,
+encodings, generated masks and the default locations."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_prep.balanced import select_balanced
+from data_prep.faces import parse_utkface_labels
+from data_prep.mask_gen import generate_mask
+from data_prep.pack import main as pack_main
+from data_prep.sources import default_data_root, list_images
+from data_prep.splits import face_order
+from inpaint.buckets import BUCKET_EDGES, bucket_of
+from inpaint.data import FaceShards, MaskShards, read_index
+from inpaint.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _strs(ds) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else v for v in ds[()]]
+
+
+def split_paths(root: Path, kind: str, split: str) -> list[str]:
+    index = read_index(root)
+    out: list[str] = []
+    for s in index["shards"]:
+        if s["kind"] == kind and s["split"] == split:
+            with h5py.File(root / s["file"], "r") as f:
+                out += _strs(f["paths"])
+    return out
+
+
+def copy_faces(data_root: Path, dest: Path, names: list[str]) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(data_root / "faces" / name, dest / Path(name).name)
+    return dest
+
+
+def pack(faces: Path, masks: Path | str, out: Path, *extra: str) -> Path:
+    code = pack_main(["--faces", str(faces), "--masks", str(masks), "--out", str(out), "--size", "32",
+                      "--workers", "1", "--min-per-cell", "1", "--test-masks-per-bucket", "2", *extra])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def face_names(data_root: Path) -> list[str]:
+    return face_order(list_images(data_root / "faces"))
+
+
+def test_shards64_counts_and_buckets(shards64: Path) -> None:
+    index = read_index(shards64)
+    faces, masks = index["counts"]["faces"], index["counts"]["masks"]
+    assert faces["train"] + faces["test"] + len([s for s in index["skipped"] if s["kind"] == "faces"]) == 300
+    assert faces["train"] > 0 and faces["test"] > 0 and faces["eval_balanced"] > 0
+    assert 0.05 < faces["test"] / (faces["train"] + faces["test"]) < 0.17  # ~90/10
+    assert masks["train"] + masks["test"] == 240
+    assert index["counts"]["mask_buckets"]["test"] == [10] * 6
+    assert all(n > 0 for n in index["counts"]["mask_buckets"]["train"])
+    assert index["size"] == 64 and index["encoding"] == "raw"
+    for s in index["shards"]:
+        with h5py.File(shards64 / s["file"], "r") as f:
+            data = f["images"] if s["kind"] == "faces" else f["masks"]
+            assert data.shape[0] == s["count"] and data.dtype == np.uint8
+            assert data.chunks[0] == 1  # one sample per chunk: random access reads one chunk
+
+
+def test_faces_never_leak_between_splits(shards64: Path) -> None:
+    train, test = set(split_paths(shards64, "faces", "train")), set(split_paths(shards64, "faces", "test"))
+    assert not train & test
+    hashes = {}
+    for split in ("train", "test"):
+        for s in read_index(shards64)["shards"]:
+            if s["kind"] == "faces" and s["split"] == split:
+                with h5py.File(shards64 / s["file"], "r") as f:
+                    for h in _strs(f["hashes"]):
+                        assert hashes.setdefault(h, split) == split
+
+
+def test_labels_parsed_from_utkface_names(shards64: Path) -> None:
+    ds = FaceShards(shards64, "train")
+    paths = split_paths(shards64, "faces", "train")
+    for path, labels in zip(paths, ds.labels):
+        age, gender, race = Path(path).name.split("_")[:3]  # AGE_GENDER_RACE_TIMESTAMP.jpg.chip.jpg
+        assert labels.tolist() == [int(age), int(gender), int(race)]
+    assert parse_utkface_labels("39_1_20170116174525125.jpg.chip.jpg") == (39, 1, -1)  # race missing
+    assert parse_utkface_labels("00001.jpg") == (-1, -1, -1)  # CelebA-HQ: no labels
+
+
+def test_mask_ratio_and_bucket_come_from_pixels(shards64: Path, data_root: Path) -> None:
+    ds = MaskShards(shards64, "train")
+    paths = split_paths(shards64, "masks", "train")
+    for i in range(0, len(ds), 7):
+        item = ds[i]
+        mask = item["mask"].numpy()[0]
+        assert item["ratio"] == pytest.approx(mask.mean(), abs=1e-6)
+        assert item["bucket"] == bucket_of(mask.mean())
+        # independently: nearest-resize the source PNG (255 = hole) and compare pixel for pixel
+        with Image.open(data_root / "masks" / paths[i]) as src:
+            expected = (np.asarray(src.convert("L").resize((64, 64), Image.Resampling.NEAREST)) > 127)
+        np.testing.assert_array_equal(mask.astype(bool), expected)
+
+
+def test_limit_is_label_neutral(face_names: list[str]) -> None:
+    ages = [int(Path(n).name.split("_")[0]) for n in face_names[:300]]
+    all_ages = [int(Path(n).name.split("_")[0]) for n in face_names]
+    lexicographic = [int(Path(n).name.split("_")[0]) for n in sorted(face_names)[:300]]
+    assert np.median(lexicographic) < 15  # what name order would give: mostly children
+    assert abs(np.median(ages) - np.median(all_ages)) <= 5
+
+
+def test_split_is_deterministic_and_stable_when_files_are_added(
+        data_root: Path, face_names: list[str], tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:80])
+    masks = data_root / "masks"
+    first = pack(faces, masks, tmp_path / "a", "--mask-limit", "48")
+    again = pack(faces, masks, tmp_path / "b", "--mask-limit", "48")
+    for kind, split in (("faces", "train"), ("faces", "test"), ("masks", "train"), ("masks", "test")):
+        assert split_paths(first, kind, split) == split_paths(again, kind, split)
+    for s in read_index(first)["shards"]:  # byte-identical shards from identical runs
+        assert (tmp_path / "b" / s["file"]).read_bytes() == (first / s["file"]).read_bytes()
+    copy_faces(data_root, faces, face_names[80:120])
+    grown = pack(faces, masks, tmp_path / "c", "--mask-limit", "48")
+    for split in ("train", "test"):
+        before = set(split_paths(first, "faces", split))
+        after = set(split_paths(grown, "faces", split))
+        assert before <= after, f"a face moved out of {split} when files were added"
+
+
+def test_balanced_selection_on_all_utkface_labels(face_names: list[str]) -> None:
+    labels = np.array([parse_utkface_labels(n) for n in face_names])
+    chosen, comp = select_balanced(face_names, labels, min_per_cell=10, ages=(18, 60), seed=0)
+    picked = labels[chosen]
+    assert ((picked[:, 0] >= 18) & (picked[:, 0] <= 60)).all()
+    cells = {(r, g): 0 for r in range(5) for g in range(2)}
+    for _, g, r in picked:
+        cells[(r, g)] += 1
+    assert len(set(cells.values())) == 1 and comp["per_cell"] == next(iter(cells.values())) >= 10
+    assert comp["total"] == len(chosen) >= 100 and not comp["shortfall"]
+    again, _ = select_balanced(face_names, labels, 10, (18, 60), seed=0)
+    other, _ = select_balanced(face_names, labels, 10, (18, 60), seed=1)
+    assert chosen == again and chosen != other
+
+
+def test_balanced_split_is_a_labelled_subset_of_test(shards64: Path) -> None:
+    index = read_index(shards64)
+    comp = index["balanced"]
+    test, bal = FaceShards(shards64, "test"), FaceShards(shards64, "eval_balanced")
+    test_paths = split_paths(shards64, "faces", "test")
+    bal_paths = split_paths(shards64, "faces", "eval_balanced")
+    assert len(bal) == comp["total"] == len(bal_paths) > 0
+    for j, path in enumerate(bal_paths):
+        i = test_paths.index(path)
+        assert np.array_equal(bal[j]["image"].numpy(), test[i]["image"].numpy())
+        assert bal.labels[j].tolist() == test.labels[i].tolist()
+        assert 18 <= bal.labels[j][0] <= 60
+    for cell in comp["cells"]:
+        assert cell["selected"] == min(cell["available"], comp["per_cell"])
+    short = {s["cell"] for s in comp["shortfall"]}
+    assert short == {f"{c['race']}/{c['gender']}" for c in comp["cells"] if c["available"] < 2}
+
+
+def test_balanced_shortfall_is_an_error_with_strict(data_root: Path, face_names: list[str], tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:40])
+    with pytest.raises(DataError, match="balanced set.*--min-per-cell"):
+        pack_main(["--faces", str(faces), "--masks", "generate", "--mask-count", "24", "--out",
+                   str(tmp_path / "o"), "--size", "32", "--workers", "1", "--min-per-cell", "50", "--strict"])
+
+
+def test_small_buckets_give_a_recorded_smaller_test_share(data_root: Path, face_names: list[str],
+                                                          tmp_path: Path, capsys) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:30])
+    out = tmp_path / "o"
+    assert pack_main(["--faces", str(faces), "--masks", str(data_root / "masks"), "--mask-limit", "36",
+                      "--out", str(out), "--size", "32", "--workers", "1"]) == 0
+    split = read_index(out)["mask_split"]
+    assert split["requested_test_per_bucket"] == 500
+    assert split["test_per_bucket"] == [n // 2 for n in split["available_per_bucket"]]
+    assert len(split["reduced_buckets"]) == 6
+    assert read_index(out)["counts"]["mask_buckets"]["test"] == split["test_per_bucket"]
+    assert "fewer test masks" in capsys.readouterr().err
+
+
+def test_png_is_lossless_and_jpeg_is_close_and_smaller(shards64: Path, data_root: Path, face_names: list[str],
+                                                       tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:40])
+    raw = pack(faces, "generate", tmp_path / "raw", "--mask-count", "24")
+    png = pack(faces, "generate", tmp_path / "png", "--mask-count", "24", "--encoding", "png")
+    jpg = pack(faces, "generate", tmp_path / "jpg", "--mask-count", "24", "--encoding", "jpeg", "--quality", "90")
+    a, b, c = (FaceShards(p, "train") for p in (raw, png, jpg))
+    assert len(a) == len(b) == len(c) > 0
+    assert read_index(png)["encoding"] == "png"
+    for i in range(len(a)):
+        assert np.array_equal(a[i]["image"].numpy(), b[i]["image"].numpy())
+        assert np.abs(a[i]["image"].numpy() - c[i]["image"].numpy()).mean() < 0.05
+    size = lambda root: sum(p.stat().st_size for p in root.glob("faces-*.h5"))  # noqa: E731
+    assert size(jpg) < size(raw)
+    with h5py.File(png / "faces-train-00000.h5", "r") as f:
+        assert "images_encoded" in f and "images" not in f
+
+
+def test_generated_masks_fill_all_buckets(data_root: Path, face_names: list[str], tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:20])
+    out = pack(faces, "generate", tmp_path / "o", "--mask-count", "60", "--size", "48")
+    index = read_index(out)
+    assert index["mask_split"]["source"] == "generated"
+    assert index["counts"]["masks"]["train"] + index["counts"]["masks"]["test"] == 60
+    assert all(n > 0 for n in index["counts"]["mask_buckets"]["train"])
+    masks = MaskShards(out, "train")
+    for i in range(len(masks)):
+        m = masks[i]
+        lo, hi = BUCKET_EDGES[m["bucket"]]
+        assert lo < m["mask"].mean().item() <= hi
+    assert np.array_equal(generate_mask(7, 48, 3).mask, generate_mask(7, 48, 3).mask)
+    assert not np.array_equal(generate_mask(7, 48, 3).mask, generate_mask(7, 48, 4).mask)
+
+
+def test_black_hole_convention(data_root: Path, face_names: list[str], tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:20])
+    names = list_images(data_root / "masks")[::1000]
+    white, black = tmp_path / "white", tmp_path / "black"
+    white.mkdir(), black.mkdir()
+    for name in names:
+        with Image.open(data_root / "masks" / name) as img:
+            img.save(white / Path(name).name)
+            Image.fromarray(255 - np.asarray(img.convert("L"))).save(black / Path(name).name)
+    a = pack(faces, white, tmp_path / "a")
+    b = pack(faces, black, tmp_path / "b", "--mask-hole", "black")
+    for split in ("train", "test"):
+        ma, mb = MaskShards(a, split), MaskShards(b, split)
+        assert len(ma) == len(mb) > 0
+        for i in range(len(ma)):
+            assert np.array_equal(ma[i]["mask"].numpy(), mb[i]["mask"].numpy())
+
+
+def test_default_data_root_and_out(data_root: Path, face_names: list[str], tmp_path: Path, monkeypatch,
+                                   capsys) -> None:
+    monkeypatch.delenv("FACEFILL_DATA", raising=False)
+    with pytest.raises(DataError, match="FACEFILL_DATA"):
+        default_data_root(cwd=tmp_path)
+    monkeypatch.setenv("FACEFILL_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="nowhere"):
+        default_data_root()
+    root = tmp_path / "data_root"
+    copy_faces(data_root, root / "faces", face_names[:20])
+    monkeypatch.setenv("FACEFILL_DATA", str(root))  # no masks/ folder there: masks are generated
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert pack_main(["--size", "32", "--limit", "12", "--mask-count", "24", "--workers", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert Path(last) == Path("data/shards/32")
+    index = read_index(work / "data" / "shards" / "32")
+    assert index["counts"]["faces"]["train"] + index["counts"]["faces"]["test"] == 12
+    assert index["mask_split"]["source"] == "generated"
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args, needle in (
+        (["--faces", str(empty), "--masks", "generate"], "no face images"),
+        (["--faces", str(tmp_path / "missing"), "--masks", "generate"], "does not exist"),
+        (["--faces", str(empty), "--masks", str(tmp_path / "nomasks")], "mask folder does not exist"),
+    ):
+        proc = subprocess.run([sys.executable, "-m", "data_prep.pack", *args, "--out", str(tmp_path / "o")],
+                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
+    assert not (tmp_path / "o" / "index.json").exists()

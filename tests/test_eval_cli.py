@@ -1,0 +1,78 @@
+"""``python -m inpaint.evaluate`` end to end on 64-px shards with smoke-size weights files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from inpaint.buckets import BUCKET_LABELS
+from inpaint.evaluate import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_weights(path: Path, seed: int, overrides: list[str] | None = None) -> Path:
+    """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random smoke generator."""
+    from inpaint.config import load_config
+    from inpaint.models import build_generator
+
+    cfg = load_config("smoke", overrides)
+    torch.manual_seed(seed)
+    model = build_generator(cfg["model"])
+    torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, path)
+    path.with_suffix(".json").write_text(json.dumps({"config": cfg}))
+    return path
+
+
+def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_path: Path) -> None:
+    a = make_weights(tmp_path / "model_a.pt", seed=1)
+    b = make_weights(tmp_path / "model_b.pt", seed=2)
+    common = ["--data", str(shards64), "--pairs-per-bucket", "2", "--no-identity", "--quiet", "--batch-size", "8"]
+    assert main(["--checkpoint", str(a), "--checkpoint", str(b), "--out", str(tmp_path / "both"),
+                 "--samples", str(tmp_path / "samples"), *common]) == 0
+    assert main(["--checkpoint", str(b), "--out", str(tmp_path / "only_b"), *common]) == 0
+
+    # Same pairs whatever the models and the run.
+    assert (tmp_path / "both" / "pairs.json").read_bytes() == (tmp_path / "only_b" / "pairs.json").read_bytes()
+    both = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    only_b = json.loads((tmp_path / "only_b" / "metrics.json").read_text())
+    assert [m["name"] for m in both["models"]] == ["model_a", "model_b"]
+    assert both["models"][1]["buckets"] == only_b["models"][0]["buckets"]  # model_b scored identically
+    assert both["models"][0]["buckets"]["Average"]["std_l1"] != both["models"][1]["buckets"]["Average"]["std_l1"]
+    assert both["lpips"]["available"] and not both["identity"]["available"]
+
+    report = (tmp_path / "both" / "report.md").read_text()
+    assert "| Hole ratio | model_a | model_b |" in report
+    assert "Identity: **unavailable** — skipped (--no-identity)" in report
+    assert all(f"| {label} |" in report for label in (*BUCKET_LABELS, "Average"))
+
+    grid = Image.open(tmp_path / "both" / "grid.png")
+    assert grid.width > 4 * 64 and grid.height > 6 * 64  # 4 columns (input, 2 models, truth), 6 bucket rows
+    for name in ("model_a", "model_b"):
+        written = list((tmp_path / "samples" / name).rglob("*.png"))
+        assert len(written) == 12 + both["protocol"]["balanced_pairs"]  # every composite, test and balanced
+    assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_bad_inputs_exit_2_with_one_line(shards64: Path, tmp_path: Path) -> None:
+    weights_128 = make_weights(tmp_path / "big.pt", seed=0, overrides=["data.size=128"])
+    cases = [
+        ([], "nothing to evaluate"),
+        (["--checkpoint", str(weights_128)], "128-px model but the shards"),
+        (["--checkpoint", str(tmp_path / "missing.pt")], "does not exist"),
+    ]
+    for extra, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--data", str(shards64), "--out",
+                               str(tmp_path / "out"), "--quiet", *extra], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
+    proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--data", str(tmp_path / "nowhere"),
+                           "--checkpoint", str(weights_128)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "nowhere" in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing written for a failed evaluation
