@@ -17,7 +17,7 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -225,3 +225,27 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, sidecar)
     return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m inpaint.checkpoint export SOURCE OUT.pt``: ship a trained generator."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m inpaint.checkpoint",
+                                description="Export the generator of a run dir or checkpoint as a small weights file "
+                                            "(fp16 state dict + JSON config) for evaluation and inference.")
+    sub = p.add_subparsers(dest="command", required=True)
+    exp = sub.add_parser("export", help="write OUT.pt and OUT.json")
+    exp.add_argument("source", help="run dir (newest readable checkpoint) or checkpoint .pt")
+    exp.add_argument("out", help="weights file to write, e.g. inpaint/weights/model2.pt")
+    exp.add_argument("--fp32", action="store_true", help="keep float32 instead of float16")
+    args = p.parse_args(argv)
+    out = export_weights(args.source, args.out, half=not args.fp32)
+    print(f"wrote {out} and {weights_sidecar(out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    from inpaint.cli import run_cli
+
+    run_cli(main)

@@ -149,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pairs:
         pairs = protocol.load_pairs(args.pairs, fingerprint, len(faces), len(masks), balanced_count)
     else:
-        pairs = protocol.build_pairs(len(faces), masks.buckets, balanced_count, args.pairs_per_bucket, args.seed, fingerprint)
+        cells = demographics.group_columns(balanced.labels)["race_gender"] if balanced is not None else None
+        pairs = protocol.build_pairs(len(faces), masks.buckets, balanced_count, args.pairs_per_bucket, args.seed,
+                                     fingerprint, balanced_groups=cells)
     if balanced is None:
         pairs.balanced = []
 

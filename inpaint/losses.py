@@ -48,6 +48,9 @@ class GeneratorLoss(nn.Module):
 
     def __init__(self, loss_cfg: Mapping[str, Any]) -> None:
         super().__init__()
+        unknown = sorted(set(loss_cfg) - set(DEFAULTS["loss"]))
+        if unknown:
+            raise ConfigError(f"unknown loss key(s) {', '.join(unknown)}: use only {', '.join(DEFAULTS['loss'])}")
         cfg = {**DEFAULTS["loss"], **loss_cfg}
         self.weights = {term: float(cfg[term]) for term in LOSS_TERMS if float(cfg[term]) > 0}
         if not self.weights:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torchvision.models import alexnet
 
 from inpaint.errors import CheckpointError

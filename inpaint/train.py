@@ -41,7 +41,7 @@ def positive_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaint.train", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m inpaint.train", description="Train a facefill model in a run dir, resuming whatever is already there.",
                                 epilog="Exit codes: 0 finished, 75 stopped early with a checkpoint (run again "
                                        "to continue), 1 training failure, 2 bad input.")
     p.add_argument("--config", required=True, help="YAML file or packaged name (smoke, model1, model2, model3)")

@@ -42,6 +42,7 @@ UNKNOWN_REASON = "trainer exited with unexpected code {code}: read train.log in 
 LIMIT_REASON = "--max-resubmits {max_resubmits} reached after part {part}: submit again to continue"
 EVALUATE_REASON = "training finished; evaluation submitted"
 CONTINUE_REASON = "trainer stopped at its time limit; the next part is already queued"
+STALLED_REASON = "part {part} made no progress: the walltime leaves no room for a step and a checkpoint; raise --walltime"
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,13 @@ class Decision:
 
 
 def decide(exit_code: int, part: int, max_resubmits: int, then_evaluate: bool = False,
-           successor_queued: bool = False) -> Decision:
+           successor_queued: bool = False, progressed: bool = True) -> Decision:
     """What a finished part must do next, given the trainer's exit code.
 
     ``part`` counts from 1, so ``part - 1`` resubmissions have happened; another one is allowed
     while ``part <= max_resubmits``. ``successor_queued`` is true for the pre-submitted parts of a
-    ``--chain K`` (a held job follows this one already).
+    ``--chain K`` (a held job follows this one already). ``progressed`` is false when the part
+    ended at the same step it started from: resubmitting it would loop until the limit.
     """
     rule = next((r for r in RULES if r.code == exit_code), None)
     if rule is None:
@@ -66,6 +68,8 @@ def decide(exit_code: int, part: int, max_resubmits: int, then_evaluate: bool = 
     if rule.action == DONE and then_evaluate:
         return Decision(EVALUATE, EVALUATE_REASON)
     if rule.action == RESUBMIT:
+        if not progressed:
+            return Decision(STOP, STALLED_REASON.format(part=part))
         if successor_queued:
             return Decision(CONTINUE, CONTINUE_REASON)
         if part > max_resubmits:
@@ -81,11 +85,11 @@ def _bash_fmt(template: str, mapping: dict[str, str]) -> str:
 
 
 def bash_decide_function() -> str:
-    """Bash twin of :func:`decide`: ``facefill_decide CODE PART MAX THEN_EVAL QUEUED`` prints
+    """Bash twin of :func:`decide`: ``facefill_decide CODE PART MAX THEN_EVAL QUEUED PROGRESSED`` prints
     ``ACTION<TAB>REASON``. Generated from :data:`RULES` so the two cannot drift apart."""
     lines = [
         "facefill_decide() {",
-        '  local code="$1" part="$2" max="$3" then_eval="$4" queued="$5" action reason',
+        '  local code="$1" part="$2" max="$3" then_eval="$4" queued="$5" progressed="${6:-1}" action reason',
         '  case "$code" in',
     ]
     for rule in RULES:
@@ -105,7 +109,9 @@ def bash_decide_function() -> str:
         f"    action={EVALUATE}; reason='{EVALUATE_REASON}'",
         "  fi",
         f'  if [ "$action" = {RESUBMIT} ]; then',
-        '    if [ "$queued" = 1 ]; then',
+        '    if [ "$progressed" != 1 ]; then',
+        f'      action={STOP}; reason="{_bash_fmt(STALLED_REASON, {"part": "$part"})}"',
+        '    elif [ "$queued" = 1 ]; then',
         f"      action={CONTINUE}; reason='{CONTINUE_REASON}'",
         '    elif [ "$part" -gt "$max" ]; then',
         f'      action={STOP}; reason="{_bash_fmt(LIMIT_REASON, {"max_resubmits": "$max", "part": "$part"})}"',

@@ -124,7 +124,7 @@ def _matches(asked: str, known: str) -> bool:
     return known == asked or known.startswith(asked + ".") or asked.startswith(known + ".")
 
 
-def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] = RETRY_DELAYS_S) -> dict[str, JobState]:
+def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] | None = None) -> dict[str, JobState]:
     """States of ``job_ids`` with ONE ``qstat -x -f -F json`` call (plus retries).
 
     Ids the server does not know are absent from the result. A failure that is not "Unknown Job
@@ -134,6 +134,7 @@ def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] = RETRY_DEL
     ids = [str(j) for j in job_ids if j]
     if not ids:
         return {}
+    retry_delays = RETRY_DELAYS_S if retry_delays is None else retry_delays
     last_error = ""
     for attempt in range(len(retry_delays) + 1):
         if attempt:

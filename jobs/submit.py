@@ -12,7 +12,7 @@ from inpaint.cli import run_cli
 from jobs import ledger, lock
 from jobs.chain_state import write_chain_state
 from jobs.options import JobSpec, parse, resolve
-from jobs.paths import LOGS_DIR, PBS_SCRIPT, under
+from jobs.paths import CHAIN_STATE, LOGS_DIR, PBS_SCRIPT, under
 
 
 def _write_script(spec: JobSpec, text: str) -> Path:
@@ -88,15 +88,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
     spec.save()
+    # A new chain must not inherit the end state of an old one (parts skip an ended chain).
+    previous = under(spec.run_dir, CHAIN_STATE)
+    previous_text = previous.read_text() if previous.is_file() else None
     write_chain_state(spec.run_dir, "submitted", "first part submitted", 0, None, None, spec.executor)
+    try:
+        if spec.executor == "pbs":
+            ids = submit_pbs(spec)
+        else:
+            from jobs.submitit_chain import submit_part
+            job_id = submit_part(spec, 1)
+    except Exception:
+        if previous_text is None:
+            previous.unlink(missing_ok=True)
+        else:
+            previous.write_text(previous_text)
+        raise
     if spec.executor == "pbs":
-        ids = submit_pbs(spec)
         print(f"submitted {ids[0]}" + (f" (+{len(ids) - 1} held: {' '.join(ids[1:])})" if len(ids) > 1 else ""))
         print(f"run dir: {spec.run_dir}   status: python -m jobs.status {spec.run_dir}")
         return 0
 
-    from jobs.submitit_chain import submit_part
-    job_id = submit_part(spec, 1)
     print(f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {job_id} "
           f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} resubmits)",
           flush=True)

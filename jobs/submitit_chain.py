@@ -92,7 +92,8 @@ def _run(cmd: list[str], spec: JobSpec) -> tuple[int, str]:
             sys.stdout.flush()
             if line.strip():
                 last = line.strip()
-    return proc.returncode, last[:300]
+    code = proc.returncode
+    return (128 - code if code < 0 else code), last[:300]  # killed by signal N: 128+N, as a shell says
 
 
 def run_part(spec: JobSpec, part: int, kind: str = "train") -> dict:
@@ -117,9 +118,11 @@ def run_part(spec: JobSpec, part: int, kind: str = "train") -> dict:
         lock.release(run_dir, job_id)
         return {"exit_code": code, "action": chain.DONE if code == 0 else chain.STOP}
 
+    step_before = ledger.read_status_json(run_dir).get("step")
     code, last = _run(spec.trainer_command(), spec)
     step = ledger.read_status_json(run_dir).get("step")
-    decision = chain.decide(code, part, spec.max_resubmits, spec.then_evaluate)
+    progressed = step_before is None or step is None or step > step_before
+    decision = chain.decide(code, part, spec.max_resubmits, spec.then_evaluate, progressed=progressed)
     action, reason = decision.action, decision.reason
     if action == chain.RESUBMIT and read_chain_state(run_dir).get("state") == "cancelled":
         action, reason = chain.STOP, "cancelled with jobs.cancel"
@@ -143,6 +146,7 @@ def run_part(spec: JobSpec, part: int, kind: str = "train") -> dict:
         write_chain_state(run_dir, "done", reason, part, code, job_id, spec.executor)
         lock.release(run_dir, job_id)
     else:
-        write_chain_state(run_dir, "stopped", reason, part, code, job_id, spec.executor)
+        if read_chain_state(run_dir).get("state") != "cancelled":  # keep the user's word for it
+            write_chain_state(run_dir, "stopped", reason, part, code, job_id, spec.executor)
         lock.release(run_dir, job_id)
     return {"exit_code": code, "step": step, "action": action, "reason": reason, "next_job_id": next_id}

@@ -93,7 +93,11 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
         with torch.no_grad():
             assert torch.equal(g(masked, mask), expected)
 
-    shipped = export_weights(tmp_path / "run", tmp_path / "shipped" / "tiny.pt")
+    from inpaint.checkpoint import main as checkpoint_cli
+
+    assert checkpoint_cli(["export", str(tmp_path / "run"), str(tmp_path / "shipped" / "tiny.pt")]) == 0
+    shipped = tmp_path / "shipped" / "tiny.pt"
+    assert export_weights(ckpt, tmp_path / "fp32.pt", half=False).is_file()
     assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["dmfb_blocks"] == 1
     assert all(v.dtype == torch.float16 for v in torch.load(shipped, weights_only=True).values() if v.is_floating_point())
     assert shipped.stat().st_size < ckpt.stat().st_size

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from inpaint.buckets import BUCKET_LABELS
+from inpaint.errors import CheckpointError, ConfigError, DataError
 from inpaint.evaluate import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,19 +61,23 @@ def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_p
     assert not list(tmp_path.rglob("*.tmp-*"))
 
 
-def test_bad_inputs_exit_2_with_one_line(shards64: Path, tmp_path: Path) -> None:
+def test_bad_inputs_are_clear_errors_and_write_nothing(shards64: Path, tmp_path: Path) -> None:
     weights_128 = make_weights(tmp_path / "big.pt", seed=0, overrides=["data.size=128"])
+    out = ["--out", str(tmp_path / "out"), "--quiet"]
     cases = [
-        ([], "nothing to evaluate"),
-        (["--checkpoint", str(weights_128)], "128-px model but the shards"),
-        (["--checkpoint", str(tmp_path / "missing.pt")], "does not exist"),
+        (["--data", str(shards64)], ConfigError, "nothing to evaluate"),
+        (["--data", str(shards64), "--checkpoint", str(weights_128)], ConfigError, "128-px model but the shards"),
+        (["--data", str(shards64), "--checkpoint", str(tmp_path / "missing.pt")], CheckpointError, "does not exist"),
+        (["--data", str(tmp_path / "nowhere"), "--checkpoint", str(weights_128)], DataError, "nowhere"),
+        (["--data", str(shards64), "--checkpoint", str(weights_128), "--pairs", str(tmp_path / "no.json")], DataError, "no.json"),
     ]
-    for extra, message in cases:
-        proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--data", str(shards64), "--out",
-                               str(tmp_path / "out"), "--quiet", *extra], capture_output=True, text=True, cwd=REPO)
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
-    proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--data", str(tmp_path / "nowhere"),
-                           "--checkpoint", str(weights_128)], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2 and "nowhere" in proc.stderr
+    for argv, error, message in cases:
+        with pytest.raises(error, match=message):
+            main([*argv, *out])
     assert not (tmp_path / "out").exists()  # nothing written for a failed evaluation
+
+    # Through the real entry point: one line on stderr, exit status 2.
+    proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--data", str(shards64), *out],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: nothing to evaluate") and proc.stderr.count("\n") == 1

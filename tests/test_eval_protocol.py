@@ -68,3 +68,16 @@ def test_pair_list_for_other_shards_is_refused(shards64: Path, tmp_path: Path) -
         protocol.load_pairs(tmp_path / "bad.json", fp, len(faces), len(masks), len(balanced))
     with pytest.raises(DataError, match="does not exist"):
         protocol.load_pairs(tmp_path / "missing.json", fp, len(faces), len(masks), len(balanced))
+
+
+def test_balanced_groups_get_the_same_mix_of_hole_sizes() -> None:
+    buckets = np.repeat(np.arange(6), 30)
+    groups = np.array(["White male"] * 12 + ["Black female"] * 12 + ["Asian male"] * 6)
+    pairs = protocol.build_pairs(40, buckets, len(groups), pairs_per_bucket=5, seed=2, balanced_groups=groups)
+    assert [f for f, _ in pairs.balanced] == list(range(len(groups)))
+    for group, per_bucket in (("White male", 2), ("Black female", 2), ("Asian male", 1)):
+        faces = np.flatnonzero(groups == group)
+        held = np.bincount([buckets[pairs.balanced[f][1]] for f in faces], minlength=6)
+        assert held.tolist() == [per_bucket] * 6, group
+    again = protocol.build_pairs(40, buckets, len(groups), pairs_per_bucket=5, seed=2, balanced_groups=groups)
+    assert again.balanced == pairs.balanced

@@ -92,3 +92,8 @@ def test_discriminator_loss_is_bce_real_ones_fake_zeros() -> None:
     assert confident < 1e-6 and fooled > 19
     bf16 = discriminator_loss(real.bfloat16(), fake.bfloat16())
     assert bf16.dtype == torch.float32
+
+
+def test_unknown_loss_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown loss key.*hole_L1"):
+        GeneratorLoss({"hole_L1": 1.0})

@@ -184,3 +184,10 @@ def test_models_cli_bad_config_is_one_line_exit_2(capsys: pytest.CaptureFixture[
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: config nonexistent_model not found") and "\n" not in err
+
+
+def test_factory_rejects_unknown_keys_and_fills_defaults() -> None:
+    with pytest.raises(ConfigError, match="unknown model key.*widht"):
+        build_generator({"widht": [8, 16, 32]})
+    generator = build_generator({})  # every key defaulted: the reference Model 2
+    assert generator.bottleneck[2].merge == "concat" and len(generator.bottleneck) == 4 + 3

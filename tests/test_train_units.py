@@ -3,7 +3,6 @@ arithmetic, RNG capture, resume compatibility checks, status file, sample grid."
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -145,3 +144,34 @@ def test_inpainting_grid_shows_holes_output_composite_and_truth(shards64: Path, 
     pic = np.asarray(Image.open(path))
     assert pic.shape[1] == 4 * 64 + 5 * 2 and pic.shape[0] > 3 * 64
     assert (pic[:, 64 + 4: 128 + 4] < 5).all(axis=-1).mean() > 0.5  # the black output column
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGUSR1", "SIGUSR2"])
+def test_stop_signals_only_set_a_flag(sig: str) -> None:
+    import os
+    import signal
+
+    from inpaint.training.signals import StopRequest
+
+    before = signal.getsignal(getattr(signal, sig))
+    stop = StopRequest().install()
+    try:
+        assert not stop.requested
+        os.kill(os.getpid(), getattr(signal, sig))
+        assert stop.requested and stop.signal_name == sig  # and the process is still alive
+    finally:
+        stop.restore()
+    assert signal.getsignal(getattr(signal, sig)) == before
+
+
+def test_deadline_argument_accepts_unix_and_iso_times() -> None:
+    import argparse
+
+    from inpaint.train import parse_deadline, positive_seconds
+
+    assert parse_deadline("1767225600") == 1767225600.0
+    assert parse_deadline("2026-01-01T00:00:00+00:00") == 1767225600.0
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_deadline("tomorrow")
+    with pytest.raises(argparse.ArgumentTypeError):
+        positive_seconds("-5")

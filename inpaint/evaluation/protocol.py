@@ -70,14 +70,18 @@ def shards_fingerprint(index: dict[str, Any]) -> str:
 
 
 def build_pairs(face_count: int, mask_buckets: Sequence[int] | np.ndarray, balanced_count: int = 0,
-                pairs_per_bucket: int = DEFAULT_PAIRS_PER_BUCKET, seed: int = 0, fingerprint: str = "") -> PairList:
+                pairs_per_bucket: int = DEFAULT_PAIRS_PER_BUCKET, seed: int = 0, fingerprint: str = "",
+                balanced_groups: Sequence[object] | np.ndarray | None = None) -> PairList:
     """Draw the protocol.
 
     Per bucket: up to ``pairs_per_bucket`` distinct test masks of that bucket, each paired with a
     test face drawn without replacement (with replacement only if there are fewer faces than
     pairs). Each bucket has its own generator seeded by ``(seed, bucket)``, so a bucket's pairs do
-    not change when another bucket's mask count does. Balanced faces each get one test mask from
-    any bucket.
+    not change when another bucket's mask count does.
+
+    Balanced faces each get one test mask. With ``balanced_groups`` (one group key per balanced
+    face, e.g. race × gender) the buckets are dealt round-robin within each group, so every group
+    sees the same mix of hole sizes and group differences are not hole-size luck.
     """
     if face_count <= 0:
         raise DataError("the shards hold no test faces: repack them with a test split")
@@ -92,11 +96,33 @@ def build_pairs(face_count: int, mask_buckets: Sequence[int] | np.ndarray, balan
         masks = rng.permutation(candidates)[:n]
         faces = rng.choice(face_count, size=n, replace=n > face_count)
         per_bucket.append([(int(f), int(m)) for f, m in zip(faces, masks)])
-    valid_masks = np.flatnonzero(buckets_arr >= 0)
+    return PairList(seed, pairs_per_bucket, fingerprint, per_bucket,
+                    _balanced_pairs(buckets_arr, balanced_count, seed, balanced_groups))
+
+
+def _balanced_pairs(buckets: np.ndarray, count: int, seed: int,
+                    groups: Sequence[object] | np.ndarray | None) -> list[tuple[int, int]]:
+    if count == 0:
+        return []
     rng = np.random.default_rng([seed, len(BUCKET_EDGES)])
-    balanced_masks = rng.choice(valid_masks, size=balanced_count, replace=balanced_count > len(valid_masks)) if balanced_count else []
-    balanced = [(i, int(m)) for i, m in enumerate(balanced_masks)]
-    return PairList(seed, pairs_per_bucket, fingerprint, per_bucket, balanced)
+    present = [b for b in range(len(BUCKET_EDGES)) if (buckets == b).any()]
+    if groups is None:
+        groups = np.zeros(count, dtype=np.int64)
+    groups = np.asarray(groups, dtype=object)
+    if len(groups) != count:
+        raise ValueError(f"{len(groups)} group keys for {count} balanced faces")
+    wanted = np.empty(count, dtype=np.int64)
+    rank: dict[object, int] = {}
+    offset = int(rng.integers(len(present)))
+    for face, key in enumerate(groups):
+        r = rank.get(key, 0)
+        rank[key] = r + 1
+        wanted[face] = present[(r + offset) % len(present)]
+    pairs = []
+    for face in range(count):
+        choices = np.flatnonzero(buckets == wanted[face])
+        pairs.append((face, int(choices[rng.integers(len(choices))])))
+    return pairs
 
 
 def save_pairs(pairs: PairList, path: str | os.PathLike) -> Path:

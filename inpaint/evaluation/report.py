@@ -70,7 +70,7 @@ def render_markdown(ev: Evaluation) -> str:
     if p.get("shortfalls"):
         lines.append("- **Fewer pairs than requested** in " + ", ".join(f"{k} ({v})" for k, v in p["shortfalls"].items())
                      + ": the shards hold fewer test masks in those buckets (each mask is used once per bucket).")
-    lines.append(f"- Models: " + ", ".join(f"**{m.name}** (`{m.source}`)" for m in ev.models))
+    lines.append("- Models: " + ", ".join(f"**{m.name}** (`{m.source}`)" for m in ev.models))
     lines.append("- LPIPS: " + ("AlexNet v0.1" if not ev.lpips_reason else f"**unavailable** — {ev.lpips_reason}"))
     lines.append("- Identity: " + (f"dlib ResNet face descriptor, same-person threshold {SAME_PERSON_THRESHOLD}"
                                    if not ev.identity_reason else f"**unavailable** — {ev.identity_reason}"))
@@ -97,7 +97,8 @@ def render_markdown(ev: Evaluation) -> str:
         lines += _md_table(["Hole ratio"] + [m.name for m in ev.models], body) + [""]
     if any(m.demographics for m in ev.models):
         lines += ["## Demographic breakdown (eval_balanced split)", "",
-                  f"Each balanced face is paired with one seeded test mask from any bucket "
+                  f"Each balanced face is paired with one seeded test mask; within each race × gender cell the "
+                  f"hole-ratio buckets are dealt in turn, so every group sees the same mix of hole sizes "
                   f"({p.get('balanced_pairs', 0)} pairs). *Spread* is the gap between the best and worst group.", ""]
         for m in ev.models:
             if not m.demographics:

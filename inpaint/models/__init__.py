@@ -44,6 +44,9 @@ DISCRIMINATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"sn_patch
 
 def _build(registry: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]], key: str, model_cfg: Mapping[str, Any]) -> nn.Module:
     cfg = _model_defaults()
+    unknown = sorted(set(model_cfg) - set(cfg))
+    if unknown:
+        raise ConfigError(f"unknown model key(s) {', '.join(unknown)}: use only {', '.join(cfg)}")
     cfg.update(model_cfg)
     name = cfg[key]
     if name not in registry:

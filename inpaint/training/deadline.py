@@ -11,11 +11,20 @@ from __future__ import annotations
 import time
 from collections import deque
 
+import torch
+
 
 def safety_margin(budget_s: float) -> float:
     """Slack kept in reserve on top of the measured costs (for process exit, log flushing,
     timing noise): 1 % of the budget, at least 2 s, at most 2 min."""
     return min(120.0, max(2.0, 0.01 * budget_s))
+
+
+def estimated_checkpoint_seconds(*models: torch.nn.Module, bytes_per_s: float = 50e6) -> float:
+    """A pessimistic guess (weights + two Adam moments at 50 MB/s, plus 0.5 s) used until the
+    first checkpoint has been timed: slow network filesystems on grids are common."""
+    nbytes = sum(p.numel() * p.element_size() for m in models for p in m.parameters())
+    return 0.5 + 3 * nbytes / bytes_per_s
 
 
 class Deadline:

@@ -11,34 +11,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from inpaint.checkpoint import bare_module, find_checkpoints, load_latest, read_checkpoint, save_checkpoint, CHECKPOINT_FORMAT
-from inpaint.config import save_config
-from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
-from inpaint.training.deadline import Deadline
+from inpaint.checkpoint import (
+    CHECKPOINT_FORMAT, CheckpointWarning, bare_module, find_checkpoints, load_latest, read_checkpoint, save_checkpoint,
+)
+from inpaint.config import resolve_config, save_config
+from inpaint.errors import CheckpointError, ConfigError, FacefillError
+from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
+from inpaint.training.environment import autocast_dtype, backend_flags, configure_backends, resolve_device, restore_backend_flags
+from inpaint.training.inputs import open_training_data, sample_batch, seed_worker
+from inpaint.training.progress import format_duration, setup_logging
 from inpaint.training.distributed import DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown
 from inpaint.training.metrics_log import RunningLosses, all_finite, append_metrics, truncate_metrics_after
 from inpaint.training.pairs import EpochBatches, TrainingPairs
 from inpaint.training.resume import check_config, check_data, data_fingerprint
 from inpaint.training.rng import capture_rng_state, restore_rng_state, seed_everything
-from inpaint.training.signals import STOP_SIGNALS, StopRequest
+from inpaint.training.signals import StopRequest
 from inpaint.training.status import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, Outcome, write_status
 
 log = logging.getLogger("facefill.train")
-
-SAMPLE_COUNT = 8
 
 
 @dataclass
@@ -64,146 +65,6 @@ class Position:
     epoch: int = 0
     step: int = 0
     epoch_step: int = 0
-
-
-# --- set-up ----------------------------------------------------------------------------------
-
-def resolve_device(requested: str | None) -> torch.device:
-    if requested is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device {requested} is not a device name: use cpu or cuda") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {requested} asked for, but this machine has no usable CUDA GPU: use --device cpu or run on a GPU node")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {requested} is not supported: use cpu or cuda")
-    return device
-
-
-def configure_backends(device: torch.device, deterministic: bool) -> None:
-    """Deterministic kernels when asked (bit-exact resume tests), the fastest ones otherwise."""
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
-def backend_flags() -> dict[str, Any]:
-    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
-            "cudnn_benchmark": torch.backends.cudnn.benchmark, "cudnn_deterministic": torch.backends.cudnn.deterministic}
-
-
-def restore_backend_flags(flags: dict[str, Any]) -> None:
-    torch.use_deterministic_algorithms(flags["deterministic"])
-    torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
-    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.precision``; None = plain fp32. Mixed precision is a CUDA
-    feature here: CPU runs (tests, debugging) always use fp32."""
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        log.warning("this GPU has no bf16 support: training in fp16 with loss scaling instead")
-        return torch.float16
-    return torch.bfloat16 if precision == "bf16" else torch.float16
-
-
-def open_training_data(data_root: Path, cfg: dict[str, Any], world_size: int):
-    """The train splits of the shard set, checked against the config; DataError when unusable."""
-    from inpaint.data import FaceShards, MaskShards, read_index  # the reader validates the shards
-
-    index = read_index(data_root)
-    size = cfg["data"]["size"]
-    if int(index.get("size", size)) != size:
-        raise DataError(
-            f"shards in {data_root} are {index.get('size')} px but the config trains at data.size = {size}: "
-            f"pack shards at {size} px or --set data.size={index.get('size')}"
-        )
-    faces, masks = FaceShards(data_root, "train"), MaskShards(data_root, "train")
-    if len(faces) == 0:
-        raise DataError(f"shards in {data_root} hold no training faces (split 'train' is empty): repack with faces in the train split")
-    if len(masks) == 0:
-        raise DataError(f"shards in {data_root} hold no training masks (split 'train' is empty): repack with masks in the train split")
-    batch = cfg["train"]["batch_size"]
-    if len(faces) < batch * world_size:
-        raise DataError(
-            f"shards in {data_root} hold {len(faces)} training faces, fewer than one batch "
-            f"({batch} x {world_size} processes): lower train.batch_size or pack more faces"
-        )
-    return index, faces, masks
-
-
-def sample_batch(data_root: Path, index: dict[str, Any], faces_train, masks_train) -> dict[str, torch.Tensor]:
-    """A fixed batch for the per-epoch pictures: held-out test faces and masks when the shard set
-    has them (spread over the mask buckets), training ones otherwise."""
-    from inpaint.data import FaceShards, MaskShards
-
-    counts = index.get("counts", {})
-    faces = FaceShards(data_root, "test") if counts.get("faces", {}).get("test", 0) else faces_train
-    masks = MaskShards(data_root, "test") if counts.get("masks", {}).get("test", 0) else masks_train
-    k = min(SAMPLE_COUNT, len(faces))
-    face_ids = np.linspace(0, len(faces) - 1, k).round().astype(int)
-    # Masks sorted by hole ratio, picked evenly: the grid shows small to large holes.
-    order = np.argsort(np.asarray(masks.ratios), kind="stable")
-    mask_ids = order[np.linspace(0, len(order) - 1, k).round().astype(int)]
-    image = torch.stack([faces[int(i)]["image"] for i in face_ids])
-    mask = torch.stack([masks[int(i)]["mask"] for i in mask_ids])
-    return {"image": image, "mask": mask}
-
-
-def seed_worker(worker_id: int) -> None:
-    """numpy/random in each DataLoader worker seeded from torch's per-worker seed; the stop
-    signals are ignored there, so a batch system signalling the whole process group does not kill
-    the workers before the main process has written its checkpoint."""
-    import random
-    import signal
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def setup_logging(run_dir: Path, is_main: bool) -> logging.Handler | None:
-    """Progress on stdout and appended to ``run_dir/train.log``; non-main ranks log warnings only."""
-    log.setLevel(logging.INFO if is_main else logging.WARNING)
-    log.propagate = False
-    for h in list(log.handlers):
-        log.removeHandler(h)
-    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    out = logging.StreamHandler(sys.stdout)
-    out.setFormatter(fmt)
-    log.addHandler(out)
-    if not is_main:
-        return None
-    file_handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-    file_handler.setFormatter(fmt)
-    log.addHandler(file_handler)
-    return file_handler
-
-
-def estimated_checkpoint_seconds(*models: torch.nn.Module, bytes_per_s: float = 50e6) -> float:
-    """A pessimistic guess (weights + two Adam moments at 50 MB/s, plus 0.5 s) used until the
-    first checkpoint has been timed: slow network filesystems on grids are common."""
-    nbytes = sum(p.numel() * p.element_size() for m in models for p in m.parameters())
-    return 0.5 + 3 * nbytes / bytes_per_s
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
 
 
 # --- the trainer -----------------------------------------------------------------------------
@@ -291,6 +152,8 @@ class Trainer:
             d_train = DDP(d_train, device_ids=ids)
         if tcfg["compile"] and device.type == "cuda":
             g_train = torch.compile(g_train)
+        elif tcfg["compile"]:
+            log.info("train.compile is for CUDA runs: ignored on %s", device)
         self.g_train, self.d_train = g_train, d_train
         log.info("models: generator %s (%.2f M params), discriminator %s (%.2f M params); device %s, precision %s%s",
                  cfg["model"]["generator"], count_parameters(self.generator) / 1e6, cfg["model"]["discriminator"],
@@ -301,7 +164,12 @@ class Trainer:
     def _resume(self) -> None:
         path = None
         if self.dist.is_main:
-            found = load_latest(self.run_dir)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", CheckpointWarning)
+                found = load_latest(self.run_dir)
+            for w in caught:  # into train.log as well, then on to the caller's warning filters
+                log.warning("%s", w.message)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             path = str(found[1]) if found else None
         path = broadcast_from_main(path, self.dist)
         if path is None:
@@ -314,7 +182,11 @@ class Trainer:
         t0 = time.time()
         state = read_checkpoint(path)
         path = Path(path)
-        for diff in check_config(state["config"], self.cfg, path, self.opts.force):
+        try:  # fill in keys added to the defaults since the checkpoint was written
+            saved_cfg = resolve_config(state["config"], source=str(path))
+        except ConfigError:
+            saved_cfg = state["config"]
+        for diff in check_config(saved_cfg, self.cfg, path, self.opts.force):
             log.warning("--force: continuing with changed %s", diff)
         for diff in check_data(state.get("data"), self.fingerprint, self.opts.data_root, path, self.opts.force):
             log.warning("--force: continuing on changed shards (%s)", diff)
@@ -332,6 +204,10 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.cfg["optim"]["lr"]
                 group["betas"] = tuple(self.cfg["optim"]["betas"])
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            log.warning("checkpoint was written by %d processes, this run has %d: the epoch continues with a "
+                        "different batch order than an uninterrupted run would use", saved_world, self.dist.world_size)
         if self.scaler.is_enabled() and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
@@ -404,6 +280,7 @@ class Trainer:
             "time": time.time(),
             "data": self.fingerprint,
             "timing": deadline.summary(),
+            "world_size": self.dist.world_size,
         }
 
     def save(self, deadline: Deadline) -> None:
@@ -466,7 +343,7 @@ class Trainer:
             want_stop = stop.requested or deadline.must_stop()
             if any_rank(want_stop, self.dist, self.device):
                 reason = (f"received {stop.signal_name}" if stop.requested else
-                          f"time limit: {deadline.remaining():.0f} s left, next step + checkpoint need "
+                          f"time budget: {deadline.remaining():.0f} s left, next step + checkpoint need "
                           f"~{deadline.step_estimate + deadline.checkpoint_estimate + deadline.margin:.0f} s"
                           if deadline.must_stop() else "another process was told to stop")
                 failure = self._check_finite(running)
@@ -485,7 +362,6 @@ class Trainer:
             running.add(losses)
             self.pos.step += 1
             self.pos.epoch_step += 1
-            deadline.record_step(time.time() - t0)
 
             done = self.pos.step >= total
             if self.pos.step % tcfg["log_every_steps"] == 0 or done:
@@ -496,6 +372,8 @@ class Trainer:
             if self.pos.epoch_step >= self.steps_per_epoch and not done:
                 self._end_epoch()
                 batches = iter(self.loader)
+            # Logging and the epoch's sample picture count as step time: they too must fit.
+            deadline.record_step(time.time() - t0)
             if self.pos.step % tcfg["checkpoint_every_steps"] == 0 and not done:
                 failure = self._check_finite(running)
                 if failure:
@@ -521,13 +399,20 @@ class Trainer:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         last = find_checkpoints(self.run_dir)
         keep = f"last good checkpoint {last[0]}" if last else "no checkpoint was written"
-        return self._outcome(EXIT_FAILED, f"non-finite loss by step {self.pos.step} ({shown}); {keep}; "
+        return self._outcome(EXIT_FAILED, f"non-finite values by step {self.pos.step} ({shown}); {keep}; "
                                           "lower optim.lr or check the data before resuming")
 
     def _check_finite(self, running: RunningLosses) -> Outcome | None:
-        """Before anything is saved: are the losses since the last log finite? (One sync.)"""
+        """Before anything is saved: are the losses since the last log and the weights finite?
+        (An overflowing gradient can ruin the weights one step before the loss shows it.)"""
         values = running.peek()
-        return None if self._finite_everywhere(values) else self._nan_outcome(values)
+        if not self._finite_everywhere(values):
+            return self._nan_outcome(values)
+        params = [p for m in (self.generator, self.discriminator) for p in m.parameters()]
+        weights_ok = bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+        if any_rank(not weights_ok, self.dist, self.device):
+            return self._nan_outcome({"weights": float("nan")})
+        return None
 
     def _finite_everywhere(self, values: dict[str, float]) -> bool:
         # Collective: a rank that stopped alone would leave the others waiting forever.
@@ -576,27 +461,31 @@ def train(opts: TrainOptions) -> Outcome:
     trainer = Trainer(opts, stop)
     saved_backends = backend_flags()
     try:
-        trainer.setup()
-        outcome = trainer.run()
-    except FacefillError as exc:
-        _finish(trainer, Outcome(EXIT_BAD_INPUT, str(exc), **_where(trainer)))
-        raise
-    except torch.cuda.OutOfMemoryError as exc:
-        log.error("CUDA out of memory: %s", str(exc).splitlines()[0])
-        outcome = Outcome(EXIT_FAILED, "CUDA out of memory: lower train.batch_size or data.size, or use a GPU with more memory", **_where(trainer))
-    except Exception as exc:  # a bug or a crash: keep the traceback, report failure
-        traceback.print_exc()
-        outcome = Outcome(EXIT_FAILED, f"crashed with {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", **_where(trainer))
+        try:
+            trainer.setup()
+            outcome = trainer.run()
+        except FacefillError as exc:
+            _finish(trainer, Outcome(EXIT_BAD_INPUT, str(exc), **_where(trainer)))
+            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            log.error("CUDA out of memory: %s", str(exc).splitlines()[0])
+            outcome = Outcome(EXIT_FAILED, "CUDA out of memory: lower train.batch_size or data.size, or use a GPU with more memory", **_where(trainer))
+        except Exception as exc:  # a bug or a crash: keep the traceback, report failure
+            traceback.print_exc()
+            handler = getattr(trainer, "_file_handler", None)
+            if handler is not None and handler.stream is not None:
+                handler.stream.write(traceback.format_exc())
+            outcome = Outcome(EXIT_FAILED, f"crashed with {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", **_where(trainer))
+        _finish(trainer, outcome)
+        return outcome
     finally:
         stop.restore()
         shutdown(getattr(trainer, "dist", DistInfo()))
         restore_backend_flags(saved_backends)  # in-process callers (tests, notebooks) get theirs back
-    _finish(trainer, outcome)
-    for h in list(log.handlers):
-        if isinstance(h, logging.FileHandler):
+        for h in list(log.handlers):  # and no stale handlers if they train again
             log.removeHandler(h)
-            h.close()
-    return outcome
+            if isinstance(h, logging.FileHandler):
+                h.close()
 
 
 def _where(trainer: Trainer) -> dict[str, int | None]:

@@ -54,7 +54,10 @@ chain_state() {  # chain_state STATE REASON EXIT_CODE
   write_json "$RUN_DIR/jobs/chain.json" "{\"state\": $(json_str "$1"), \"reason\": $(json_str "$2"), \"part\": $PART, \"exit_code\": $3, \"job_id\": $(json_str "$JOB_ID"), \"executor\": \"pbs\", \"time\": \"$(now)\"}"
 }
 chain_state_is() { grep -qE "\"state\": \"($1)\"" "$RUN_DIR/jobs/chain.json" 2>/dev/null; }
-status_field() { sed -n "s/.*\"$1\": *\(-\{0,1\}[0-9][0-9]*\).*/\1/p" "$RUN_DIR/status.json" 2>/dev/null | head -n 1; }
+status_field() {  # an integer field of the trainer's status.json, or nothing
+  [ -f "$RUN_DIR/status.json" ] || return 0
+  sed -n "s/.*\"$1\": *\(-\{0,1\}[0-9][0-9]*\).*/\1/p" "$RUN_DIR/status.json" | head -n 1 || true
+}
 in_container() {  # run "$@" in the image (project on PYTHONPATH), or on the host with --container none
   if [ -n "$IMAGE" ]; then
     SINGULARITYENV_PYTHONPATH="$PROJECT_ROOT" singularity exec --nv \
@@ -121,6 +124,7 @@ if [ "$MODE" = evaluate ]; then
 fi
 
 code=0
+step_before="$(status_field step)"
 trainer_args
 if [ "$NODES" -gt 1 ]; then
   MASTER="$(head -n 1 "$PBS_NODEFILE")"
@@ -140,7 +144,9 @@ fi
 step="$(status_field step)"
 queued=0
 if [ "$CHAIN_LENGTH" -gt 0 ] && [ "$PART" -lt "$CHAIN_LENGTH" ]; then queued=1; fi
-IFS=$'\t' read -r action reason < <(facefill_decide "$code" "$PART" "$MAX_RESUBMITS" "$THEN_EVALUATE" "$queued")
+progressed=1
+if [ -n "$step_before" ] && [ -n "$step" ] && [ "$step" -le "$step_before" ]; then progressed=0; fi
+IFS=$'\t' read -r action reason < <(facefill_decide "$code" "$PART" "$MAX_RESUBMITS" "$THEN_EVALUATE" "$queued" "$progressed")
 if [ "$action" = resubmit ] && chain_state_is cancelled; then
   action=stop; reason="cancelled with jobs.cancel"
 fi
@@ -173,7 +179,7 @@ case "$action" in
     fi ;;
   continue) chain_state running "$reason" "$code" ;;
   done) chain_state done "$reason" "$code"; release_owner ;;
-  *) chain_state stopped "$reason" "$code"; release_owner ;;
+  *) chain_state_is cancelled || chain_state stopped "$reason" "$code"; release_owner ;;
 esac
 # A stopped chain shows as a failed job in qstat; a handed-on or finished one as success.
 if [ "$action" = stop ] && [ "$code" -ne 0 ]; then exit "$code"; fi

@@ -1,0 +1,130 @@
+"""Inference speed of a generator: single-image latency and batched throughput, with GFLOP/s.
+
+    python benchmarks/bench_infer.py                    # Model 2, 128 px, CPU with 2 threads (+ GPU if present)
+    python benchmarks/bench_infer.py --config smoke --size 64 --threads 1
+
+CPU runs in fp32 (bf16 autocast is many times slower on CPUs without native bf16); GPU runs use
+bf16 autocast and channels_last at batch 1 and 64. The weights are random: speed does not depend
+on them. Also times the whole photo pipeline (crop, resize, model, paste) on a 600×400 photo.
+Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from inpaint.config import load_config
+from inpaint.models import build_generator
+
+
+def forward_flops(model: torch.nn.Module, size: int) -> int:
+    """FLOPs (multiply and add counted separately) of one forward pass at batch 1."""
+    image, mask = torch.zeros(1, 3, size, size), torch.zeros(1, 1, size, size)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(image, mask)
+    return int(counter.get_total_flops())
+
+
+def time_call(fn: Callable[[], object], repeats: int, warmup: int, sync: Callable[[], None] = lambda: None) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def inputs(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+    mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
+    return (image * (1 - mask)).to(device), mask.to(device)
+
+
+def bench_cpu(model: torch.nn.Module, size: int, flops: int, batch: int, repeats: int) -> None:
+    with torch.inference_mode():
+        masked, mask = inputs(1, size, torch.device("cpu"))
+        t1 = time_call(lambda: model(masked, mask), repeats, warmup=2)
+        lat = statistics.median(t1)
+        print(f"cpu  batch 1 : {lat * 1000:8.1f} ms/image (median of {repeats}, min {min(t1) * 1000:.1f})   "
+              f"{flops / lat / 1e9:6.1f} GFLOP/s")
+        masked, mask = inputs(batch, size, torch.device("cpu"))
+        tb = time_call(lambda: model(masked, mask), max(2, repeats // 2), warmup=1)
+        per = statistics.median(tb) / batch
+        print(f"cpu  batch {batch:<2}: {per * 1000:8.1f} ms/image  {1 / per:6.2f} images/s          "
+              f"{flops / per / 1e9:6.1f} GFLOP/s")
+
+
+def bench_gpu(model: torch.nn.Module, size: int, flops: int, batches: list[int], repeats: int) -> None:
+    device = torch.device("cuda")
+    model = model.to(device).to(memory_format=torch.channels_last)
+    print(f"gpu  {torch.cuda.get_device_name(device)}, bf16 autocast, channels_last")
+    for batch in batches:
+        masked, mask = inputs(batch, size, device)
+        masked = masked.contiguous(memory_format=torch.channels_last)
+
+        def run() -> None:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                model(masked, mask)
+
+        t = statistics.median(time_call(run, repeats, warmup=3, sync=torch.cuda.synchronize))
+        print(f"gpu  batch {batch:<3}: {t * 1000:8.2f} ms/batch  {batch / t:9.1f} images/s  "
+              f"{flops * batch / t / 1e12:6.2f} TFLOP/s")
+
+
+def bench_pipeline(model: torch.nn.Module, size: int, repeats: int) -> None:
+    """Whole-photo cost: context crop, resize, model, resize back, feathered paste."""
+    from PIL import Image
+
+    from inpaint.inference.inpainter import Inpainter
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8))
+    hole = np.zeros((400, 600), dtype=bool)
+    hole[150:250, 250:350] = True
+    inp = Inpainter(lambda m, k: model(m, k), size, "cpu")
+    t = statistics.median(time_call(lambda: inp.inpaint(photo, hole), repeats, warmup=1))
+    print(f"cpu  photo 600×400, hole 100×100: {t * 1000:8.1f} ms end to end")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="model2")
+    p.add_argument("--size", type=int, default=None, help="image size (default: the config's data.size)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=8, help="CPU batch for throughput")
+    p.add_argument("--gpu-batches", default="1,64")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--no-gpu", action="store_true")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    size = args.size or int(cfg["data"]["size"])
+    torch.manual_seed(0)
+    model = build_generator(cfg["model"]).eval()
+    params = sum(p.numel() for p in model.parameters())
+    flops = forward_flops(model, size)
+    print(f"{cfg['name']} generator at {size} px: {params / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per image "
+          f"(torch {torch.__version__}, {args.threads} CPU threads, fp32 on CPU)")
+    bench_cpu(model, size, flops, args.batch, args.repeats)
+    bench_pipeline(model, size, max(3, args.repeats // 3))
+    if torch.cuda.is_available() and not args.no_gpu:
+        bench_gpu(model, size, flops, [int(b) for b in args.gpu_batches.split(",")], args.repeats)
+    else:
+        print("gpu  not available: skipped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Inpainting real photos of any size with a generator trained on fixed-size face crops.
+
+Per photo: choose a square context box (:mod:`inpaint.inference.crop`), resize it to the model's
+size, run the generator (several photos per batch), resize the result back and blend it into the
+hole only (:mod:`inpaint.inference.compose`). Preparation and finishing are separate steps so
+folder mode can batch the model calls across photos and still report each photo's own failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from inpaint.inference.compose import auto_feather, paste_hole
+from inpaint.inference.crop import Box, context_box, extract
+
+Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+FaceFinder = Callable[[np.ndarray], list[tuple[int, int, int, int]]]
+
+
+@dataclass
+class Prepared:
+    """One photo ready for the model."""
+
+    rgb: np.ndarray              # (H,W,3) uint8, the photo's colour pixels
+    alpha: np.ndarray | None     # (H,W) uint8 alpha channel kept as is, or None
+    mode: str                    # mode to save in ("RGB", "RGBA", "L", "LA")
+    hole: np.ndarray             # (H,W) bool, True = hole
+    box: Box
+    image: torch.Tensor          # (3,S,S) in [-1, 1], the box resized to the model size
+    mask: torch.Tensor           # (1,S,S) in {0, 1}
+
+
+def split_photo(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(RGB pixels, alpha or None, output mode): greyscale photos stay greyscale and transparency
+    is carried through untouched."""
+    mode = img.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        out_mode = "LA" if mode == "LA" else "RGBA"
+        return np.asarray(rgba)[..., :3].copy(), np.asarray(rgba)[..., 3].copy(), out_mode
+    out_mode = "L" if mode in ("L", "1") else "RGB"
+    return np.asarray(img.convert("RGB")).copy(), None, out_mode
+
+
+def join_photo(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
+    """Inverse of :func:`split_photo`."""
+    img = Image.fromarray(rgb, "RGB")
+    if mode in ("L", "LA"):
+        img = img.convert("L")
+    if alpha is not None:
+        img.putalpha(Image.fromarray(alpha, "L"))
+    return img
+
+
+class Inpainter:
+    """Runs a generator of input size ``size`` on photos of any size."""
+
+    def __init__(self, generator: Generator, size: int, device: torch.device | str = "cpu",
+                 find_faces: FaceFinder | None = None, feather: int | None = None) -> None:
+        self.generator, self.size, self.device = generator, int(size), torch.device(device)
+        self.find_faces, self.feather = find_faces, feather
+
+    def prepare(self, img: Image.Image, hole: np.ndarray) -> Prepared:
+        rgb, alpha, mode = split_photo(img)
+        if hole.shape != rgb.shape[:2]:
+            raise ValueError(f"hole {hole.shape} and photo {rgb.shape[:2]} differ in size")
+        faces = self.find_faces(rgb) if self.find_faces is not None else []
+        box = context_box(hole, faces)
+        crop = torch.from_numpy(np.ascontiguousarray(extract(rgb, box))).permute(2, 0, 1)[None].float()
+        crop_hole = torch.from_numpy(np.ascontiguousarray(extract(hole, box))).float()[None, None]
+        if box.side != self.size:
+            antialias = box.side > self.size
+            crop = F.interpolate(crop, size=(self.size, self.size), mode="bicubic", antialias=antialias, align_corners=False)
+            # A model pixel is hole if any photo pixel under it is: the model must regenerate it.
+            crop_hole = (F.interpolate(crop_hole, size=(self.size, self.size), mode="area") > 0).float() if antialias \
+                else (F.interpolate(crop_hole, size=(self.size, self.size), mode="nearest") > 0).float()
+        image = (crop.clamp(0, 255) / 127.5 - 1.0)[0]
+        return Prepared(rgb, alpha, mode, hole, box, image, crop_hole[0])
+
+    @torch.inference_mode()
+    def generate(self, batch: Sequence[Prepared]) -> torch.Tensor:
+        """Raw generator outputs (B,3,S,S) in [-1, 1] on the CPU, one model call for the batch."""
+        image = torch.stack([p.image for p in batch]).to(self.device)
+        mask = torch.stack([p.mask for p in batch]).to(self.device)
+        output = self.generator(image * (1.0 - mask), mask)
+        return output.float().clamp(-1.0, 1.0).cpu()
+
+    def finish(self, prepared: Prepared, output: torch.Tensor) -> Image.Image:
+        """Resize one output back to its box and blend it into the photo's hole."""
+        box = prepared.box
+        out = output[None]
+        if box.side != self.size:
+            out = F.interpolate(out, size=(box.side, box.side), mode="bicubic", align_corners=False,
+                                antialias=box.side < self.size)
+        generated_box = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        height, width = prepared.hole.shape
+        generated = prepared.rgb.copy()
+        # Box coordinates clipped to the photo (the box may extend past it).
+        t, b = max(box.top, 0), min(box.bottom, height)
+        l, r = max(box.left, 0), min(box.right, width)
+        generated[t:b, l:r] = generated_box[t - box.top:b - box.top, l - box.left:r - box.left]
+        feather = self.feather if self.feather is not None else auto_feather(box.side, self.size)
+        rgb = paste_hole(prepared.rgb, generated, prepared.hole, feather)
+        return join_photo(rgb, prepared.alpha, prepared.mode)
+
+    def inpaint(self, img: Image.Image, hole: np.ndarray) -> Image.Image:
+        """One photo, start to finish."""
+        prepared = self.prepare(img, hole)
+        return self.finish(prepared, self.generate([prepared])[0])

@@ -1,0 +1,204 @@
+"""``python -m inpaint.predict``: repair the hole in a face photo (or a folder of them).
+
+Single photo::
+
+    python -m inpaint.predict --image PHOTO --mask MASK --out OUT.png [--weights FILE | --run-dir DIR]
+
+Folder mode matches photos and masks by file name (stem) and keeps going past bad files::
+
+    python -m inpaint.predict --image-dir PHOTOS --mask-dir MASKS --out-dir OUT [...]
+
+Only the hole pixels change; every other pixel of the photo keeps its exact value (write PNG to
+keep it that way — JPEG re-encodes the whole image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from inpaint.cli import run_cli
+from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
+from inpaint.inference.files import LOSSLESS_SUFFIXES, image_format, save_image_atomic
+from inpaint.inference.inpainter import Inpainter, Prepared
+from inpaint.inference.masks import HOLE_CONVENTIONS, load_hole, open_image
+from inpaint.inference.progress import Progress
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "model2.pt"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m inpaint.predict", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    one = p.add_argument_group("one photo")
+    one.add_argument("--image", metavar="PHOTO", help="photo of any size")
+    one.add_argument("--mask", metavar="MASK", help="mask of the same size as the photo")
+    one.add_argument("--out", metavar="OUT", help="output image (PNG keeps all non-hole pixels exact)")
+    many = p.add_argument_group("folder mode")
+    many.add_argument("--image-dir", metavar="DIR")
+    many.add_argument("--mask-dir", metavar="DIR", help="masks named like the photos (any image suffix)")
+    many.add_argument("--out-dir", metavar="DIR", help="results as <photo name>.png")
+    src = p.add_argument_group("model (default: the shipped inpaint/weights/model2.pt)")
+    src.add_argument("--weights", metavar="FILE", help="weights file (.pt with its .json) or checkpoint .pt")
+    src.add_argument("--run-dir", metavar="DIR", help="training run dir (its newest checkpoint)")
+    p.add_argument("--mask-hole", choices=HOLE_CONVENTIONS, default="white",
+                   help="which colour marks the hole in the mask (alpha masks: opaque = white)")
+    p.add_argument("--feather", type=int, default=None, metavar="PX",
+                   help="width of the blended edge inside the hole (default: one model pixel at photo scale)")
+    p.add_argument("--no-face-detect", action="store_true",
+                   help="do not use dlib's face detector to choose the context box")
+    p.add_argument("--batch-size", type=int, default=8, help="photos per model call in folder mode")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    return p
+
+
+def resolve_source(weights: str | None, run_dir: str | None) -> Path:
+    if weights and run_dir:
+        raise ConfigError("give either --weights FILE or --run-dir DIR, not both")
+    if weights or run_dir:
+        return Path(weights or run_dir).expanduser()  # type: ignore[arg-type]
+    if not DEFAULT_WEIGHTS.is_file():
+        raise CheckpointError(f"no shipped weights at {DEFAULT_WEIGHTS} yet: pass --weights FILE (a weights .pt "
+                              "with its .json, or a checkpoint) or --run-dir DIR (a training run)")
+    return DEFAULT_WEIGHTS
+
+
+def check_output(path: Path) -> None:
+    if image_format(path) is None:
+        raise ConfigError(f"output {path} has an unsupported suffix: use .png (or .jpg, .webp, .tif, .bmp)")
+    if path.suffix.lower() not in LOSSLESS_SUFFIXES + (".webp",):
+        print(f"warning: {path} is lossy: JPEG re-encodes every pixel, so pixels outside the hole will not stay "
+              "exactly as in the photo; use .png for that", file=sys.stderr)
+
+
+def build_inpainter(args: argparse.Namespace) -> Inpainter:
+    from inpaint.checkpoint import load_generator
+    from inpaint.identity import try_face_detector
+
+    if args.feather is not None and args.feather < 0:
+        raise ConfigError(f"--feather must be 0 or more pixels, got {args.feather}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was given but no CUDA GPU is visible: use --device cpu")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    model, cfg = load_generator(resolve_source(args.weights, args.run_dir), device)
+    detector = None if args.no_face_detect else try_face_detector()
+    return Inpainter(lambda masked, mask: model(masked, mask), int(cfg["data"]["size"]), device,
+                     find_faces=detector.detect if detector else None, feather=args.feather)
+
+
+def match_folder(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path | None, str]], int]:
+    """(photo, mask or None, problem) per photo, matched by stem; and the number of photos."""
+    for folder, opt in ((image_dir, "--image-dir"), (mask_dir, "--mask-dir")):
+        if not folder.is_dir():
+            raise DataError(f"{opt} {folder} is not a folder: fix the path")
+    photos = sorted(p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise DataError(f"--image-dir {image_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}): fix the path")
+    masks: dict[str, list[Path]] = {}
+    for m in mask_dir.iterdir():
+        if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES:
+            masks.setdefault(m.stem, []).append(m)
+    jobs: list[tuple[Path, Path | None, str]] = []
+    for photo in photos:
+        found = masks.get(photo.stem, [])
+        if len(found) == 1:
+            jobs.append((photo, found[0], ""))
+        elif not found:
+            jobs.append((photo, None, f"no mask named {photo.stem}.* in {mask_dir}"))
+        else:
+            jobs.append((photo, None, f"several masks named {photo.stem}.* in {mask_dir} ({', '.join(sorted(m.name for m in found))}): keep one"))
+    return jobs, len(photos)
+
+
+def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_dir: Path, hole_colour: str,
+                   batch_size: int, quiet: bool = False) -> tuple[int, list[tuple[Path, str]]]:
+    """Inpaint every matched photo, ``batch_size`` photos per model call; a bad photo or mask is
+    recorded and skipped. Returns (written, failures)."""
+    jobs, total = match_folder(image_dir, mask_dir)
+    failures: list[tuple[Path, str]] = []
+    written = 0
+    progress = Progress("inpainting", total, "photos", enabled=not quiet)
+    done = 0
+    pending: list[tuple[Path, Prepared]] = []
+
+    def flush() -> None:
+        nonlocal written, done
+        if not pending:
+            return
+        try:
+            outputs = inpainter.generate([p for _, p in pending])
+        except RuntimeError as exc:  # e.g. out of memory: the whole batch failed
+            failures.extend((photo, f"model failed: {str(exc).splitlines()[0]}") for photo, _ in pending)
+        else:
+            for (photo, prepared), output in zip(pending, outputs):
+                try:
+                    save_image_atomic(inpainter.finish(prepared, output), out_dir / f"{photo.stem}.png")
+                    written += 1
+                except OSError as exc:
+                    failures.append((photo, f"cannot write {out_dir / (photo.stem + '.png')}: {exc}"))
+        done += len(pending)
+        pending.clear()
+        progress.update(done)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress.update(0)
+    for photo, mask, problem in jobs:
+        if mask is None:
+            failures.append((photo, problem))
+            done += 1
+            continue
+        try:
+            img = open_image(photo, "photo")
+            pending.append((photo, inpainter.prepare(img, load_hole(mask, img.size, hole_colour, photo))))
+        except FacefillError as exc:
+            failures.append((photo, str(exc)))
+            done += 1
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    progress.update(total)
+    return written, failures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    single = [args.image, args.mask, args.out]
+    folder = [args.image_dir, args.mask_dir, args.out_dir]
+    if any(single) and any(folder):
+        raise ConfigError("use either --image/--mask/--out or --image-dir/--mask-dir/--out-dir, not both")
+    if any(single):
+        if not all(single):
+            raise ConfigError("one photo needs all of --image PHOTO, --mask MASK and --out OUT")
+        out = Path(args.out)
+        check_output(out)
+        image = Path(args.image)
+        photo = open_image(image, "photo")  # bad photo or mask: fail before loading the model
+        hole = load_hole(args.mask, photo.size, args.mask_hole, image)
+        written = save_image_atomic(build_inpainter(args).inpaint(photo, hole), out)
+        print(f"wrote {written}")
+        return 0
+    if not all(folder):
+        raise ConfigError("give --image PHOTO --mask MASK --out OUT, or --image-dir DIR --mask-dir DIR --out-dir DIR")
+    inpainter = build_inpainter(args)
+    written, failures = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir), Path(args.out_dir),
+                                       args.mask_hole, args.batch_size, args.quiet)
+    print(f"wrote {written} of {written + len(failures)} photos to {args.out_dir}")
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for photo, reason in failures:
+            print(f"  {photo.name}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,72 @@
+"""Which device and numeric mode a run uses: device checks, backend flags, autocast dtype.
+
+Kept apart from the loop so the GPU-only decisions (bf16 vs fp16, cuDNN autotuning, TF32) are
+in one place and easy to audit on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+
+from inpaint.errors import ConfigError
+
+log = logging.getLogger("facefill.train")
+
+
+def resolve_device(requested: str | None) -> torch.device:
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {requested} is not a device name: use cpu or cuda") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {requested} asked for, but this machine has no usable CUDA GPU: use --device cpu or run on a GPU node")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {requested} is not supported: use cpu or cuda")
+    return device
+
+
+def configure_backends(device: torch.device, deterministic: bool) -> None:
+    """Deterministic kernels when asked (bit-exact resume tests), the fastest ones otherwise.
+
+    On CUDA a few kernels this model needs (e.g. the backward of nearest upsampling) have no
+    deterministic version; there we warn instead of failing, so ``--deterministic`` means
+    "as deterministic as the GPU allows". On CPU it is strict.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
+        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def backend_flags() -> dict[str, Any]:
+    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark, "cudnn_deterministic": torch.backends.cudnn.deterministic}
+
+
+def restore_backend_flags(flags: dict[str, Any]) -> None:
+    torch.use_deterministic_algorithms(flags["deterministic"], warn_only=flags["warn_only"])
+    torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
+    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.precision``; None = plain fp32. Mixed precision is a CUDA
+    feature here: CPU runs (tests, debugging) always use fp32."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        log.warning("this GPU has no bf16 support: training in fp16 with loss scaling instead")
+        return torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16

@@ -1,0 +1,64 @@
+"""``python -m jobs.logs RUN_DIR [--part N]``: the log of a chain part, wherever its executor put it.
+
+PBS writes ``run_dir/logs/<job id>.OU``-style files (``-o`` names the folder); submitit writes
+``run_dir/jobs/submitit/<job id>_0_log.out``; the trainer's own ``train.log`` is shown with
+``--train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from inpaint.cli import run_cli
+from inpaint.errors import ConfigError
+from jobs import ledger
+from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
+
+
+def log_files(run_dir: Path | str, job_id: str) -> list[Path]:
+    """Every file that holds output of ``job_id`` (seq number match for PBS, prefix for submitit)."""
+    run = Path(run_dir)
+    seq = job_id.split(".", 1)[0]
+    found = sorted(p for p in under(run, SUBMITIT_DIR).glob(f"{job_id}_*_log.*") if p.stat().st_size)
+    for p in sorted((run / LOGS_DIR).glob("*")):
+        stem = p.name
+        if stem.startswith(job_id) or stem.startswith(seq + ".") or stem.endswith(f".o{seq}") or stem.endswith(f".e{seq}"):
+            found.append(p)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.logs", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--part", type=int, help="part number (default: the latest)")
+    p.add_argument("--train", action="store_true", help="show the trainer's train.log instead")
+    p.add_argument("--tail", type=int, default=0, help="only the last N lines")
+    args = p.parse_args(argv)
+    run = Path(args.run_dir)
+    if args.train:
+        files = [run / "train.log"] if (run / "train.log").is_file() else []
+        label = "train.log"
+    else:
+        parts = ledger.read_parts(run)
+        if not parts:
+            raise ConfigError(f"{run}: no chain recorded (jobs/ledger.jsonl missing); pass a run dir made by jobs.submit")
+        chosen = next((x for x in parts if x["part"] == args.part), None) if args.part else parts[-1]
+        if chosen is None:
+            raise ConfigError(f"{run}: no part {args.part}; parts are {[x['part'] for x in parts]}")
+        label = f"part {chosen['part']} (job {chosen.get('job_id')})"
+        files = log_files(run, str(chosen.get("job_id", "")))
+    if not files:
+        print(f"no log yet for {label} in {run} (PBS copies the job log when the job ends)", file=sys.stderr)
+        return 1
+    for f in files:
+        lines = f.read_text(errors="replace").splitlines()
+        print(f"==> {f} <==")
+        print("\n".join(lines[-args.tail:] if args.tail else lines))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

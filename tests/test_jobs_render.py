@@ -1,0 +1,155 @@
+"""Rendered PBS scripts against golden files, and the submit-time errors that submit nothing.
+
+Regenerate the golden files after an intended change with FACEFILL_UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inpaint.errors import ConfigError, DataError
+from jobs import submit
+from jobs.options import parse, resolve
+from jobs.pbs_commands import QsubError
+from jobs.pbs_script import render
+from test_jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+RUN = "/storage/brno2/home/jdoe/facefill/runs"
+DATA = "/storage/brno2/home/jdoe/facefill/data/shards/128"
+
+CASES = {
+    "gpu": ["--model", "2"],
+    "gpu_long": ["--model", "3", "--queue", "gpu_long", "--then-evaluate"],
+    "custom_resources": ["--model", "1", "--walltime", "12:00:00", "--ncpus", "16", "--mem", "64gb",
+                         "--scratch", "scratch_ssd=50gb", "--gpu-cap", "compute_80",
+                         "--set", "train.batch_size=8", "--max-resubmits", "5"],
+    "extra_directives": ["--model", "2", "--pbs-directive", "-m ae", "--pbs-directive", "-A open-24-7"],
+    "container_none": ["--model", "2", "--container", "none", "--profile", "generic-pbs"],
+    "multi_gpu": ["--model", "2", "--ngpus", "2"],
+    "multi_node": ["--model", "2", "--nodes", "2", "--ngpus", "2", "--scratch", "none"],
+    "chain": ["--model", "2", "--chain", "4"],
+}
+
+
+def _render_case(argv: list[str]) -> str:
+    args = parse([*argv, "--executor", "pbs", "--data", DATA, "--run-dir", f"{RUN}/case"]
+                 + ([] if "--profile" in argv else ["--profile", "metacentrum"]))
+    spec = resolve(args, check_paths=False)
+    spec.project_root = "/storage/brno2/home/jdoe/facefill"  # machine-independent golden files
+    if spec.image is None:
+        spec.python = "/storage/brno2/home/jdoe/venv/bin/python"
+    return render(spec)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_script_matches_golden_and_parses(case, tmp_path):
+    text = _render_case(CASES[case])
+    golden = GOLDEN / f"{case}.pbs.sh"
+    if os.environ.get("FACEFILL_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{golden} differs; FACEFILL_UPDATE_GOLDEN=1 rewrites it after review"
+    script = tmp_path / "s.sh"
+    script.write_text(text)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_directives_order_and_resources():
+    text = _render_case(CASES["extra_directives"])
+    pbs = [line for line in text.splitlines() if line.startswith("#PBS")]
+    assert pbs[:2] == ["#PBS -m ae", "#PBS -A open-24-7"]  # the user's come first
+    assert "#PBS -l select=1:ncpus=8:ngpus=1:mem=32gb:scratch_local=20gb" in pbs
+    assert "#PBS -l walltime=24:00:00" in pbs and "#PBS -j oe" in pbs
+    assert f"#PBS -o {RUN}/case/logs/" in pbs
+    custom = _render_case(CASES["custom_resources"])
+    assert "#PBS -l select=1:ncpus=16:ngpus=1:mem=64gb:scratch_ssd=50gb:gpu_cap=compute_80" in custom
+    assert "TIME_LIMIT=42300" in custom  # 12 h minus the profile's 15 min margin
+    long = _render_case(CASES["gpu_long"])
+    assert "#PBS -q gpu_long" in long and "#PBS -l walltime=336:00:00" in long
+
+
+def test_scale_options_change_the_launch():
+    assert "--nproc-per-node \"$NGPUS\"" in _render_case(CASES["multi_gpu"])
+    multi = _render_case(CASES["multi_node"])
+    assert "#PBS -l select=2:ncpus=8:ngpus=2:mem=32gb" in multi and "#PBS -l place=scatter" in multi
+    assert "pbsdsh -u -- /bin/bash \"$SCRIPT\" --node-launch" in multi
+
+
+def _submit_env(tmp_path, monkeypatch, qsub_text=None):
+    bindir, log = stub_bin(tmp_path, **({"qsub": qsub_text} if qsub_text else {}))
+    for key, value in stub_env(bindir, log).items():
+        monkeypatch.setenv(key, value)
+    return log
+
+
+def _argv(tmp_path, *extra):
+    image = tmp_path / "img.sif"
+    image.write_text("x")
+    return ["--executor", "pbs", "--profile", "metacentrum", "--model", "smoke", "--image", str(image),
+            "--data", str(fake_shards(tmp_path / "shards")), "--run-dir", str(tmp_path / "run"), *extra]
+
+
+def test_submit_writes_script_and_records_the_job(tmp_path, monkeypatch, capsys):
+    log = _submit_env(tmp_path, monkeypatch)
+    assert submit.main(_argv(tmp_path)) == 0
+    script = tmp_path / "run" / "jobs" / "facefill.pbs.sh"
+    assert calls(log, "qsub") == [f"-v FACEFILL_PART=1,FACEFILL_MODE=train {script}"]
+    assert "submitted 101.vm" in capsys.readouterr().out
+    # a second submission while 101.vm is alive (stub qstat answers R) is refused, nothing queued
+    running = (FIXTURES / "qstat_x_f_F_json.json").read_text().replace('"30.vm"', '"101.vm"')
+    (tmp_path / "qstat.json").write_text(running)
+    write_exe(tmp_path / "stubbin" / "qstat", f"#!/bin/bash\ncat {tmp_path / 'qstat.json'}\n")
+    with pytest.raises(submit.lock.RunDirLockedError, match=r"owned by PBS job 101.vm \(state R\)"):
+        submit.main(_argv(tmp_path))
+    assert len(calls(log, "qsub")) == 1
+
+
+def test_chain_presubmits_parts_with_afterany(tmp_path, monkeypatch):
+    log = _submit_env(tmp_path, monkeypatch)
+    assert submit.main(_argv(tmp_path, "--chain", "3")) == 0
+    script = tmp_path / "run" / "jobs" / "facefill.pbs.sh"
+    assert calls(log, "qsub") == [
+        f"-v FACEFILL_PART=1,FACEFILL_MODE=train {script}",
+        f"-W depend=afterany:101.vm -v FACEFILL_PART=2,FACEFILL_MODE=train {script}",
+        f"-W depend=afterany:102.vm -v FACEFILL_PART=3,FACEFILL_MODE=train {script}",
+    ]
+
+
+@pytest.mark.parametrize("fixture,needle", [("qsub_unknown_queue.txt", "Unknown queue"),
+                                            ("qsub_bad_walltime.txt", "Illegal attribute or resource value")])
+def test_qsub_refusal_shows_its_message(tmp_path, monkeypatch, fixture, needle):
+    message, rc = (FIXTURES / fixture).read_text().strip().rsplit("\nrc=", 1)
+    _submit_env(tmp_path, monkeypatch, f"#!/bin/bash\necho '{message}' >&2\nexit {rc}\n")
+    with pytest.raises(QsubError, match=rf"qsub refused .*facefill.pbs.sh \(exit {rc}\): qsub: {needle}"):
+        submit.main(_argv(tmp_path))
+    assert not (tmp_path / "run" / "jobs" / "owner.json").exists()
+    assert not (tmp_path / "run" / "jobs" / "chain.json").exists()
+
+
+@pytest.mark.parametrize("extra,error,needle", [
+    (["--queue", "gpu_huge"], ConfigError, "unknown queue 'gpu_huge'.*gpu_long"),
+    (["--walltime", "25:00:00"], ConfigError, "exceeds queue gpu's limit 24:00:00"),
+    (["--walltime", "1 day"], ConfigError, "not a walltime"),
+    (["--image", "/nonexistent/img.sif"], DataError, "Singularity image not found"),
+    (["--data", "/nonexistent/shards"], DataError, "data folder not found"),
+    (["--mem", "lots"], ConfigError, "not a PBS size"),
+])
+def test_bad_input_is_one_clear_line_and_nothing_submitted(tmp_path, monkeypatch, extra, error, needle):
+    log = _submit_env(tmp_path, monkeypatch)
+    with pytest.raises(error, match=needle) as info:
+        submit.main(_argv(tmp_path) + extra)
+    assert "\n" not in str(info.value)
+    assert calls(log, "qsub") == []
+
+
+def test_cli_prints_error_line_and_exits_2(tmp_path):
+    proc = subprocess.run(
+        ["python", "-m", "jobs.submit", "--executor", "local", "--model", "smoke", "--data", str(tmp_path / "none")],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ") and "data folder not found" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,120 @@
+"""Shared helpers for the job-layer tests: a stub trainer and stub PBS/Singularity executables.
+
+Stubs are written into a temporary folder put first on PATH; each records its arguments (one
+call per line in ``<log>/<name>.calls``) so tests can assert what the job layer ran.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "openpbs"
+
+# A trainer with the contract's CLI and exit codes. STUB_PLAN="75,75,0" gives the exit code of
+# each successive call (the last one repeats); each call that does not fail advances 10 steps.
+STUB_TRAINER = r'''
+import argparse, json, os, sys, time
+p = argparse.ArgumentParser()
+for name in ("--config", "--data", "--run-dir", "--device", "--deadline"):
+    p.add_argument(name)
+p.add_argument("--time-limit", type=float)
+p.add_argument("--max-steps", type=int, default=30)
+p.add_argument("--set", action="append", default=[])
+p.add_argument("--force", action="store_true")
+p.add_argument("--deterministic", action="store_true")
+a = p.parse_args()
+os.makedirs(a.run_dir, exist_ok=True)
+calls_path = os.path.join(a.run_dir, "stub_calls.jsonl")
+calls = open(calls_path).read().count("\n") if os.path.exists(calls_path) else 0
+plan = [int(x) for x in os.environ.get("STUB_PLAN", "0").split(",")]
+code = plan[min(calls, len(plan) - 1)]
+status_path = os.path.join(a.run_dir, "status.json")
+step = json.load(open(status_path))["step"] if os.path.exists(status_path) else 0
+if code in (0, 75):
+    step = min(a.max_steps, step + int(os.environ.get("STUB_STEPS", "10")))
+with open(calls_path, "a") as fh:
+    fh.write(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "exit": code,
+                         "rank": os.environ.get("RANK"), "world": os.environ.get("WORLD_SIZE")}) + "\n")
+time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
+state = {0: "finished", 75: "stopped"}.get(code, "failed")
+json.dump({"state": state, "exit_code": code, "epoch": 0, "step": step, "total_steps": a.max_steps,
+           "message": "stub", "time": time.time()}, open(status_path, "w"))
+print(f"{state} (exit {code}) step {step}/{a.max_steps}: stub")
+sys.exit(code)
+'''
+
+
+def write_exe(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def make_stub_trainer(folder: Path, module: str = "stubtrainer") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(STUB_TRAINER)
+    return folder
+
+
+RECORD = 'printf "%s\\n" "$*" >> "$STUB_LOG/$(basename "$0").calls"\n'
+
+STUB_SINGULARITY = "#!/bin/bash\n" + RECORD + r'''
+[ "$1" = exec ] || { echo "stub singularity: only exec is supported" >&2; exit 64; }
+shift
+while [ $# -gt 0 ]; do
+  case "$1" in --nv) shift ;; -B|--bind) shift 2 ;; -*) shift ;; *) break ;; esac
+done
+image="$1"; shift
+[ -e "$image" ] || { echo "FATAL: could not open image $image" >&2; exit 255; }
+export PYTHONPATH="${SINGULARITYENV_PYTHONPATH:-}${PYTHONPATH:+:$PYTHONPATH}"
+exec "$@"
+'''
+
+# qsub that queues instead of running: prints the next id of a fake server "vm".
+STUB_QSUB_QUEUE = "#!/bin/bash\n" + RECORD + r'''
+n=$(( $(cat "$STUB_LOG/next_id" 2>/dev/null || echo 100) + 1 ))
+echo "$n" > "$STUB_LOG/next_id"
+printf '%s\n' "$*" > "$STUB_LOG/queued.$n"
+echo "$n.vm"
+'''
+
+STUB_NVIDIA_SMI = "#!/bin/bash\n" + RECORD + 'echo "0, NVIDIA H100 80GB HBM3 (stub), 81559 MiB, 550.54"\n'
+
+
+def stub_bin(tmp: Path, **extra: str) -> tuple[Path, Path]:
+    """A PATH folder with stub singularity/nvidia-smi/qsub (+ ``extra`` name → script text),
+    a ``python`` pointing at this interpreter, and the folder their call records go to."""
+    bindir, log = tmp / "stubbin", tmp / "stublog"
+    bindir.mkdir(parents=True, exist_ok=True)
+    log.mkdir(parents=True, exist_ok=True)
+    scripts = {"singularity": STUB_SINGULARITY, "nvidia-smi": STUB_NVIDIA_SMI, "qsub": STUB_QSUB_QUEUE, **extra}
+    for name, text in scripts.items():
+        write_exe(bindir / name, text)
+    python = bindir / "python"
+    if not python.exists():
+        python.symlink_to(sys.executable)
+    return bindir, log
+
+
+def stub_env(bindir: Path, log: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    env["STUB_LOG"] = str(log)
+    env.update(extra)
+    return env
+
+
+def calls(log: Path, name: str) -> list[str]:
+    path = log / f"{name}.calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def fake_shards(folder: Path) -> Path:
+    """A folder that passes the job layer's shards check (the stub trainer never reads it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.json").write_text('{"format": 1}\n')
+    return folder

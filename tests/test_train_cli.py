@@ -1,0 +1,195 @@
+"""``python -m inpaint.train`` end to end on the 64 px test shards with a tiny model: exact
+resume, deadlines, signals, refusal of a changed config, damaged checkpoints, NaN, DDP, plots.
+
+Runs that only need a return code call ``main`` in-process (a fresh interpreter costs seconds);
+anything about exit codes, signals or torchrun runs in a subprocess like the job layer does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpaint.checkpoint import CheckpointWarning, find_checkpoints, read_checkpoint
+from inpaint.errors import ConfigError, DataError
+from inpaint.train import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]",
+        "train.batch_size=2", "data.workers=0", "train.log_every_steps=5", "train.checkpoint_every_steps=1000"]
+
+
+def args(shards: Path, run_dir: Path, *extra: str, sets: tuple[str, ...] = ()) -> list[str]:
+    out = ["--config", "smoke", "--data", str(shards), "--run-dir", str(run_dir)]
+    for s in (*TINY, *sets):
+        out += ["--set", s]
+    return out + list(extra)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def weights(run_dir: Path) -> dict:
+    return read_checkpoint(find_checkpoints(run_dir)[0])
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    for part in ("generator", "discriminator"):
+        assert a[part].keys() == b[part].keys()
+        for name in a[part]:
+            assert torch.equal(a[part][name], b[part][name]), f"{part}.{name} differs"
+
+
+def status(run_dir: Path) -> dict:
+    return json.loads((run_dir / "status.json").read_text())
+
+
+def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(args(shards64, straight, "--max-steps", "8", "--deterministic")) == 0
+    assert main(args(shards64, split, "--max-steps", "4", "--deterministic")) == 0
+    assert weights(split)["step"] == 4
+    assert main(args(shards64, split, "--max-steps", "8", "--deterministic")) == 0
+    a, b = weights(straight), weights(split)
+    assert a["step"] == b["step"] == 8 and b["epoch_step"] == 8
+    assert_same_weights(a, b)
+    assert torch.equal(a["opt_g"]["state"][0]["exp_avg_sq"], b["opt_g"]["state"][0]["exp_avg_sq"])
+    # The log of the split run reads like one run: each logged step once.
+    steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [4, 5, 8]
+    assert status(split)["state"] == "finished" and status(split)["step"] == 8
+    assert (split / "samples" / "epoch-0001.png").is_file() and (split / "config.yaml").is_file()
+
+
+def test_time_limit_stops_with_75_and_a_rerun_ends_like_an_uninterrupted_run(shards64: Path, tmp_path: Path) -> None:
+    total = "40"
+    straight, limited = tmp_path / "straight", tmp_path / "limited"
+    assert main(args(shards64, straight, "--max-steps", total, "--deterministic")) == 0
+    # 4 s from start-up, of which >= 2 s are kept as safety margin: far fewer than 40 steps fit.
+    proc = subprocess.run([sys.executable, "-m", "inpaint.train", *args(shards64, limited, "--max-steps", total,
+                           "--deterministic", "--time-limit", "4")], capture_output=True, text=True, env=env(), timeout=120)
+    assert proc.returncode == 75, proc.stdout + proc.stderr
+    stopped = status(limited)
+    assert stopped["state"] == "stopped" and stopped["step"] < 40
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"stopped (exit 75) step {stopped['step']}/40")
+    assert weights(limited)["step"] == stopped["step"]  # the checkpoint is where we stopped
+    assert main(args(shards64, limited, "--max-steps", total, "--deterministic")) == 0
+    assert status(limited)["step"] == status(straight)["step"] == 40
+    assert_same_weights(weights(limited), weights(straight))
+
+
+def test_sigterm_to_the_process_group_checkpoints_and_exits_75(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    # One DataLoader worker: the signal reaches it too (as on PBS) and must not kill it.
+    cmd = [sys.executable, "-m", "inpaint.train", *args(shards64, run, "--max-steps", "5000",
+                                                         sets=("data.workers=1", "train.log_every_steps=2"))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
+    try:
+        t0 = time.time()
+        while not (run / "metrics.jsonl").is_file():
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() - t0 < 90, "training did not start"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 75, out + err
+    st = status(run)
+    assert st["state"] == "stopped" and "SIGTERM" in st["message"] and 2 <= st["step"] < 5000
+    assert weights(run)["step"] == st["step"]
+    assert out.strip().splitlines()[-1].startswith("stopped (exit 75)")
+
+
+def test_changed_config_is_refused_unless_forced(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(args(shards64, run, "--max-steps", "2")) == 0
+    with pytest.raises(ConfigError, match=r"optim\.lr: 0\.0002 → 0\.001.*--force"):
+        main(args(shards64, run, "--max-steps", "3", sets=("optim.lr=0.001",)))
+    assert weights(run)["step"] == 2 and status(run)["exit_code"] == 2
+    assert main(args(shards64, run, "--max-steps", "3", "--force", sets=("optim.lr=0.001",))) == 0
+    resumed = weights(run)
+    assert resumed["step"] == 3 and resumed["config"]["optim"]["lr"] == 0.001
+    assert resumed["opt_g"]["param_groups"][0]["lr"] == 0.001
+    assert "lr: 0.001" in (run / "config.yaml").read_text()
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_a_warning(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(args(shards64, run, "--max-steps", "4", sets=("train.checkpoint_every_steps=2",))) == 0
+    newest = find_checkpoints(run)[0]
+    assert newest.name == "step-000000004.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with pytest.warns(CheckpointWarning, match="step-000000004"):
+        assert main(args(shards64, run, "--max-steps", "5", sets=("train.checkpoint_every_steps=2",))) == 0
+    assert "resumed from" in (run / "train.log").read_text() and "step-000000002.pt" in (run / "train.log").read_text()
+    assert weights(run)["step"] == 5
+
+
+def test_nan_loss_fails_with_1_and_keeps_the_last_good_checkpoint(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(args(shards64, run, "--max-steps", "2")) == 0
+    good = find_checkpoints(run)
+    assert main(args(shards64, run, "--max-steps", "30", "--force", sets=("optim.lr=1e30",))) == 1
+    st = status(run)
+    assert st["state"] == "failed" and st["exit_code"] == 1 and "non-finite" in st["message"]
+    assert find_checkpoints(run) == good
+    assert all(torch.isfinite(v).all() for v in weights(run)["generator"].values() if v.is_floating_point())
+
+
+def test_bad_input_exits_2_with_one_line_naming_the_file(shards64: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no_shards"
+    proc = subprocess.run([sys.executable, "-m", "inpaint.train", *args(missing, tmp_path / "run", "--max-steps", "1")],
+                          capture_output=True, text=True, env=env(), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and str(missing) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    with pytest.raises(ConfigError, match="unknown key 'train.epoch'"):
+        main(args(shards64, tmp_path / "run", sets=("train.epoch=3",)))
+    with pytest.raises(DataError, match="64 px.*data.size = 128"):
+        main(args(shards64, tmp_path / "run", sets=("data.size=128",)))
+    broken = tmp_path / "broken"
+    shutil.copytree(shards64, broken)
+    next(broken.glob("faces-train-*.h5")).write_bytes(b"garbage")
+    with pytest.raises(DataError):
+        main(args(broken, tmp_path / "run2", "--max-steps", "1"))
+
+
+def test_two_process_gloo_ddp_run_finishes(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "inpaint.train",
+           *args(shards64, run, "--max-steps", "6", "--device", "cpu", sets=("train.checkpoint_every_steps=3",))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    st = status(run)
+    assert st["state"] == "finished" and st["step"] == 6
+    assert st["total_steps"] == 6 and [p.name for p in find_checkpoints(run)] == ["step-000000006.pt", "step-000000003.pt"]
+    log = (run / "train.log").read_text()
+    assert "2 processes" in log and log.count("checkpoint step-") == 2  # rank 0 alone writes
+    assert "68 steps/epoch" in log  # 274 faces / (2 per batch x 2 ranks)
+
+
+def test_plot_draws_loss_curves(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(args(shards64, run, "--max-steps", "10", sets=("train.log_every_steps=2",))) == 0
+    from inpaint.plot import main as plot_main
+
+    assert plot_main([str(run)]) == 0
+    pic = np.asarray(Image.open(run / "loss_curves.png").convert("RGB")).astype(int)
+    assert pic.shape[0] >= 260 and pic.shape[1] >= 1000
+    blue = (abs(pic[..., 0] - 31) < 20) & (abs(pic[..., 1] - 119) < 20) & (abs(pic[..., 2] - 180) < 20)
+    assert blue.sum() > 200  # the curves are drawn, not just axes
+    with pytest.raises(DataError, match="metrics.jsonl"):
+        plot_main([str(tmp_path / "nothing")])
