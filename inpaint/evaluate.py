@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with alexnet_imagenet_features.pth and lpips_alex_v0.1_lin.pth "
                         "(default: $FACEFILL_WEIGHTS, ../shared/weights, torch hub cache)")
     p.add_argument("--no-identity", action="store_true", help="skip the dlib identity distance (the slowest metric)")
+    p.add_argument("--identity-workers", type=int, default=1, metavar="N",
+                   help="processes computing dlib face descriptors (~10/s each on one core)")
     p.add_argument("--no-demographics", action="store_true", help="skip the eval_balanced breakdown")
     p.add_argument("--grid-per-bucket", type=int, default=1, help="grid rows per bucket (0: no grid.png)")
     p.add_argument("--samples", default=None, metavar="DIR", help="also write every composite as PNG here")
@@ -133,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = [("run-dir", Path(p)) for p in args.run_dir] + [("checkpoint", Path(p)) for p in args.checkpoint]
     if not sources:
         raise ConfigError("nothing to evaluate: give --run-dir DIR or --checkpoint FILE (repeat to compare models)")
-    for opt, value in (("--pairs-per-bucket", args.pairs_per_bucket), ("--batch-size", args.batch_size)):
+    for opt, value in (("--pairs-per-bucket", args.pairs_per_bucket), ("--batch-size", args.batch_size),
+                       ("--identity-workers", args.identity_workers)):
         if value < 1:
             raise ConfigError(f"{opt} must be at least 1, got {value}")
     device = resolve_device(args.device)
@@ -166,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               f"evaluate on shards packed at {model_size} px")
         loaded.append((kind, path, model, cfg))
     lpips_model, lpips_reason = try_load_lpips(args.lpips_weights, device)
-    describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer()
+    describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer(args.identity_workers)
     out = Path(args.out) if args.out else (sources[0][1] / "eval" if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
     out.mkdir(parents=True, exist_ok=True)
     pairs_file = protocol.save_pairs(pairs, out / "pairs.json")
@@ -180,15 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     results = []
     autocast = torch.bfloat16 if args.precision == "bf16" else None
-    for (kind, path, model, cfg), name in zip(loaded, names):
-        result = evaluate_generator(name, module_generator(model), faces, masks, balanced, pairs,
-                                    batch_size=args.batch_size, device=device, scorers=scorers, workers=args.workers,
-                                    collector=collector, samples_dir=args.samples, quiet=args.quiet,
-                                    autocast_dtype=autocast)
-        result.source = str(path)
-        result.info = {"kind": kind, "config_name": cfg.get("name"), "config": cfg}
-        results.append(result)
-        del model
+    try:
+        for (kind, path, model, cfg), name in zip(loaded, names):
+            result = evaluate_generator(name, module_generator(model), faces, masks, balanced, pairs,
+                                        batch_size=args.batch_size, device=device, scorers=scorers,
+                                        workers=args.workers, collector=collector, samples_dir=args.samples,
+                                        quiet=args.quiet, autocast_dtype=autocast)
+            result.source = str(path)
+            result.info = {"kind": kind, "config_name": cfg.get("name"), "config": cfg}
+            results.append(result)
+    finally:
+        if describer is not None:
+            describer.close()
 
     extra: dict[str, Any] = {"elapsed_s": round(time.time() - started, 1), "device": str(device)}
     if collector is not None and collector.inputs:

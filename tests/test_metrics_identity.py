@@ -39,3 +39,15 @@ def test_identity_unavailable_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     assert describer is None
     assert "dlib is not installed" in reason and "facefill[identity]" in reason
     assert identity.try_face_detector() is None
+
+
+def test_worker_pool_gives_the_same_descriptors(data_root: Path) -> None:
+    pytest.importorskip("dlib", reason="the [identity] extra (dlib-bin) is not installed")
+    faces = _faces(data_root, 4)
+    single, _ = identity.try_face_describer()
+    pooled, reason = identity.try_face_describer(workers=2)
+    assert isinstance(pooled, identity.ParallelFaceDescriber), reason
+    try:
+        assert np.array_equal(pooled.describe(faces), single.describe(faces))
+    finally:
+        pooled.close()

@@ -50,3 +50,25 @@ def test_context_box_holds_the_hole_and_prefers_an_overlapping_face() -> None:
     assert crop.shape == (with_face.side, with_face.side)
     # Past the border the photo is edge-replicated, never left as a hole.
     assert not extract(hole, with_face)[: max(0, -with_face.top)].any()
+
+
+def test_detected_face_sets_the_context_box(data_root) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import pytest
+    from PIL import Image
+
+    pytest.importorskip("dlib", reason="the [identity] extra (dlib-bin) is not installed")
+    from inpaint.identity import try_face_detector
+
+    folder = data_root / "faces" / "utkface"
+    canvas = Image.new("RGB", (600, 400), (40, 90, 160))
+    canvas.paste(Image.open(folder / sorted(os.listdir(folder))[0]).convert("RGB").resize((300, 300)), (200, 60))
+    faces = try_face_detector().detect(np.asarray(canvas))
+    assert faces, "dlib finds the face"
+    left, top, right, bottom = faces[0]
+    assert 180 <= left < right <= 520 and 40 <= top < bottom <= 380  # on the pasted face
+    hole = np.zeros((400, 600), dtype=bool)
+    hole[200:240, 320:380] = True
+    box = context_box(hole, faces)
+    assert box.source == "face" and box.side > 300  # the whole face with margin, not just the hole
