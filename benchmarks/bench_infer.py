@@ -83,7 +83,7 @@ def bench_gpu(model: torch.nn.Module, size: int, flops: int, batches: list[int],
               f"{flops * batch / t / 1e12:6.2f} TFLOP/s")
 
 
-def bench_pipeline(model: torch.nn.Module, size: int, repeats: int) -> None:
+def bench_pipeline(model: torch.nn.Module, size: int, repeats: int, batch: int) -> None:
     """Whole-photo cost: context crop, resize, model, resize back, feathered paste."""
     from PIL import Image
 
@@ -94,8 +94,17 @@ def bench_pipeline(model: torch.nn.Module, size: int, repeats: int) -> None:
     hole = np.zeros((400, 600), dtype=bool)
     hole[150:250, 250:350] = True
     inp = Inpainter(lambda m, k: model(m, k), size, "cpu")
-    t = statistics.median(time_call(lambda: inp.inpaint(photo, hole), repeats, warmup=1))
-    print(f"cpu  photo 600×400, hole 100×100: {t * 1000:8.1f} ms end to end")
+    with torch.inference_mode():
+        t = statistics.median(time_call(lambda: inp.inpaint(photo, hole), repeats, warmup=1))
+        print(f"cpu  photo 600×400, hole 100×100: {t * 1000:8.1f} ms end to end (1 photo per model call)")
+
+        def folder_batch() -> None:  # what predict's folder mode does per --batch-size photos
+            prepared = [inp.prepare(photo, hole) for _ in range(batch)]
+            for p, out in zip(prepared, inp.generate(prepared)):
+                inp.finish(p, out)
+
+        t = statistics.median(time_call(folder_batch, max(2, repeats // 2), warmup=1)) / batch
+        print(f"cpu  same photo, folder mode batch {batch}: {t * 1000:8.1f} ms per photo")
 
 
 def main() -> None:
@@ -119,7 +128,7 @@ def main() -> None:
     print(f"{cfg['name']} generator at {size} px: {params / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per image "
           f"(torch {torch.__version__}, {args.threads} CPU threads, fp32 on CPU)")
     bench_cpu(model, size, flops, args.batch, args.repeats)
-    bench_pipeline(model, size, max(3, args.repeats // 3))
+    bench_pipeline(model, size, max(3, args.repeats // 3), args.batch)
     if torch.cuda.is_available() and not args.no_gpu:
         bench_gpu(model, size, flops, [int(b) for b in args.gpu_batches.split(",")], args.repeats)
     else:

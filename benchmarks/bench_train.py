@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import itertools
 import sys
 import time
@@ -150,6 +151,31 @@ def measure(cfg: dict[str, Any], device: torch.device, size: int, setting: Setti
     return {"img_s": steps * setting.batch / elapsed, "step_ms": 1000 * elapsed / steps, "first_s": first, "peak_gib": peak}
 
 
+def sweep_batches(row: Callable[[Setting], dict[str, Any]], base: Setting, base_rate: float, max_batch: int) -> dict[Setting, dict[str, Any]]:
+    """Double the batch from ``base`` until out of memory, ``max_batch``, or < 3 % gain."""
+    results: dict[Setting, dict[str, Any]] = {}
+    best_rate, batch = base_rate, base.batch
+    while batch * 2 <= max_batch:
+        batch *= 2
+        setting = Setting(batch, base.precision, base.channels_last)
+        result = None
+        try:
+            result = row(setting)
+        except torch.OutOfMemoryError:
+            pass  # free the memory outside the handler, once the traceback has let go of it
+        if result is None:
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            print(f"{'':<7} {batch:>5} {setting.label()} out of memory")
+            break
+        results[setting] = result
+        if result["img_s"] < best_rate * 1.03:
+            break
+        best_rate = result["img_s"]
+    return results
+
+
 def cuda_settings(full: bool) -> list[Setting]:
     grid = [Setting(4, p, cl) for p, cl in itertools.product(("fp32", "bf16"), (False, True))]
     if full:
@@ -178,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps after the first (default 10 CUDA, 1 CPU)")
     parser.add_argument("--full", action="store_true", help="CUDA: compile on/off for every precision/layout")
     parser.add_argument("--max-batch", type=int, default=1024, help="CUDA batch sweep upper bound")
+    parser.add_argument("--grid", action="store_true", help="run the CUDA grid on a CPU too (slow; checks the code path)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     on_cuda = device.type == "cuda"
@@ -192,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_train: {where}, torch {torch.__version__}, {args.size} px, synthetic inputs")
     print(f"{'model':<7} {'batch':>5} {'prec':<5} {'CL':<3} {'compile':<8} {'img/s':>9} {'ms/step':>9} "
           f"{'1st step s':>10} {'peak GiB':>8} {'G GF/img':>8} {'step GF/img':>11} {'TFLOP/s':>8}")
+    summary: list[str] = []
     for name in args.models:
         cfg = load_bench_config(name, args.size)
         g_gf, step_gf = training_gflops_per_image(cfg, device, args.size)
@@ -203,28 +231,24 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['img_s'] * step_gf / 1000:>8.2f}", flush=True)
             return r
 
-        if not on_cuda:
-            row(Setting(4))
+        if not (on_cuda or args.grid):
+            summary.append(f"{name}: {row(Setting(4))['img_s']:.2f} img/s at batch 4 (fp32)")
             continue
         results = {s: row(s) for s in cuda_settings(args.full)}
-        best = max((s for s in results if not s.compile), key=lambda s: results[s]["img_s"])
-        best_rate, best_batch, batch = results[best]["img_s"], best.batch, best.batch
-        while batch * 2 <= args.max_batch:
-            batch *= 2
-            try:
-                rate = row(Setting(batch, best.precision, best.channels_last))["img_s"]
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                print(f"{name:<7} {batch:>5} {best.label()} out of memory")
-                break
-            if rate < best_rate * 1.03:
-                break
-            best_rate, best_batch = rate, batch
-        compiled = [s for s in results if s.compile and s.precision == best.precision and s.channels_last == best.channels_last]
-        if best_batch != best.batch and compiled and results[compiled[0]]["img_s"] > results[best]["img_s"]:
-            row(Setting(best_batch, best.precision, best.channels_last, True))  # compile helped at batch 4
+        base = max((s for s in results if not s.compile), key=lambda s: results[s]["img_s"])
+        swept = sweep_batches(row, base, results[base]["img_s"], args.max_batch)
+        results.update(swept)
+        best_batch = max([base, *swept], key=lambda s: results[s]["img_s"]).batch
+        compiled = Setting(base.batch, base.precision, base.channels_last, True)
+        if best_batch != base.batch and compiled in results and results[compiled]["img_s"] > results[base]["img_s"]:
+            at_best = Setting(best_batch, base.precision, base.channels_last, True)  # compile helped at batch 4
+            results[at_best] = row(at_best)
+        best = max(results, key=lambda s: results[s]["img_s"])
+        summary.append(f"{name}: best {results[best]['img_s']:.0f} img/s at batch {best.batch} "
+                       f"({' '.join(best.label().split())}), peak {results[best]['peak_gib']} GiB")
     print("img/s = training images per second of a full G+D step; GF = GFLOP (2 per multiply-add); "
           "step GF/img counts G and D forward+backward and the losses")
+    print("\n".join(summary))
     return 0
 
 

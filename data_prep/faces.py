@@ -105,7 +105,7 @@ def decode_face(data: bytes, size: int) -> np.ndarray:
             img.load()
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"truncated or corrupt image data ({exc})") from None
-    img = ImageOps.exif_transpose(img) or img
+    ImageOps.exif_transpose(img, in_place=True)  # phone photos: honour the orientation tag
     if min(img.size) < MIN_SOURCE_SIDE:
         raise ValueError(f"too small ({img.size[0]}x{img.size[1]} px, need at least {MIN_SOURCE_SIDE} px)")
     return np.asarray(square_resize(to_rgb(img), size), dtype=np.uint8)

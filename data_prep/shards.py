@@ -49,7 +49,7 @@ class ShardWriter:
     """Appends samples to ``<final>.tmp-<pid>`` and renames it to ``final`` only when complete."""
 
     def __init__(self, final: Path, kind: str, split: str, size: int, capacity: int,
-                 encoding: str = "raw", plan_digest: str = "") -> None:
+                 encoding: str = "raw", plan_digest: str = "", compress: bool = True) -> None:
         self.final, self.kind, self.split, self.size, self.encoding = final, kind, split, size, encoding
         self.tmp = tmp_name(final)
         self._written = 0
@@ -69,8 +69,8 @@ class ShardWriter:
             f.create_dataset("hashes", (n,), _STR, maxshape=(None,))
         elif kind == "masks":
             f.create_dataset("masks", (n, size, size), np.uint8, chunks=(1, size, size),
-                             maxshape=(None, size, size), compression=MASK_COMPRESSION,
-                             compression_opts=MASK_COMPRESSION_LEVEL)
+                             maxshape=(None, size, size), compression=MASK_COMPRESSION if compress else None,
+                             compression_opts=MASK_COMPRESSION_LEVEL if compress else None)
             f.create_dataset("ratio", (n,), np.float32, maxshape=(None,))
             f.create_dataset("bucket", (n,), np.int8, maxshape=(None,))
         else:

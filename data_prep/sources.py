@@ -45,12 +45,18 @@ def list_images(root: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; pass the folder that holds the images")
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(suffixes):
-                continue
-            found.append(Path(dirpath, name).relative_to(root).as_posix())
+    stack = [""]
+    while stack:  # os.scandir with plain strings: pathlib costs ~40 us a file, too much for 100k files
+        rel = stack.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(name)
+                elif entry.name.lower().endswith(suffixes) and entry.is_file(follow_symlinks=True):
+                    found.append(name)
     found.sort()
     return found
 

@@ -19,10 +19,10 @@ from PIL import Image
 
 from inpaint.buckets import BUCKET_EDGES, bucket_of
 from inpaint.cli import run_cli
-from inpaint.data import read_index
 from inpaint.errors import DataError
 
 from .atomic import TMP_MARK, sha256_file
+from .manifest import read_index
 
 RATIO_TOLERANCE = 1e-5
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from inpaint.buckets import BUCKET_LABELS
@@ -20,16 +19,15 @@ from inpaint.cli import run_cli
 from inpaint.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
+from inpaint.evaluation.model_eval import evaluate_generator
 from inpaint.evaluation.report import Evaluation, ModelResult, write_report
-from inpaint.evaluation.runner import Generator, Scorers, module_generator, score_pairs
-from inpaint.evaluation.samples import SampleWriter, chain_hooks
+from inpaint.evaluation.runner import Scorers, module_generator
 from inpaint.identity import try_face_describer
-from inpaint.inference.progress import Progress
 from inpaint.lpips import try_load_lpips
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaint.evaluate", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m inpaint.evaluate", description="Score trained models per hole-ratio bucket and per demographic group, on identical pairs.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run-dir", action="append", default=[], metavar="DIR",
                    help="a training run dir (its newest checkpoint); repeat to compare runs")
@@ -98,36 +96,6 @@ def _open_shards(root: Path) -> tuple[dict, Any, Any, Any | None]:
     masks = MaskShards(root, "test")
     balanced = FaceShards(root, "eval_balanced") if counts.get("faces", {}).get("eval_balanced") else None
     return index, faces, masks, balanced
-
-
-def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, balanced: Any | None,
-                       pairs: protocol.PairList, *, batch_size: int, device: torch.device, scorers: Scorers,
-                       workers: int = 0, collector: GridCollector | None = None, samples_dir: str | None = None,
-                       quiet: bool = False, autocast_dtype: torch.dtype | None = None) -> ModelResult:
-    """Score one generator on the protocol (and the balanced split when given); the library entry
-    point behind the CLI, usable with any callable generator."""
-    flat = pairs.flat()
-    pair_buckets = [b for b, _, _ in flat]
-    test_pairs = [(f, m) for _, f, m in flat]
-    writer = SampleWriter(samples_dir, name, [BUCKET_LABELS[b] for b in pair_buckets], test_pairs) if samples_dir else None
-    hook = chain_hooks(collector.for_model(name) if collector else None, writer)
-    per_pair = score_pairs(generator, faces, masks, test_pairs, batch_size=batch_size, device=device, scorers=scorers,
-                           workers=workers, hook=hook, autocast_dtype=autocast_dtype,
-                           progress=None if quiet else Progress(f"{name}: test pairs", len(test_pairs), "pairs"))
-    result = ModelResult(name=name, source="", info={}, buckets=summary.bucket_table(per_pair, pair_buckets))
-    if balanced is not None and pairs.balanced:
-        groups = demographics.group_columns(balanced.labels)
-        faces_idx = np.array([f for f, _ in pairs.balanced])
-        bwriter = SampleWriter(samples_dir, name, ["balanced"] * len(pairs.balanced), pairs.balanced) if samples_dir else None
-        bal = score_pairs(generator, balanced, masks, pairs.balanced, batch_size=batch_size, device=device, scorers=scorers,
-                          workers=workers, hook=bwriter, autocast_dtype=autocast_dtype,
-                          progress=None if quiet else Progress(f"{name}: balanced pairs", len(pairs.balanced), "pairs"))
-        orders = demographics.group_orders()
-        for kind, column in groups.items():
-            table = summary.group_means(bal, column[faces_idx], orders[kind])
-            result.demographics[kind] = table
-            result.spreads[kind] = summary.spread(table)
-    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -62,9 +62,10 @@ class LPIPS(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"LPIPS needs two (B,3,H,W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-        total = x.new_zeros(x.shape[0])
-        for lin, fx, fy in zip(self.lins, self._taps(x), self._taps(y)):
-            total = total + lin((fx - fy) ** 2).mean(dim=(1, 2, 3))
+        n = x.shape[0]
+        total = x.new_zeros(n)
+        for lin, f in zip(self.lins, self._taps(torch.cat([x, y]))):  # one pass over both: larger batches run faster
+            total = total + lin((f[:n] - f[n:]) ** 2).mean(dim=(1, 2, 3))
         return total
 
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import vgg16
+from torchvision.models.vgg import cfgs, make_layers
 
 from inpaint.errors import CheckpointError
 from inpaint.pretrained import find_pretrained
@@ -22,6 +22,7 @@ from inpaint.pretrained import find_pretrained
 FEATURES_FILE = "vgg16_imagenet_features_relu3_3.pth"  # features[:16] of torchvision's VGG16
 TORCHVISION_FILE = "vgg16-397923af.pth"                 # torchvision's full VGG16 (torch hub cache)
 N_LAYERS = 16                                           # conv1_1 … relu3_3
+VGG16_CFG_UP_TO_RELU3_3 = 9                             # 64, 64, M, 128, 128, M, 256, 256, 256
 TAPS = (3, 8, 15)                                       # relu1_2, relu2_2, relu3_3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,7 +39,7 @@ def _features_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"VGG16 weights {path} hold no state dict: replace it with {FEATURES_FILE}")
     if any(k.startswith("features.") for k in state):  # torchvision's full model: keep features[:16]
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-        state = {k: v for k, v in state.items() if int(k.split(".")[0]) < N_LAYERS}
+        state = {k: v for k, v in state.items() if k.split(".")[0].isdigit() and int(k.split(".")[0]) < N_LAYERS}
     return dict(state)
 
 
@@ -64,7 +65,10 @@ class VGG16Features(nn.Module):
 
     def __init__(self, weights: str | Path | None = None, allow_random: bool = False) -> None:
         super().__init__()
-        self.layers = vgg16(weights=None).features[:N_LAYERS]
+        # torchvision's own VGG16 ("D") layer list up to conv3_3 + ReLU, without building the
+        # 138 M-parameter classifier only to throw it away
+        self.layers = make_layers(cfgs["D"][:VGG16_CFG_UP_TO_RELU3_3])
+        assert len(self.layers) == N_LAYERS
         if weights is not None:
             state = _features_state_dict(Path(weights))
             try:

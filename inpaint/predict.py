@@ -25,7 +25,7 @@ from inpaint.cli import run_cli
 from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
 from inpaint.inference.files import LOSSLESS_SUFFIXES, image_format, save_image_atomic
 from inpaint.inference.inpainter import Inpainter, Prepared
-from inpaint.inference.masks import HOLE_CONVENTIONS, load_hole, open_image
+from inpaint.inference.masks import HOLE_CONVENTIONS, load_hole, open_photo
 from inpaint.inference.progress import Progress
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "model2.pt"
@@ -33,7 +33,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaint.predict", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m inpaint.predict", description="Repair the hole in a face photo, or in a folder of them.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     one = p.add_argument_group("one photo")
     one.add_argument("--image", metavar="PHOTO", help="photo of any size")
@@ -157,7 +157,7 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
             done += 1
             continue
         try:
-            img = open_image(photo, "photo")
+            img = open_photo(photo)
             pending.append((photo, inpainter.prepare(img, load_hole(mask, img.size, hole_colour, photo))))
         except FacefillError as exc:
             failures.append((photo, str(exc)))
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out)
         check_output(out)
         image = Path(args.image)
-        photo = open_image(image, "photo")  # bad photo or mask: fail before loading the model
+        photo = open_photo(image)  # bad photo or mask: fail before loading the model
         hole = load_hole(args.mask, photo.size, args.mask_hole, image)
         written = save_image_atomic(build_inpainter(args).inpaint(photo, hole), out)
         print(f"wrote {written}")

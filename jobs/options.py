@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--model", choices=MODELS, help="packaged config inpaint/configs/model<N>.yaml (or smoke)")
     what.add_argument("--config", help="a config YAML file instead of --model")
-    p.add_argument("--data", default="data/shards/128", help="packed shards folder (default: %(default)s)")
+    p.add_argument("--data", help="packed shards folder (default: data/shards/64 for smoke, else data/shards/128)")
     p.add_argument("--run-dir", help="run dir on persistent storage (default: runs/model<N>)")
     p.add_argument("--executor", choices=EXECUTORS, help="default: pbs when qsub is on PATH, else local")
     p.add_argument("--profile", help="site profile: metacentrum, generic-pbs or a YAML file (default: $FACEFILL_PROFILE or detected)")
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trainer-module", default="inpaint.train", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="print what would be submitted; submit nothing")
     p.add_argument("--estimate", action="store_true", help="print the expected number of parts and walltime")
+    p.add_argument("--img-per-s", type=float, help="throughput for --estimate before the run has measured its own")
     p.add_argument("--no-wait", action="store_true", help="local: return at once, the chain runs in the background")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -162,7 +163,7 @@ def resolve(args: argparse.Namespace, check_paths: bool = True) -> JobSpec:
     executor = args.executor or default_executor()
     config, short = _config_arg(args)
     run_dir = Path(args.run_dir or f"runs/{short}").expanduser().resolve()
-    data = Path(args.data).expanduser().resolve()
+    data = Path(args.data or ("data/shards/64" if short == "smoke" else "data/shards/128")).expanduser().resolve()
     if check_paths:
         _check_data(data)
     if args.max_resubmits < 0:

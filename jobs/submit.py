@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.estimate:
         from jobs.estimate import print_estimate
-        return print_estimate(spec)
+        return print_estimate(spec, args.img_per_s)
     if args.dry_run:
         if spec.executor == "pbs":
             from jobs.pbs_script import render

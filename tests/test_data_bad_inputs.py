@@ -3,7 +3,6 @@ converted, never fatal (unless --strict)."""
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 

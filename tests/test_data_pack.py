@@ -3,7 +3,6 @@ encodings, generated masks and the default locations."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -283,3 +282,50 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
     assert not (tmp_path / "o" / "index.json").exists()
+
+
+def test_rerun_is_a_no_op_and_changed_args_leave_no_stale_shards(
+        data_root: Path, face_names: list[str], tmp_path: Path, capsys) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:60])
+    out = pack(faces, "generate", tmp_path / "o", "--mask-count", "24", "--shard-size", "10")
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
+    capsys.readouterr()
+    pack(faces, "generate", out, "--mask-count", "24", "--shard-size", "10")
+    assert "already packed with these arguments" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")} == before
+    pack(faces, "generate", out, "--mask-count", "24", "--shard-size", "40")
+    listed = {s["file"] for s in read_index(out)["shards"]}
+    assert {p.name for p in out.glob("*.h5")} == listed
+    assert max(s["count"] for s in read_index(out)["shards"]) > 10
+
+
+def test_a_second_packer_on_the_same_folder_is_refused(data_root: Path, face_names: list[str],
+                                                       tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:10])
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".pack.lock").write_text(str(os.getppid()))  # a live process holds the folder
+    with pytest.raises(DataError, match="another pack"):
+        pack(faces, "generate", out, "--mask-count", "12")
+    (out / ".pack.lock").write_text("999999999")  # a killed packer's lock is taken over
+    pack(faces, "generate", out, "--mask-count", "12")
+    assert not (out / ".pack.lock").exists()
+
+
+def test_masks_outside_the_buckets_are_skipped(data_root: Path, face_names: list[str], tmp_path: Path) -> None:
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:10])
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for name in list_images(data_root / "masks")[::500]:
+        shutil.copy(data_root / "masks" / name, masks / Path(name).name)
+    Image.new("L", (512, 512), 0).save(masks / "blank.png")  # ratio 0
+    Image.new("L", (512, 512), 255).save(masks / "full.png")  # ratio 1
+    (masks / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = pack(faces, masks, tmp_path / "o")
+    reasons = {s["path"]: s["reason"] for s in read_index(out)["skipped"] if s["kind"] == "masks"}
+    assert {"blank.png", "full.png", "broken.png"} <= set(reasons)
+    assert "not an image" in reasons["broken.png"] or "corrupt" in reasons["broken.png"]
+    real_out = set(reasons) - {"blank.png", "full.png", "broken.png"}  # at 32 px a few real masks leave (0.01, 0.6]
+    assert all("outside" in reasons[name] for name in real_out | {"blank.png", "full.png"})
+    counts = read_index(out)["counts"]["masks"]
+    assert counts["train"] + counts["test"] == 24 - len(real_out) > 0

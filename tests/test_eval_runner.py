@@ -13,7 +13,7 @@ from inpaint.buckets import BUCKET_LABELS
 from inpaint.evaluation import demographics, protocol
 from inpaint.evaluation.report import Evaluation, write_report
 from inpaint.evaluation.runner import Scorers
-from inpaint.evaluate import evaluate_generator
+from inpaint.evaluation.model_eval import evaluate_generator
 
 
 class Oracle:

@@ -118,3 +118,79 @@ def fake_shards(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.json").write_text('{"format": 1}\n')
     return folder
+
+
+# A tiny PBS "server" made of stubs: qsub runs the script in the background with the job's PBS
+# environment (and -v variables), qstat answers in the `qstat -x -f -F json` format of the real
+# server recorded in the fixtures, qdel sends SIGTERM like PBS does.
+STUB_QSUB_RUN = "#!/bin/bash\n" + RECORD + r'''
+vars=""; script=""
+while [ $# -gt 0 ]; do
+  case "$1" in -v) vars="$2"; shift 2 ;; -W|-q|-N|-l|-o|-e|-j|-A|-m) shift 2 ;; *) script="$1"; shift ;; esac
+done
+[ -f "$script" ] || { echo "qsub: script file cannot be loaded - No such file or directory" >&2; exit 2; }
+n=$(( $(cat "$STUB_LOG/next_id" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STUB_LOG/next_id"
+id="$n.vm"; jobs="$STUB_LOG/jobs"; mkdir -p "$jobs"
+echo Q > "$jobs/$id.state"
+cp "$script" "$jobs/$id.script"  # like PBS: the script is copied at submission
+(
+  export PBS_JOBID="$id" PBS_O_WORKDIR="$PWD" PBS_JOBNAME=stub PBS_QUEUE=workq
+  IFS=,; for kv in $vars; do export "$kv"; done; unset IFS
+  echo R > "$jobs/$id.state"
+  cd "$HOME" 2>/dev/null || cd /
+  bash "$jobs/$id.script" > "$jobs/$id.out" 2>&1 &
+  echo $! > "$jobs/$id.pid"
+  code=0; wait $! || code=$?
+  [ -f "$jobs/$id.killed" ] && code=$((256 + 15))
+  echo "F $code" > "$jobs/$id.state"
+) </dev/null >/dev/null 2>&1 &
+echo "$id"
+'''
+
+STUB_QSTAT_FROM_STATE = "#!/bin/bash\n" + RECORD + r'''
+ids=(); for a in "$@"; do case "$a" in -*|json) ;; *) ids+=("$a") ;; esac; done
+jobs="$STUB_LOG/jobs"; rc=0; first=1
+printf '{\n\t"timestamp":\t%s,\n\t"pbs_version":\t"23.06.06",\n\t"pbs_server":\t"vm",\n\t"Jobs":\t{\n' "$(date +%s)"
+for id in "${ids[@]}"; do
+  if [ ! -f "$jobs/$id.state" ]; then echo "qstat: Unknown Job Id $id" >&2; rc=153; continue; fi
+  read -r st code < "$jobs/$id.state"
+  [ $first = 1 ] || printf ',\n'; first=0
+  printf '\t\t"%s":\t{\n\t\t\t"Job_Name":\t"stub",\n\t\t\t"job_state":\t"%s",\n\t\t\t"queue":\t"workq"' "$id" "$st"
+  [ -n "$code" ] && printf ',\n\t\t\t"Exit_status":\t%s' "$code"
+  printf '\n\t\t}'
+done
+printf '\n\t}\n}\n'
+exit $rc
+'''
+
+STUB_QDEL_KILL = "#!/bin/bash\n" + RECORD + r'''
+for id in "$@"; do
+  pid=$(cat "$STUB_LOG/jobs/$id.pid" 2>/dev/null) || { echo "qdel: Unknown Job Id $id" >&2; continue; }
+  touch "$STUB_LOG/jobs/$id.killed"; pkill -TERM -P "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null
+done
+'''
+
+
+def stub_pbs_server(tmp: Path) -> tuple[Path, Path]:
+    return stub_bin(tmp, qsub=STUB_QSUB_RUN, qstat=STUB_QSTAT_FROM_STATE, qdel=STUB_QDEL_KILL)
+
+
+# SLURM stubs: sbatch runs the script in the background with the job's SLURM environment.
+STUB_SBATCH_RUN = "#!/bin/bash\n" + RECORD + r'''
+script="${@: -1}"
+n=$(( $(cat "$STUB_LOG/next_slurm_id" 2>/dev/null || echo 500) + 1 )); echo "$n" > "$STUB_LOG/next_slurm_id"
+mkdir -p "$STUB_LOG/slurm"; cp "$script" "$STUB_LOG/slurm/$n.sh"; echo RUNNING > "$STUB_LOG/slurm/$n.state"
+(
+  export SLURM_JOB_ID=$n SLURM_NTASKS=1 SLURM_JOB_NUM_NODES=1 SLURM_NODEID=0 SLURM_PROCID=0 SLURM_LOCALID=0 SLURM_JOB_NODELIST=localhost
+  code=0; bash "$STUB_LOG/slurm/$n.sh" > "$STUB_LOG/slurm/$n.out" 2>&1 || code=$?
+  echo "COMPLETED $code" > "$STUB_LOG/slurm/$n.state"
+) </dev/null >/dev/null 2>&1 &
+echo "Submitted batch job $n"
+'''
+STUB_SQUEUE = "#!/bin/bash\n" + RECORD + r'''
+while [ $# -gt 0 ]; do case "$1" in -j) id="$2"; shift 2 ;; *) shift ;; esac; done
+read -r st _ < "$STUB_LOG/slurm/$id.state" 2>/dev/null || { echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1; }
+[ "$st" = RUNNING ] && echo RUNNING
+exit 0
+'''
+STUB_SACCT = "#!/bin/bash\n" + RECORD + 'echo "JobID|State|NodeList"\n'

@@ -129,12 +129,15 @@ def test_folder_mode_batches_and_reports_failures(data_root: Path, weights: Path
         w, h = sizes[name]
         _mask(masks / f"{name}.png", sizes[name], (w // 3, h // 3, w // 2, h // 2))
     Image.new("L", (10, 10), 255).save(masks / "d.png")   # wrong size; e has no mask at all
+    (photos / "f.jpg").write_bytes(b"not an image")         # a damaged photo with a valid mask
+    _mask(masks / "f.png", (50, 50), (10, 10, 20, 20))
     code, err = _run(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
                       "--weights", str(weights), "--batch-size", "2"], capsys)
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
-    assert "inpainting 5/5" in err and "2 failed" in err
+    assert "inpainting 6/6" in err and "3 failed" in err
     assert "d.png: mask" in err and "is 10×10 px" in err and "e.png: no mask named e.*" in err
+    assert "f.jpg: photo" in err and "cannot be read as an image" in err
 
     # A photo inpainted in a batch equals the same photo inpainted alone.
     alone = tmp_path / "alone.png"

@@ -3,6 +3,7 @@
 Kept apart from training: nothing here imports the trainer, and the runner scores any callable
 ``(masked_image, mask) -> output``, so a baseline or a "perfect model" is scored the same way as
 a checkpoint. Modules: ``protocol`` (the fixed pair list), ``runner`` (per-pair metrics),
-``summary`` (per bucket / per group means), ``demographics`` (group labels), ``report``
-(report.md, metrics.json, metrics.csv) and ``grid`` (the comparison figure).
+``model_eval`` (one generator over the whole protocol), ``summary`` (per bucket / per group
+means), ``demographics`` (group labels), ``report`` (report.md, metrics.json, metrics.csv),
+``grid`` (the comparison figure) and ``samples`` (every composite as PNG).
 """

@@ -31,6 +31,18 @@ def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
         raise DataError(f"{what} {path} cannot be read as an image ({exc}): give a PNG, JPEG or other image file") from exc
 
 
+#: Photo modes inpainted as 8-bit colour; 16-bit and float photos would lose precision silently.
+PHOTO_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr")
+
+
+def open_photo(path: str | os.PathLike) -> Image.Image:
+    """A photo to inpaint: any 8-bit colour or greyscale image, upright."""
+    img = open_image(path, "photo")
+    if img.mode not in PHOTO_MODES:
+        raise DataError(f"photo {path} has pixel mode {img.mode} (16-bit or float): convert it to an 8-bit PNG or JPEG first")
+    return img
+
+
 def _levels(img: Image.Image) -> tuple[np.ndarray, float]:
     """The mask's values and their maximum: alpha if the image has a non-constant alpha channel
     (a stroke painted on a transparent layer), else its brightness."""

@@ -28,7 +28,7 @@ STAGE_DATA=1
 SCRATCH_ENV=SCRATCHDIR
 SCRATCH_CLEANUP=clean_scratch
 LAUNCHER=pbsdsh
-RDZV_PORT=29500
+RDZV_PORT="${FACEFILL_RDZV_PORT:-29500}"  # multi-node rendezvous on the first node
 
 SCRIPT="$RUN_DIR/jobs/facefill.pbs.sh"
 LEDGER="$RUN_DIR/jobs/ledger.jsonl"
@@ -93,7 +93,9 @@ status_field() {  # an integer field of the trainer's status.json, or nothing
 }
 in_container() {  # run "$@" in the image (project on PYTHONPATH), or on the host with --container none
   if [ -n "$IMAGE" ]; then
-    SINGULARITYENV_PYTHONPATH="$PROJECT_ROOT" singularity exec --nv \
+    local pp="$PROJECT_ROOT"  # + packages the image lacks, installed there (containers/README.md)
+    [ -d "$PROJECT_ROOT/.container-site" ] && pp="$pp:$PROJECT_ROOT/.container-site"
+    SINGULARITYENV_PYTHONPATH="$pp" singularity exec --nv \
       -B "$RUN_DIR" -B "$DATA_USED" -B "$PROJECT_ROOT" "$IMAGE" "$@"
   else
     PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$@"

@@ -1,0 +1,118 @@
+"""Face stages of a pack: train/test shards from photos, then the balanced evaluation split.
+
+Faces are decoded in input order (on the worker pool), de-duplicated by content hash across
+all splits, and written shard by shard; the balanced split copies stored test faces instead of
+decoding them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import h5py
+import numpy as np
+
+from .balanced import select_balanced
+from .faces import Skipped, load_face
+from .plan import plan_digest
+from .shards import ShardWriter, shard_name
+from .splits import chunks
+from .state import RunState
+
+
+@dataclass
+class FaceRow:
+    """Where a stored face landed, and its labels (enough to choose the balanced set)."""
+    path: str
+    labels: tuple[int, int, int]
+    file: str
+    row: int
+
+
+def _as_str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _rows_of_reused(state: RunState, name: str) -> list[FaceRow]:
+    with h5py.File(state.plan.out / name, "r") as f:
+        paths = [_as_str(p) for p in f["paths"][()]]
+        hashes = [_as_str(h) for h in f["hashes"][()]]
+        labels = f["labels"][()]
+    for p, h in zip(paths, hashes):
+        state.seen.setdefault(h, p)
+    return [FaceRow(p, tuple(int(v) for v in labels[i]), name, i) for i, p in enumerate(paths)]
+
+
+def pack_face_split(state: RunState, split: str, paths: Sequence[str]) -> list[FaceRow]:
+    """Decode, de-duplicate and store one split's faces."""
+    plan = state.plan
+    rows: list[FaceRow] = []
+    load = partial(load_face, str(plan.faces_root), size=plan.size, encoding=plan.encoding, quality=plan.quality)
+    for number, group in enumerate(chunks(list(paths), plan.shard_size)):
+        name = shard_name("faces", split, number)
+        digest = plan_digest(plan, "faces", split, group)
+        if state.reuse(name, digest) is not None:
+            rows += _rows_of_reused(state, name)
+            continue
+        writer = ShardWriter(plan.out / name, "faces", split, plan.size, len(group), plan.encoding, digest)
+        skipped_here: list[dict] = []
+        try:
+            for result in state.ordered(load, group):
+                if isinstance(result, Skipped):
+                    skipped_here.append(state.skip("faces", plan.faces_root, result.path, result.reason))
+                    continue
+                first = state.seen.setdefault(result.sha256, result.path)
+                if first != result.path:
+                    skipped_here.append(state.skip("faces", plan.faces_root, result.path,
+                                                   f"exact duplicate of {first}"))
+                    continue
+                rows.append(FaceRow(result.path, result.labels, name, writer.count))
+                writer.add(result)
+        except BaseException:
+            writer.abort()
+            raise
+        state.finish(writer, digest, skipped_here)
+    return rows
+
+
+def pack_balanced(state: RunState, test_rows: list[FaceRow], min_per_cell: int, ages: tuple[int, int]
+                  ) -> tuple[int, dict]:
+    """Store the balanced subset of the test faces again as ``eval_balanced``; returns its size
+    and composition."""
+    plan = state.plan
+    labels = np.asarray([r.labels for r in test_rows], dtype=np.int64).reshape(-1, 3)
+    chosen, composition = select_balanced([r.path for r in test_rows], labels, min_per_cell, ages, plan.seed)
+    selected = [test_rows[i] for i in chosen]
+    total = 0
+    data_key = "images" if plan.encoding == "raw" else "images_encoded"
+    for number, group in enumerate(chunks(selected, plan.shard_size)):
+        name = shard_name("faces", "eval_balanced", number)
+        digest = plan_digest(plan, "faces", "eval_balanced", [r.path for r in group])
+        entry = state.reuse(name, digest)
+        if entry is not None:
+            total += entry["count"]
+            continue
+        writer = ShardWriter(plan.out / name, "faces", "eval_balanced", plan.size, len(group), plan.encoding, digest)
+        handles: dict[str, h5py.File] = {}
+        try:
+            for r in group:
+                if r.file not in handles:
+                    handles[r.file] = h5py.File(plan.out / r.file, "r")
+                f = handles[r.file]
+                stored = f[data_key][r.row]
+                sha = _as_str(f["hashes"][r.row])
+                if plan.encoding == "raw":
+                    writer.add_face_raw(r.path, sha, r.labels, stored, None)
+                else:
+                    writer.add_face_raw(r.path, sha, r.labels, None, stored.tobytes())
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            for f in handles.values():
+                f.close()
+        record = state.finish(writer, digest, [])
+        total += record.count if record else 0
+    return total, composition

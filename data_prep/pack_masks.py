@@ -1,0 +1,90 @@
+"""Mask stage of a pack: measure every mask, choose test masks per bucket, write the shards.
+
+Test masks can only be chosen once every mask's bucket is known, and holding all masks in memory
+would not scale, so masks go once through the decoder into an uncompressed temporary staging
+file and the split shards are written from it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from inpaint.buckets import BUCKET_EDGES, BUCKET_LABELS
+from inpaint.errors import DataError
+
+from .faces import Skipped
+from .mask_gen import generate_mask
+from .masks import MaskSample, load_mask
+from .plan import GENERATE, Plan, plan_digest
+from .shards import ShardWriter, shard_name
+from .sources import MASK_SUFFIXES, list_images
+from .splits import chunks, split_masks, spread_evenly
+from .state import RunState
+
+STAGING_NAME = ".masks-staging.h5"  # always carries a temporary suffix on disk
+
+
+def mask_sources(plan: Plan, mask_limit: int | None, mask_count: int, hole: str
+                 ) -> tuple[list[Any], Callable[[Any], MaskSample | Skipped]]:
+    """The items to turn into masks (file paths, or indices of generated masks) and how."""
+    if plan.masks_root is None:
+        n = min(mask_count, mask_limit or mask_count)
+        return list(range(n)), partial(generate_mask, size=plan.size, seed=plan.seed)
+    files = list_images(plan.masks_root, MASK_SUFFIXES)
+    if not files:
+        raise DataError(f"{plan.masks_root}: no mask images ({', '.join(MASK_SUFFIXES)}) found; "
+                        f"pass a folder of masks or --masks {GENERATE}")
+    return spread_evenly(files, mask_limit), partial(load_mask, str(plan.masks_root), size=plan.size, hole=hole)
+
+
+def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: str, per_bucket: int) -> dict:
+    """Write the mask shards; returns counts per split and bucket and how the test share was chosen."""
+    plan = state.plan
+    items, load = mask_sources(plan, mask_limit, mask_count, hole)
+    staging = ShardWriter(plan.out / STAGING_NAME, "masks", "staging", plan.size, len(items), compress=False)
+    try:
+        for result in state.ordered(load, items):
+            if isinstance(result, Skipped):
+                state.skip("masks", plan.masks_root or Path(GENERATE), result.path, result.reason)
+            else:
+                staging.add(result)
+        f = staging.file
+        n = staging.count
+        if n == 0:
+            raise DataError(f"{plan.masks_root}: none of the {len(items)} masks is usable (first reason: "
+                            f"{state.skipped[-1]['reason'] if state.skipped else 'unknown'}); "
+                            f"pass another --masks folder or --masks {GENERATE}")
+        paths = [p.decode() if isinstance(p, bytes) else p for p in f["paths"][:n]]
+        buckets = f["bucket"][:n].astype(np.int64)
+        ratios = f["ratio"][:n]
+        test, train, granted = split_masks(paths, buckets, per_bucket, plan.seed)
+        counts: dict[str, int] = {}
+        per_bucket_counts: dict[str, list[int]] = {}
+        for split, rows in (("train", train), ("test", test)):
+            counts[split] = len(rows)
+            per_bucket_counts[split] = np.bincount(buckets[rows], minlength=len(BUCKET_EDGES)).tolist()
+            for number, group in enumerate(chunks(rows, plan.shard_size)):
+                name = shard_name("masks", split, number)
+                digest = plan_digest(plan, "masks", split, [paths[i] for i in group])
+                if state.reuse(name, digest) is not None:
+                    continue
+                writer = ShardWriter(plan.out / name, "masks", split, plan.size, len(group), "raw", digest)
+                try:
+                    for i in group:
+                        writer.add(MaskSample(paths[i], f["masks"][i], float(ratios[i]), int(buckets[i])))
+                except BaseException:
+                    writer.abort()
+                    raise
+                state.finish(writer, digest, [])
+    finally:
+        staging.abort()
+    available = np.bincount(buckets, minlength=len(BUCKET_EDGES)).tolist()
+    return {"counts": counts, "buckets": per_bucket_counts, "split": {
+        "requested_test_per_bucket": per_bucket, "test_per_bucket": granted, "available_per_bucket": available,
+        "reduced_buckets": [BUCKET_LABELS[b] for b in range(len(BUCKET_EDGES)) if granted[b] < per_bucket],
+        "rule": "a bucket gives min(requested, half its masks) to test, chosen by a seeded hash of the path",
+        "source": "generated" if plan.masks_root is None else "files"}}

@@ -1,0 +1,102 @@
+"""Job handles and the shared qstat watcher (one batched ``qstat -x -f -F json`` per refresh)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import typing as tp
+
+from submitit.core import core, logger
+
+from jobs.pbs_commands import QstatError, WALLTIME_EXIT, SIGNAL_EXIT_BASE, JobState, job_states
+from jobs.submitit_pbs.requeue import latest_id
+
+# PBS one-letter states in submitit's (SLURM-flavoured) vocabulary, so that InfoWatcher.is_done
+# and user code reading ``job.state`` behave as on SLURM.
+ACTIVE_STATES = {"Q": "PENDING", "H": "PENDING", "W": "PENDING", "T": "PENDING", "S": "PENDING",
+                 "U": "PENDING", "M": "PENDING", "R": "RUNNING", "B": "RUNNING", "E": "COMPLETING",
+                 "X": "COMPLETED"}
+
+
+def submitit_state(state: JobState) -> str:
+    if state.state != "F":
+        return ACTIVE_STATES.get(state.state, "UNKNOWN")
+    code = state.exit_status
+    if code is None:
+        return "CANCELLED"  # deleted before it ran
+    if code == 0:
+        return "COMPLETED"
+    if code == WALLTIME_EXIT:
+        return "TIMEOUT"
+    if code >= SIGNAL_EXIT_BASE:
+        return "CANCELLED" if code - SIGNAL_EXIT_BASE in (9, 15) else "FAILED"
+    return "FAILED"
+
+
+class PBSInfoWatcher(core.InfoWatcher):
+    def _make_command(self) -> tp.Optional[tp.List[str]]:
+        to_check = sorted(self._registered - self._finished)
+        return ["qstat", "-x", "-f", "-F", "json", *to_check] if to_check else None
+
+    def read_info(self, string: tp.Union[bytes, str]) -> tp.Dict[str, tp.Dict[str, str]]:
+        from jobs.pbs_commands import parse_qstat_json
+
+        if isinstance(string, bytes):
+            string = string.decode()
+        if not string.strip():
+            return {}
+        return {jid: {"State": submitit_state(st), "job_state": st.state,
+                      "Exit_status": "" if st.exit_status is None else str(st.exit_status),
+                      "comment": st.comment}
+                for jid, st in parse_qstat_json(string).items()}
+
+    def get_state(self, job_id: str, mode: str = "standard") -> str:
+        return self.get_info(job_id, mode=mode).get("State") or "UNKNOWN"
+
+    def update(self) -> None:
+        """One batched qstat; unknown ids stay UNKNOWN and a failing qstat changes nothing."""
+        to_check = sorted(self._registered - self._finished)
+        if not to_check:
+            return
+        self._num_calls += 1
+        try:
+            states = job_states(to_check, retry_delays=())
+        except QstatError as exc:
+            logger.get_logger().warning(f"qstat failed ({exc}); PBS job states may be stale")
+        else:
+            for jid, st in states.items():
+                self._info_dict[jid] = {"State": submitit_state(st), "job_state": st.state,
+                                        "Exit_status": "" if st.exit_status is None else str(st.exit_status),
+                                        "comment": st.comment}
+        self._last_status_check = time.time()
+        for job_id in to_check:
+            if self.is_done(job_id, mode="cache"):
+                self._finished.add(job_id)
+
+
+class PBSJob(core.Job[core.R]):
+    _cancel_command = "qdel"
+    watcher = PBSInfoWatcher(delay_s=60)
+
+    def current_job_id(self) -> str:
+        """The PBS job now doing this job's work (a requeue submits a new one)."""
+        return latest_id(self.paths.folder, self.job_id)
+
+    def get_info(self, mode: str = "force") -> tp.Dict[str, str]:
+        return self.watcher.get_info(self.current_job_id(), mode=mode)
+
+    @property
+    def state(self) -> str:
+        return self.watcher.get_state(self.current_job_id(), mode="standard")
+
+    def done(self, force_check: bool = False) -> bool:
+        if self.paths.result_pickle.exists():
+            return True
+        current = self.current_job_id()
+        if not self.watcher.is_done(current, mode="force" if force_check else "standard"):
+            return False
+        # the job may have requeued itself just before it ended: then its successor carries on
+        return self.current_job_id() == current
+
+    def cancel(self, check: bool = True) -> None:
+        (subprocess.check_call if check else subprocess.call)(["qdel", self.current_job_id()], shell=False)
