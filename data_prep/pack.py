@@ -60,6 +60,14 @@ def _age_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+def _usable_cpus() -> int:
+    """CPUs granted to this process: on PBS/SLURM nodes ``os.cpu_count()`` is the whole node."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m data_prep.pack",
@@ -70,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(the default when the data root has no masks/ folder)")
     p.add_argument("--out", type=Path, help="output folder (default data/shards/<size>)")
     p.add_argument("--size", type=_positive, default=128, help="square side in pixels (default 128)")
-    p.add_argument("--workers", type=_positive, default=min(8, os.cpu_count() or 1),
-                   help="decoding processes (default: CPU count, at most 8)")
+    p.add_argument("--workers", type=_positive, default=min(8, _usable_cpus()),
+                   help="decoding processes (default: CPUs this job may use, at most 8)")
     p.add_argument("--limit", type=_positive, help="pack only the first N faces of a stable label-neutral order")
     p.add_argument("--mask-limit", type=_positive, help="pack only N masks spread evenly over the sorted list")
     p.add_argument("--mask-count", type=_positive, default=12000,

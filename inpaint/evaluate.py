@@ -112,8 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
     root = Path(args.data).expanduser()
     index, faces, masks, balanced = _open_shards(root)
-    if args.no_demographics:
-        balanced = None
     size = int(index.get("size", faces.size))
     fingerprint = protocol.shards_fingerprint(index)
     balanced_count = len(balanced) if balanced is not None else 0
@@ -123,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = demographics.group_columns(balanced.labels)["race_gender"] if balanced is not None else None
         pairs = protocol.build_pairs(len(faces), masks.buckets, balanced_count, args.pairs_per_bucket, args.seed,
                                      fingerprint, balanced_groups=cells)
-    if balanced is None:
-        pairs.balanced = []
+    if args.no_demographics:  # pairs.json still lists the balanced pairs: one list whatever the flags
+        balanced = None
 
     from inpaint.checkpoint import load_generator
 
@@ -167,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra: dict[str, Any] = {"elapsed_s": round(time.time() - started, 1), "device": str(device)}
     if collector is not None and collector.inputs:
         extra["grid"] = write_grid(collector, pair_buckets, out / "grid.png").name
-    ev = Evaluation(models=results, protocol=protocol_summary(pairs, root, size, pairs_file),
+    ev = Evaluation(models=results, protocol=protocol_summary(pairs, root, size, pairs_file, balanced is not None),
                     lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra)
     written = write_report(ev, out)
     print_summary(results)
@@ -176,12 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file: Path) -> dict[str, Any]:
+def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file: Path,
+                     with_balanced: bool = True) -> dict[str, Any]:
     return {
         "data": str(root), "size": size, "seed": pairs.seed, "pairs_per_bucket": pairs.pairs_per_bucket,
         "fingerprint": pairs.fingerprint, "pairs_file": pairs_file.name,
         "bucket_counts": {BUCKET_LABELS[b]: len(p) for b, p in enumerate(pairs.buckets)},
-        "shortfalls": pairs.shortfalls, "balanced_pairs": len(pairs.balanced),
+        "shortfalls": pairs.shortfalls, "balanced_pairs": len(pairs.balanced) if with_balanced else 0,
     }
 
 

@@ -37,9 +37,9 @@ def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_p
     common = ["--data", str(shards64), "--pairs-per-bucket", "2", "--no-identity", "--quiet", "--batch-size", "8"]
     assert main(["--checkpoint", str(a), "--checkpoint", str(b), "--out", str(tmp_path / "both"),
                  "--samples", str(tmp_path / "samples"), *common]) == 0
-    assert main(["--checkpoint", str(b), "--out", str(tmp_path / "only_b"), *common]) == 0
+    assert main(["--checkpoint", str(b), "--out", str(tmp_path / "only_b"), "--no-demographics", *common]) == 0
 
-    # Same pairs whatever the models and the run.
+    # Same pairs whatever the models, the run and the flags.
     assert (tmp_path / "both" / "pairs.json").read_bytes() == (tmp_path / "only_b" / "pairs.json").read_bytes()
     both = json.loads((tmp_path / "both" / "metrics.json").read_text())
     only_b = json.loads((tmp_path / "only_b" / "metrics.json").read_text())
@@ -47,6 +47,8 @@ def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_p
     assert both["models"][1]["buckets"] == only_b["models"][0]["buckets"]  # model_b scored identically
     assert both["models"][0]["buckets"]["Average"]["std_l1"] != both["models"][1]["buckets"]["Average"]["std_l1"]
     assert both["lpips"]["available"] and not both["identity"]["available"]
+    assert both["protocol"]["balanced_pairs"] > 0 and only_b["protocol"]["balanced_pairs"] == 0
+    assert only_b["models"][0]["demographics"] == {}
 
     report = (tmp_path / "both" / "report.md").read_text()
     assert "| Hole ratio | model_a | model_b |" in report

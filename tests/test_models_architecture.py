@@ -15,6 +15,16 @@ from inpaint.models import (
 )
 from inpaint.models.__main__ import main as models_main
 
+@pytest.fixture(autouse=True)
+def one_intra_op_thread():
+    """Narrow test models gain little from intra-op threads, and on a busy CPU the OpenMP barriers
+    of two threads slow them down several-fold; one thread is steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 NARROW = ["model.widths=[8, 16, 32]", "model.dmfb_inner=8", "model.dmfb_blocks=2", "model.disc_widths=[8, 16, 32, 32]"]
 
 

@@ -16,6 +16,16 @@ from inpaint.models import build_discriminator, build_generator
 MASK_FILES = ("02500.png", "04500.png", "06500.png", "03500.png")  # hole ratios ~0.1–0.4
 
 
+@pytest.fixture(autouse=True)
+def one_intra_op_thread():
+    """Tiny 64-px convs gain little from intra-op threads, and on a busy CPU the OpenMP barriers
+    of two threads made this module 10x slower (21 s vs 190 s measured); one thread is steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def real_batch(data_root: Path, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Four UTKFace crops in [-1, 1] and four NVIDIA irregular masks (1 = hole) at ``size`` px."""
     faces = sorted((data_root / "faces" / "utkface").glob("*.jpg"))[:4]

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from inpaint.config import DEFAULTS
 from inpaint.errors import ConfigError
 from inpaint.models.discriminator import SNPatchGAN
 from inpaint.models.dmfb import DMFB_VARIANTS, DenseMultiscaleFusionBlock
@@ -18,11 +19,6 @@ __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "count_parameters",
     "GatedConv2d", "GatedDeconv2d", "DenseMultiscaleFusionBlock", "GatedUNet", "SNPatchGAN",
 ]
-
-
-def _model_defaults() -> dict[str, Any]:
-    from inpaint.config import DEFAULTS  # late: config imports nothing from here, keep it that way
-    return dict(DEFAULTS["model"])
 
 
 def _gated_unet(cfg: Mapping[str, Any]) -> nn.Module:
@@ -43,7 +39,7 @@ DISCRIMINATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"sn_patch
 
 
 def _build(registry: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]], key: str, model_cfg: Mapping[str, Any]) -> nn.Module:
-    cfg = _model_defaults()
+    cfg = dict(DEFAULTS["model"])
     unknown = sorted(set(model_cfg) - set(cfg))
     if unknown:
         raise ConfigError(f"unknown model key(s) {', '.join(unknown)}: use only {', '.join(cfg)}")
@@ -65,4 +61,5 @@ def build_discriminator(model_cfg: Mapping[str, Any]) -> nn.Module:
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Parameter count as reported in logs and `python -m inpaint.models` (frozen ones excluded by default)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
