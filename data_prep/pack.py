@@ -23,6 +23,7 @@ from inpaint.cli import run_cli
 from inpaint.errors import DataError
 
 from .atomic import sha256_file, write_json
+from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
 from .manifest import FACE_SPLITS, INDEX_NAME, MASK_SPLITS
 from .masks import HOLE_BLACK, HOLE_WHITE
 from .pack_faces import pack_balanced, pack_face_split
@@ -36,30 +37,6 @@ from .state import RunState
 from .workers import make_executor
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _age_range(text: str) -> tuple[int, int]:
-    try:
-        lo, hi = (int(v) for v in text.split("-"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected AGE-AGE such as 18-60, got {text!r}") from None
-    if not 0 <= lo <= hi:
-        raise argparse.ArgumentTypeError(f"expected 0 <= low <= high, got {text!r}")
-    return lo, hi
-
-
 def _usable_cpus() -> int:
     """CPUs granted to this process: on PBS/SLURM nodes ``os.cpu_count()`` is the whole node."""
     try:
@@ -69,7 +46,7 @@ def _usable_cpus() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m data_prep.pack",
         description="Pack face photos and hole masks into HDF5 shards (train/test/eval_balanced faces, "
                     f"train/test masks). Default input: ${DATA_ENV}/faces and /masks, else ../shared/data.")
@@ -77,26 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", help=f"folder of hole-mask images, or '{GENERATE}' for seeded free-form masks "
                                    "(the default when the data root has no masks/ folder)")
     p.add_argument("--out", type=Path, help="output folder (default data/shards/<size>)")
-    p.add_argument("--size", type=_positive, default=128, help="square side in pixels (default 128)")
-    p.add_argument("--workers", type=_positive, default=min(8, _usable_cpus()),
+    p.add_argument("--size", type=positive_int, default=128, help="square side in pixels (default 128)")
+    p.add_argument("--workers", type=positive_int, default=min(8, _usable_cpus()),
                    help="decoding processes (default: CPUs this job may use, at most 8)")
-    p.add_argument("--limit", type=_positive, help="pack only the first N faces of a stable label-neutral order")
-    p.add_argument("--mask-limit", type=_positive, help="pack only N masks spread evenly over the sorted list")
-    p.add_argument("--mask-count", type=_positive, default=12000,
+    p.add_argument("--limit", type=positive_int, help="pack only the first N faces of a stable label-neutral order")
+    p.add_argument("--mask-limit", type=positive_int, help="pack only N masks spread evenly over the sorted list")
+    p.add_argument("--mask-count", type=positive_int, default=12000,
                    help=f"number of masks to draw with --masks {GENERATE} (default 12000)")
     p.add_argument("--mask-hole", choices=(HOLE_WHITE, HOLE_BLACK), default=HOLE_WHITE,
                    help="pixel colour that marks the hole in mask files (default white, as NVIDIA's masks)")
-    p.add_argument("--shard-size", type=_positive, default=1000, help="samples per shard at most (default 1000)")
+    p.add_argument("--shard-size", type=positive_int, default=1000, help="samples per shard at most (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed for test-mask choice, balanced set, generated masks")
     p.add_argument("--encoding", choices=("raw", "png", "jpeg"), default="raw",
                    help="raw uint8 arrays (fastest to read) or encoded bytes (compact to move)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality for --encoding jpeg (default 95)")
-    p.add_argument("--test-masks-per-bucket", type=_non_negative, default=500,
+    p.add_argument("--test-masks-per-bucket", type=non_negative_int, default=500,
                    help="test masks per hole-ratio bucket (default 500, the reference protocol); a bucket "
                         "gives at most half its masks to test")
-    p.add_argument("--min-per-cell", type=_positive, default=10,
+    p.add_argument("--min-per-cell", type=positive_int, default=10,
                    help="balanced set: at least this many test faces per race x gender cell (default 10)")
-    p.add_argument("--ages", type=_age_range, default=(18, 60), help="balanced set age range (default 18-60)")
+    p.add_argument("--ages", type=age_range, default=(18, 60), help="balanced set age range (default 18-60)")
     p.add_argument("--strict", action="store_true",
                    help="fail on any skipped file or balanced-set shortfall instead of warning")
     return p
@@ -163,7 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
 
-        for short in composition["shortfall"]:
+        unlabelled = composition["total"] == 0
+        if unlabelled:  # e.g. CelebA-HQ: one line instead of ten per-cell ones
+            message = (f"no test face carries race/gender labels in a UTKFace-style name (AGE_GENDER_RACE_*) and "
+                       f"age {ns.ages[0]}-{ns.ages[1]}: the eval_balanced split is empty")
+            if ns.strict:
+                raise DataError(f"{plan.faces_root}: {message}; add labelled faces or drop --strict")
+            _warn(message)
+        for short in [] if unlabelled else composition["shortfall"]:
             message = (f"balanced set: cell {short['cell']} has {short['available']} test faces aged "
                        f"{ns.ages[0]}-{ns.ages[1]}, fewer than --min-per-cell {short['needed']}")
             if ns.strict:
@@ -172,9 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for split in ("train", "test"):
             if not rows[split]:
                 _warn(f"face split {split!r} is empty ({len(faces)} faces packed); pack more faces")
-        for label in masks["split"]["reduced_buckets"]:
-            _warn(f"mask bucket {label}: fewer test masks than --test-masks-per-bucket "
-                  f"{ns.test_masks_per_bucket} (too few masks; see index.json mask_split)")
+        reduced = masks["split"]["reduced_buckets"]
+        if reduced:
+            _warn(f"mask buckets {', '.join(reduced)}: fewer masks than twice --test-masks-per-bucket "
+                  f"{ns.test_masks_per_bucket}, so each gives half its masks to test "
+                  f"({masks['split']['test_per_bucket']}; see index.json mask_split)")
 
         order = [("faces", s) for s in FACE_SPLITS] + [("masks", s) for s in MASK_SPLITS]
         shards = sorted(state.shards, key=lambda r: (order.index((r.kind, r.split)), r.file))

@@ -17,7 +17,7 @@ import numpy as np
 from .balanced import select_balanced
 from .faces import Skipped, load_face
 from .plan import plan_digest
-from .shards import ShardWriter, shard_name
+from .shards import ShardWriter, open_shard, shard_name
 from .splits import chunks
 from .state import RunState
 
@@ -36,7 +36,7 @@ def _as_str(value: bytes | str) -> str:
 
 
 def _rows_of_reused(state: RunState, name: str) -> list[FaceRow]:
-    with h5py.File(state.plan.out / name, "r") as f:
+    with open_shard(state.plan.out / name) as f:
         paths = [_as_str(p) for p in f["paths"][()]]
         hashes = [_as_str(h) for h in f["hashes"][()]]
         labels = f["labels"][()]
@@ -99,7 +99,7 @@ def pack_balanced(state: RunState, test_rows: list[FaceRow], min_per_cell: int, 
         try:
             for r in group:
                 if r.file not in handles:
-                    handles[r.file] = h5py.File(plan.out / r.file, "r")
+                    handles[r.file] = open_shard(plan.out / r.file)
                 f = handles[r.file]
                 stored = f[data_key][r.row]
                 sha = _as_str(f["hashes"][r.row])

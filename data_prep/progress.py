@@ -11,11 +11,11 @@ import json
 import os
 from pathlib import Path
 
-import h5py
 
 from inpaint.errors import DataError
 
 from .atomic import TMP_MARK, sha256_file, write_json
+from .shards import open_shard
 
 PROGRESS_NAME = ".pack-progress.json"
 LOCK_NAME = ".pack.lock"
@@ -94,7 +94,7 @@ class Progress:
         if not path.is_file():
             return None
         try:
-            with h5py.File(path, "r") as f:
+            with open_shard(path) as f:
                 attrs = dict(f.attrs)
                 lengths = {f[name].shape[0] for name in f}
         except OSError:

@@ -16,6 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from inpaint.errors import DataError
+
 from .atomic import commit, sha256_file, tmp_name
 from .faces import FaceSample
 from .masks import MaskSample
@@ -27,6 +29,15 @@ MASK_COMPRESSION_LEVEL = 4
 _BUFFER = 64
 _STR = h5py.string_dtype()
 _BYTES = h5py.vlen_dtype(np.uint8)
+
+
+LOCK_HINT = "on NFS/Lustre mounts without file locks, set HDF5_USE_FILE_LOCKING=FALSE"
+
+
+def open_shard(path: Path) -> h5py.File:
+    """Open a finished shard read-only (default HDF5 locking: HDF5 refuses to reopen a file
+    already open in the process with other locking flags, so every opener must agree)."""
+    return h5py.File(path, "r")
 
 
 def shard_name(kind: str, split: str, number: int) -> str:
@@ -54,7 +65,11 @@ class ShardWriter:
         self.tmp = tmp_name(final)
         self._written = 0
         self._buf: list = []
-        self._file = h5py.File(self.tmp, "w")
+        try:
+            self._file = h5py.File(self.tmp, "w")
+        except OSError as exc:
+            hint = LOCK_HINT if "lock" in str(exc).lower() else "pass a writable --out"
+            raise DataError(f"{self.tmp}: cannot create the shard ({exc}); {hint}") from None
         f = self._file
         f.attrs.update({"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size,
                         "encoding": encoding, "plan_digest": plan_digest})

@@ -22,7 +22,9 @@ from inpaint.cli import run_cli
 from inpaint.errors import DataError
 
 from .atomic import TMP_MARK, sha256_file
+from .cli_args import OneLineParser
 from .manifest import read_index
+from .shards import LOCK_HINT, open_shard
 
 RATIO_TOLERANCE = 1e-5
 
@@ -94,10 +96,10 @@ def verify(root: Path, check_hash: bool = True, deep: bool = False) -> tuple[lis
             bad.append(f"{entry['file']} (sha256 differs from index.json: the file was changed or damaged)")
             continue
         try:
-            with h5py.File(path, "r") as f:
+            with open_shard(path) as f:
                 problems = check_structure(f, entry, index["size"], index["encoding"], deep)
         except OSError as exc:
-            problems = [f"not a readable HDF5 file ({exc})"]
+            problems = [f"not a readable HDF5 file ({exc}{'; ' + LOCK_HINT if 'lock' in str(exc).lower() else ''})"]
         if problems:
             bad.append(f"{entry['file']} ({'; '.join(problems)})")
     listed = {e["file"] for e in index["shards"]}
@@ -112,7 +114,7 @@ def verify(root: Path, check_hash: bool = True, deep: bool = False) -> tuple[lis
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data_prep.verify",
+    p = OneLineParser(prog="python -m data_prep.verify",
                                 description="Check every shard of a packed folder against its index.json.")
     p.add_argument("root", type=Path, help="shard folder (holds index.json)")
     p.add_argument("--no-hash", action="store_true", help="skip the SHA-256 check (structure only, faster)")

@@ -64,6 +64,9 @@ class _ShardSet(Dataset):
         except FileNotFoundError:
             raise DataError(f"{path}: shard listed in index.json is missing; {_REPACK}") from None
         except OSError as exc:
+            if "lock" in str(exc).lower():  # grid file systems without POSIX locks
+                raise DataError(f"{path}: HDF5 cannot lock the file ({exc}); set HDF5_USE_FILE_LOCKING=FALSE "
+                                "in the job environment (shards are read-only)") from None
             raise DataError(f"{path}: unreadable HDF5 shard ({exc}); check it with python -m data_prep.verify "
                             f"{self.root} and {_REPACK}") from None
 

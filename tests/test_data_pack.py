@@ -126,10 +126,10 @@ def test_split_is_deterministic_and_stable_when_files_are_added(
     faces = copy_faces(data_root, tmp_path / "faces", face_names[:80])
     masks = data_root / "masks"
     first = pack(faces, masks, tmp_path / "a", "--mask-limit", "48")
-    again = pack(faces, masks, tmp_path / "b", "--mask-limit", "48")
+    again = pack(faces, masks, tmp_path / "b", "--mask-limit", "48", "--workers", "2")  # process pool
     for kind, split in (("faces", "train"), ("faces", "test"), ("masks", "train"), ("masks", "test")):
         assert split_paths(first, kind, split) == split_paths(again, kind, split)
-    for s in read_index(first)["shards"]:  # byte-identical shards from identical runs
+    for s in read_index(first)["shards"]:  # byte-identical shards, whatever the number of workers
         assert (tmp_path / "b" / s["file"]).read_bytes() == (first / s["file"]).read_bytes()
     copy_faces(data_root, faces, face_names[80:120])
     grown = pack(faces, masks, tmp_path / "c", "--mask-limit", "48")
@@ -190,7 +190,7 @@ def test_small_buckets_give_a_recorded_smaller_test_share(data_root: Path, face_
     assert split["test_per_bucket"] == [n // 2 for n in split["available_per_bucket"]]
     assert len(split["reduced_buckets"]) == 6
     assert read_index(out)["counts"]["mask_buckets"]["test"] == split["test_per_bucket"]
-    assert "fewer test masks" in capsys.readouterr().err
+    assert "each gives half its masks to test" in capsys.readouterr().err
 
 
 def test_png_is_lossless_and_jpeg_is_close_and_smaller(shards64: Path, data_root: Path, face_names: list[str],
@@ -275,6 +275,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         (["--faces", str(empty), "--masks", "generate"], "no face images"),
         (["--faces", str(tmp_path / "missing"), "--masks", "generate"], "does not exist"),
         (["--faces", str(empty), "--masks", str(tmp_path / "nomasks")], "mask folder does not exist"),
+        (["--faces", str(empty), "--size", "0"], "--size: must be a positive integer"),
     ):
         proc = subprocess.run([sys.executable, "-m", "data_prep.pack", *args, "--out", str(tmp_path / "o")],
                               capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
@@ -329,3 +330,19 @@ def test_masks_outside_the_buckets_are_skipped(data_root: Path, face_names: list
     assert all("outside" in reasons[name] for name in real_out | {"blank.png", "full.png"})
     counts = read_index(out)["counts"]["masks"]
     assert counts["train"] + counts["test"] == 24 - len(real_out) > 0
+
+
+def test_unlabelled_faces_give_an_empty_balanced_split_and_one_warning(
+        data_root: Path, face_names: list[str], tmp_path: Path, capsys) -> None:
+    faces = tmp_path / "celeba_like"
+    faces.mkdir()
+    for i, name in enumerate(face_names[:30]):  # CelebA-HQ style names carry no labels
+        shutil.copy(data_root / "faces" / name, faces / f"{i:05d}.jpg")
+    out = pack(faces, "generate", tmp_path / "o", "--mask-count", "24")
+    index = read_index(out)
+    assert index["counts"]["faces"]["eval_balanced"] == 0 and len(index["balanced"]["shortfall"]) == 10
+    assert (FaceShards(out, "train").labels == -1).all()
+    err = capsys.readouterr().err
+    assert err.count("eval_balanced split is empty") == 1 and "Others/female" not in err
+    with pytest.raises(DataError, match="add labelled faces"):
+        pack(faces, "generate", tmp_path / "strict", "--mask-count", "24", "--strict")

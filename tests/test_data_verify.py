@@ -137,3 +137,28 @@ def test_sigkill_mid_run_leaves_nothing_that_verifies_and_rerun_completes(data_r
     resumed, fresh = read_index(out), read_index(clean)
     assert resumed["counts"] == fresh["counts"]
     assert [(s["file"], s["sha256"]) for s in resumed["shards"]] == [(s["file"], s["sha256"]) for s in fresh["shards"]]
+
+
+def test_damaged_encoded_face_is_caught_by_deep_verify_and_reader(data_root: Path, tmp_path: Path) -> None:
+    from data_prep.pack import main as pack_main
+    from data_prep.sources import list_images
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for name in list_images(data_root / "faces")[::400]:
+        shutil.copy(data_root / "faces" / name, faces / Path(name).name)
+    out = tmp_path / "png"
+    assert pack_main(["--faces", str(faces), "--masks", "generate", "--mask-count", "12", "--out", str(out),
+                      "--size", "32", "--workers", "1", "--encoding", "png", "--min-per-cell", "1"]) == 0
+    assert verify_main([str(out), "--deep"]) == 0
+    with h5py.File(out / "faces-train-00000.h5", "r+") as f:
+        blob = f["images_encoded"][2].copy()
+        blob[60:] = 0  # keeps the PNG signature and header, destroys the compressed pixels
+        f["images_encoded"][2] = blob
+    with pytest.raises(DataError, match="faces-train-00000.h5"):
+        verify_main([str(out), "--no-hash", "--deep"])
+    assert verify_main([str(out), "--no-hash"]) == 0  # a shallow check cannot see inside the PNG
+    ds = FaceShards(out, "train")
+    assert ds[1]["image"].shape == (3, 32, 32)
+    with pytest.raises(DataError, match="faces-train-00000.h5: sample 2 does not decode"):
+        ds[2]

@@ -20,7 +20,7 @@ from jobs.options import JobSpec
 from jobs.pbs_script import render
 from jobs.profiles import load_profile
 from jobs.submit import _write_script
-from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env, write_exe
+from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 CODES = (0, 75, 1, 2, 3, 137, 143, 255)
 
@@ -115,7 +115,7 @@ def test_rendered_pbs_script_acts_like_decide(tmp_path, code, part, max_resubmit
 def test_pbs_chain_runs_to_the_end_through_self_resubmission(tmp_path):
     """qsub queues; the test plays the PBS server, running each queued part in turn."""
     spec = _spec(tmp_path, max_resubmits=5)
-    script = _write_script(spec, render(spec))
+    _write_script(spec, render(spec))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     bindir, log = stub_bin(tmp_path, clean_scratch="#!/bin/bash\n" + 'printf "%s\\n" "$*" >> "$STUB_LOG/clean_scratch.calls"\n')

@@ -10,7 +10,7 @@ import time
 from jobs import ledger
 from jobs.chain_state import read_chain_state
 from test_jobs_support import (REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
-                               make_stub_trainer, stub_bin, stub_env, write_exe)
+                               make_stub_trainer, stub_bin, stub_env)
 
 
 def test_slurm_chain_resubmits_itself_until_done(tmp_path):
