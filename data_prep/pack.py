@@ -18,11 +18,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from inpaint.atomic import write_json
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
 from inpaint.errors import DataError
 
-from .atomic import sha256_file, write_json
+from .checksum import sha256_file
 from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
 from .manifest import FACE_SPLITS, INDEX_NAME, MASK_SPLITS
 from .masks import HOLE_BLACK, HOLE_WHITE
@@ -147,9 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ns.strict:
                 raise DataError(f"{plan.faces_root}: {message}; add labelled faces or drop --strict")
             _warn(message)
-        for short in [] if unlabelled else composition["shortfall"]:
-            message = (f"balanced set: cell {short['cell']} has {short['available']} test faces aged "
-                       f"{ns.ages[0]}-{ns.ages[1]}, fewer than --min-per-cell {short['needed']}")
+        shortfall = [] if unlabelled else composition["shortfall"]
+        if shortfall:  # one line, not one per cell: a --limit sample is short in most cells
+            cells = ", ".join(f"{s['cell']} {s['available']}" for s in shortfall)
+            message = (f"balanced set: {len(shortfall)} of 10 race x gender cells have fewer than --min-per-cell "
+                       f"{ns.min_per_cell} test faces aged {ns.ages[0]}-{ns.ages[1]} ({cells})")
             if ns.strict:
                 raise DataError(f"{plan.faces_root}: {message}; pack more faces (drop --limit) or lower --min-per-cell")
             _warn(message)
@@ -176,14 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fingerprint": plan.fingerprint, "inputs": inputs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        write_json(plan.out / INDEX_NAME, index)
+        write_json(plan.out / INDEX_NAME, index, indent=1)
         state.progress.remove()
         _remove_unlisted_shards(plan.out, {r.file for r in shards})
 
     c = index["counts"]
     kinds = Counter(s["kind"] for s in state.skipped)
     print(f"faces: train {c['faces']['train']}, test {c['faces']['test']}, eval_balanced {c['faces']['eval_balanced']}"
-          f" ({composition['per_cell']} per race x gender cell); skipped {kinds['faces']}")
+          f" ({_balanced_summary(composition)}); skipped {kinds['faces']}")
     print(f"masks: train {c['masks']['train']}, test {c['masks']['test']} "
           f"(test per bucket {masks['split']['test_per_bucket']}); skipped {kinds['masks']}")
     if state.skipped:
@@ -193,6 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(shards)} shards ({state.reused} reused from an earlier run) in {time.perf_counter() - started:.1f} s")
     print(plan.out)
     return 0
+
+def _balanced_summary(composition: dict) -> str:
+    """Say how balanced the eval set really is: a --limit sample rarely fills every cell."""
+    if not composition["shortfall"]:
+        return f"{composition['per_cell']} per race x gender cell"
+    short = len(composition["shortfall"])
+    return f"up to {composition['per_cell']} per race x gender cell, {short} cells short"
 
 
 if __name__ == "__main__":

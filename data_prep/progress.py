@@ -11,24 +11,15 @@ import json
 import os
 from pathlib import Path
 
-
+from inpaint.atomic import TMP_MARK, write_json
 from inpaint.errors import DataError
+from inpaint.process import pid_exists
 
-from .atomic import TMP_MARK, sha256_file, write_json
+from .checksum import sha256_file
 from .shards import open_shard
 
 PROGRESS_NAME = ".pack-progress.json"
 LOCK_NAME = ".pack.lock"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PackLock:
@@ -46,7 +37,7 @@ class PackLock:
                     pid = int(self.path.read_text().strip() or 0)
                 except (OSError, ValueError):
                     pid = 0
-                if pid and pid != os.getpid() and _pid_alive(pid):
+                if pid and pid != os.getpid() and pid_exists(pid):
                     raise DataError(f"{self.path}: another pack (pid {pid}) is writing this folder; "
                                     f"wait for it, or delete the lock file if that process is gone") from None
                 self.path.unlink(missing_ok=True)
@@ -111,11 +102,11 @@ class Progress:
 
     def record(self, file: str, entry: dict) -> None:
         self.entries[file] = entry
-        write_json(self.path, {"fingerprint": self.fingerprint, "shards": self.entries})
+        write_json(self.path, {"fingerprint": self.fingerprint, "shards": self.entries}, indent=1)
 
     def forget(self, file: str) -> None:
         if self.entries.pop(file, None) is not None:
-            write_json(self.path, {"fingerprint": self.fingerprint, "shards": self.entries})
+            write_json(self.path, {"fingerprint": self.fingerprint, "shards": self.entries}, indent=1)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

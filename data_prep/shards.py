@@ -16,9 +16,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from inpaint.atomic import commit, tmp_name
 from inpaint.errors import DataError
 
-from .atomic import commit, sha256_file, tmp_name
+from .checksum import sha256_file
 from .faces import FaceSample
 from .masks import MaskSample
 

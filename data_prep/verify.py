@@ -19,9 +19,10 @@ from PIL import Image
 
 from inpaint.buckets import BUCKET_EDGES, bucket_of
 from inpaint.cli import run_cli
+from inpaint.atomic import TMP_MARK
 from inpaint.errors import DataError
 
-from .atomic import TMP_MARK, sha256_file
+from .checksum import sha256_file
 from .cli_args import OneLineParser
 from .manifest import read_index
 from .shards import LOCK_HINT, open_shard

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from inpaint.atomic import atomic_open, write_json
 from inpaint.errors import CheckpointError
 
 CHECKPOINT_FORMAT = 1
@@ -52,17 +53,8 @@ def find_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``<name>.tmp-<pid>``, fsync, rename: a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
     return path
 
 
@@ -220,10 +212,7 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     atomic_torch_save(weights, out)
     meta = {"config": cfg, "source": str(Path(source).resolve()), "exported": time.time(),
             "dtype": "float16" if half else "float32"}
-    sidecar = weights_sidecar(out)
-    tmp = sidecar.with_name(f"{sidecar.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, sidecar)
+    write_json(weights_sidecar(out), meta, indent=2)
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
+from inpaint.atomic import atomic_open
 from inpaint.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -272,14 +273,6 @@ def load_config(path_or_name: str | os.PathLike, overrides: list[str] | None = N
 def save_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``cfg`` as YAML atomically (temp name, flush, fsync, rename)."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            yaml.safe_dump(dict(cfg), f, sort_keys=False, default_flow_style=None)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(dict(cfg), f, sort_keys=False, default_flow_style=None)
     return path

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from inpaint.atomic import atomic_open
+
 COLUMNS = ("masked input", "output", "composite", "ground truth")
 SHORT_COLUMNS = ("input", "output", "composite", "truth")  # for images narrower than the long labels
 HOLE_COLOUR = (255, 255, 255)
@@ -71,15 +73,6 @@ def inpainting_grid(image: torch.Tensor, mask: torch.Tensor, output: torch.Tenso
 def save_png(picture: Image.Image, path: str | os.PathLike) -> Path:
     """Write a PNG atomically (temp name in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            picture.save(f, format="PNG")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as f:
+        picture.save(f, format="PNG")
     return path

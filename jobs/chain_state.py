@@ -7,9 +7,9 @@ writes the same fields from bash.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from inpaint.atomic import write_json
 from jobs.ledger import now_iso
 from jobs.paths import CHAIN_STATE, under
 
@@ -19,12 +19,8 @@ ENDED = ("done", "evaluated", "stopped", "cancelled")
 def write_chain_state(run_dir: Path | str, state: str, reason: str, part: int = 0,
                       exit_code: int | None = None, job_id: str | None = None,
                       executor: str | None = None) -> None:
-    path = under(run_dir, CHAIN_STATE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"state": state, "reason": reason, "part": part, "exit_code": exit_code,
-                               "job_id": job_id, "executor": executor, "time": now_iso()}) + "\n")
-    os.replace(tmp, path)
+    write_json(under(run_dir, CHAIN_STATE), {"state": state, "reason": reason, "part": part, "exit_code": exit_code,
+                                             "job_id": job_id, "executor": executor, "time": now_iso()})
 
 
 def read_chain_state(run_dir: Path | str) -> dict:

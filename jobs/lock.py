@@ -8,12 +8,13 @@ track of a job must never let two chains write the same checkpoints.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 from pathlib import Path
 
+from inpaint.atomic import write_json
 from inpaint.errors import FacefillError
+from inpaint.process import pid_alive
 from jobs.ledger import now_iso
 from jobs.paths import OWNER, under
 
@@ -31,12 +32,8 @@ def read_owner(run_dir: Path | str) -> dict | None:
 
 
 def write_owner(run_dir: Path | str, executor: str, job_id: str, pid: int | None = None) -> None:
-    path = under(run_dir, OWNER)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"executor": executor, "job_id": str(job_id), "pid": pid,
-                               "host": socket.gethostname(), "time": now_iso()}) + "\n")
-    os.replace(tmp, path)
+    write_json(under(run_dir, OWNER), {"executor": executor, "job_id": str(job_id), "pid": pid,
+                                       "host": socket.gethostname(), "time": now_iso()})
 
 
 def release(run_dir: Path | str, job_id: str | None = None) -> None:
@@ -50,20 +47,6 @@ def release(run_dir: Path | str, job_id: str | None = None) -> None:
         pass
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited; only its parent has not reaped it yet
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def owner_alive(owner: dict) -> tuple[bool, str]:
     """(alive, how we know). Unanswerable questions count as alive."""
     executor = owner.get("executor")
@@ -72,7 +55,7 @@ def owner_alive(owner: dict) -> tuple[bool, str]:
         if owner.get("host") not in (None, socket.gethostname()):
             return True, f"local process {job_id} on another host ({owner.get('host')})"
         pid = int(owner.get("pid") or job_id or 0)
-        return (_pid_alive(pid), f"local process {pid}") if pid > 0 else (False, "no pid")
+        return (pid_alive(pid), f"local process {pid}") if pid > 0 else (False, "no pid")
     if executor == "pbs":
         from jobs.pbs_commands import QstatError, job_states
         try:

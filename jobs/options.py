@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import sys
@@ -16,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from inpaint.atomic import write_json
 from inpaint.errors import ConfigError, DataError
 from jobs.paths import SPEC, under
 from jobs.profiles import load_profile
@@ -68,12 +68,7 @@ class JobSpec:
                 "--time-limit", str(self.time_limit_s), *self.train_args]
 
     def save(self) -> Path:
-        path = under(self.run_dir, SPEC)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json(under(self.run_dir, SPEC), asdict(self), indent=1, sort_keys=True)
 
     @classmethod
     def load(cls, run_dir: Path | str) -> "JobSpec":

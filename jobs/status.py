@@ -13,6 +13,7 @@ from typing import Sequence
 
 from inpaint.cli import run_cli
 from inpaint.errors import ConfigError
+from inpaint.process import pid_alive
 from jobs import ledger, lock
 from jobs.chain_state import read_chain_state
 from jobs.paths import LEDGER, under
@@ -40,7 +41,7 @@ def scheduler_states(parts: list[dict]) -> tuple[dict[str, str], str | None]:
                 states[job_id] = f"{st.state}: {words.get(st.state, st.state)}" + (f" ({st.comment})" if st.state == "Q" and st.comment else "")
     for p in parts:
         if p.get("executor") == "local" and p.get("job_id") and "exit_code" not in p:
-            alive = lock._pid_alive(int(p["job_id"])) if str(p["job_id"]).isdigit() else False
+            alive = pid_alive(int(p["job_id"])) if str(p["job_id"]).isdigit() else False
             states[p["job_id"]] = "running" if alive else "gone"
     return states, warning
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from inpaint.atomic import atomic_open
 from inpaint.cli import run_cli
 from jobs import ledger, lock
 from jobs.chain_state import write_chain_state
@@ -17,11 +18,9 @@ from jobs.paths import CHAIN_STATE, LOGS_DIR, PBS_SCRIPT, under
 
 def _write_script(spec: JobSpec, text: str) -> Path:
     path = under(spec.run_dir, PBS_SCRIPT)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        os.fchmod(f.fileno(), 0o755)
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from data_prep.atomic import sha256_file
+from data_prep.checksum import sha256_file
 from data_prep.verify import main as verify_main
 from inpaint.data import FaceShards, read_index
 from inpaint.errors import DataError

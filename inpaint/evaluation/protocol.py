@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inpaint.atomic import write_json
 from inpaint.buckets import BUCKET_EDGES, BUCKET_LABELS
 from inpaint.errors import DataError
 
@@ -127,16 +128,7 @@ def _balanced_pairs(buckets: np.ndarray, count: int, seed: int,
 
 def save_pairs(pairs: PairList, path: str | os.PathLike) -> Path:
     """Write the pair list as JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(pairs.to_json(), f, separators=(",", ":"))
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_json(path, pairs.to_json(), separators=(",", ":"))
 
 
 def load_pairs(path: str | os.PathLike, fingerprint: str, face_count: int, mask_count: int,

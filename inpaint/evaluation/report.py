@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inpaint.atomic import write_text
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY, METRICS, available_metrics
 from inpaint.identity import SAME_PERSON_THRESHOLD
-from inpaint.inference.files import write_text_atomic
 
 Table = dict[str, dict[str, Any]]
 BREAKDOWNS = (("race_gender", "race × gender"), ("race", "race"), ("gender", "gender"))
@@ -183,7 +183,7 @@ def write_report(ev: Evaluation, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return {
-        "metrics.json": write_text_atomic(out / "metrics.json", json.dumps(to_json(ev), indent=2) + "\n"),
-        "metrics.csv": write_text_atomic(out / "metrics.csv", to_csv(ev)),
-        "report.md": write_text_atomic(out / "report.md", render_markdown(ev)),
+        "metrics.json": write_text(out / "metrics.json", json.dumps(to_json(ev), indent=2) + "\n", newline=""),
+        "metrics.csv": write_text(out / "metrics.csv", to_csv(ev), newline=""),
+        "report.md": write_text(out / "report.md", render_markdown(ev), newline=""),
     }

@@ -1,5 +1,5 @@
-"""Atomic writes for reports and images: a reader (or a later run) never finds half a file under
-the final name, even when a batch job is killed mid-write."""
+"""Atomic image writes (see :mod:`inpaint.atomic`): a reader (or a later run) never finds half an
+image under the final name, even when a batch job is killed mid-write."""
 
 from __future__ import annotations
 
@@ -8,30 +8,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from inpaint.atomic import atomic_open
+
 #: Pillow format names by suffix, so a temp name (``x.png.tmp-123``) still saves as the right format.
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
             ".webp": "WEBP"}
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def image_format(path: str | os.PathLike) -> str | None:
@@ -46,15 +28,6 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike, **params: obj
         raise ValueError(f"unsupported image suffix {path.suffix!r} for {path}")
     if fmt == "WEBP":
         params.setdefault("lossless", True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            image.save(f, format=fmt, **params)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as f:
+        image.save(f, format=fmt, **params)
     return path

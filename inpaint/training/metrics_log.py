@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 import torch
 
+from inpaint.atomic import write_text
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -75,10 +77,4 @@ def truncate_metrics_after(run_dir: str | os.PathLike, step: int) -> None:
     if not path.is_file():
         return
     kept = [r for r in read_metrics(run_dir) if int(r.get("step", 0)) <= step]
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in kept:
-            f.write(json.dumps(r, allow_nan=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))

@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from inpaint.atomic import write_json
+
 STATUS_FILE = "status.json"
 
 EXIT_FINISHED = 0
@@ -43,13 +45,7 @@ def write_status(run_dir: str | os.PathLike, outcome: Outcome) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"state": outcome.state, **asdict(outcome), "time": time.time()}
     record = {k: record[k] for k in ("state", "exit_code", "epoch", "step", "total_steps", "message", "time")}
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(path, record, indent=2)
     return path
 
 
