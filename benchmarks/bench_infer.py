@@ -88,6 +88,7 @@ def bench_pipeline(model: torch.nn.Module, size: int, repeats: int, batch: int) 
     from PIL import Image
 
     from inpaint.inference.inpainter import Inpainter
+    from inpaint.predict import default_batch_size
 
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8))
@@ -98,13 +99,16 @@ def bench_pipeline(model: torch.nn.Module, size: int, repeats: int, batch: int) 
         t = statistics.median(time_call(lambda: inp.inpaint(photo, hole), repeats, warmup=1))
         print(f"cpu  photo 600×400, hole 100×100: {t * 1000:8.1f} ms end to end (1 photo per model call)")
 
-        def folder_batch() -> None:  # what predict's folder mode does per --batch-size photos
-            prepared = [inp.prepare(photo, hole) for _ in range(batch)]
+        def folder_batch(n: int) -> None:  # what predict's folder mode does per --batch-size photos
+            prepared = [inp.prepare(photo, hole) for _ in range(n)]
             for p, out in zip(prepared, inp.generate(prepared)):
                 inp.finish(p, out)
 
-        t = statistics.median(time_call(folder_batch, max(2, repeats // 2), warmup=1)) / batch
-        print(f"cpu  same photo, folder mode batch {batch}: {t * 1000:8.1f} ms per photo")
+        default = default_batch_size(torch.device("cpu"))
+        for n in sorted({default, batch}):
+            t = statistics.median(time_call(lambda: folder_batch(n), max(2, repeats // 2), warmup=1)) / n
+            note = " (predict's CPU default)" if n == default else ""
+            print(f"cpu  same photo, folder mode batch {n}: {t * 1000:8.1f} ms per photo{note}")
 
 
 def main() -> None:

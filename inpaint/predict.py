@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="width of the blended edge inside the hole (default: one model pixel at photo scale)")
     p.add_argument("--no-face-detect", action="store_true",
                    help="do not use dlib's face detector to choose the context box")
-    p.add_argument("--batch-size", type=int, default=8, help="photos per model call in folder mode")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="photos per model call in folder mode (default: 16 on a GPU, 1 on the CPU, where "
+                        "larger batches measured slower per photo)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
@@ -77,13 +79,19 @@ def check_output(path: Path) -> None:
               "exactly as in the photo; use .png for that", file=sys.stderr)
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Folder-mode batch: a GPU needs batches to be busy; on a CPU a batch of 8 measured 305 ms per
+    photo against 236 ms one at a time (Model 2, 2 cores: benchmarks/RESULTS.md), so one at a time."""
+    return 16 if device.type == "cuda" else 1
+
+
 def build_inpainter(args: argparse.Namespace) -> Inpainter:
     from inpaint.checkpoint import load_generator
     from inpaint.identity import try_face_detector
 
     if args.feather is not None and args.feather < 0:
         raise ConfigError(f"--feather must be 0 or more pixels, got {args.feather}")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was given but no CUDA GPU is visible: use --device cpu")
@@ -189,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not all(folder):
         raise ConfigError("give --image PHOTO --mask MASK --out OUT, or --image-dir DIR --mask-dir DIR --out-dir DIR")
     inpainter = build_inpainter(args)
+    batch_size = args.batch_size or default_batch_size(inpainter.device)
     written, failures = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir), Path(args.out_dir),
-                                       args.mask_hole, args.batch_size, args.quiet)
+                                       args.mask_hole, batch_size, args.quiet)
     print(f"wrote {written} of {written + len(failures)} photos to {args.out_dir}")
     if failures:
         print(f"{len(failures)} failed:", file=sys.stderr)

@@ -91,7 +91,9 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
         g, cfg = load_generator(source)
         assert not g.training and cfg["model"]["widths"] == [8, 16, 16]
         with torch.no_grad():
-            assert torch.equal(g(masked, mask), expected)
+            # the same weights; CPU convolution kernels may round differently between calls
+            # (thread partitioning), so allow float noise but nothing a wrong weight could give
+            torch.testing.assert_close(g(masked, mask), expected, rtol=0, atol=1e-6)
 
     from inpaint.checkpoint import main as checkpoint_cli
 
