@@ -137,9 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "check the folder holds photos")
             n_balanced, composition = pack_balanced(state, rows["test"], ns.min_per_cell, ns.ages)
             masks = pack_masks(state, ns.mask_limit, ns.mask_count, ns.mask_hole, ns.test_masks_per_bucket)
+            state.drain()  # every shard renamed and journalled before index.json
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
+            state.close()
 
         unlabelled = composition["total"] == 0
         if unlabelled:  # e.g. CelebA-HQ: one line instead of ten per-cell ones

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 
 import h5py
 import numpy as np
@@ -50,16 +51,22 @@ def pack_face_split(state: RunState, split: str, paths: Sequence[str]) -> list[F
     plan = state.plan
     rows: list[FaceRow] = []
     load = partial(load_face, str(plan.faces_root), size=plan.size, encoding=plan.encoding, quality=plan.quality)
+    groups = []
     for number, group in enumerate(chunks(list(paths), plan.shard_size)):
         name = shard_name("faces", split, number)
         digest = plan_digest(plan, "faces", split, group)
-        if state.reuse(name, digest) is not None:
+        groups.append((name, digest, group, state.progress.reusable(name, digest)))
+    # One stream over every shard still to build keeps the workers busy across shard boundaries.
+    results = state.ordered(load, [p for _, _, group, entry in groups if entry is None for p in group])
+    for name, digest, group, entry in groups:
+        if entry is not None:
+            state.accept_reused(name, entry)
             rows += _rows_of_reused(state, name)
             continue
         writer = ShardWriter(plan.out / name, "faces", split, plan.size, len(group), plan.encoding, digest)
         skipped_here: list[dict] = []
         try:
-            for result in state.ordered(load, group):
+            for result in islice(results, len(group)):
                 if isinstance(result, Skipped):
                     skipped_here.append(state.skip("faces", plan.faces_root, result.path, result.reason))
                     continue
@@ -82,6 +89,7 @@ def pack_balanced(state: RunState, test_rows: list[FaceRow], min_per_cell: int, 
     """Store the balanced subset of the test faces again as ``eval_balanced``; returns its size
     and composition."""
     plan = state.plan
+    state.drain()  # the test shards are read back below, so they must carry their final names
     labels = np.asarray([r.labels for r in test_rows], dtype=np.int64).reshape(-1, 3)
     chosen, composition = select_balanced([r.path for r in test_rows], labels, min_per_cell, ages, plan.seed)
     selected = [test_rows[i] for i in chosen]

@@ -123,7 +123,7 @@ class ShardWriter:
         f["paths"][lo:hi] = [s.path for s in self._buf]
         if self.kind == "faces":
             if self.encoding == "raw":
-                f["images"][lo:hi] = np.stack([s.image for s in self._buf])
+                self._write_images(f["images"], lo)
             else:
                 enc = f["images_encoded"]
                 for i, s in enumerate(self._buf):
@@ -137,11 +137,33 @@ class ShardWriter:
         self._written = hi
         self._buf.clear()
 
+    def _write_images(self, images: h5py.Dataset, lo: int) -> None:
+        """Each face is one uncompressed chunk, so its bytes are the chunk: writing them with
+        ``write_direct_chunk`` skips the copy into a stacked batch and HDF5's selection and
+        conversion machinery (same file bytes as a slice write)."""
+        shape = (self.size, self.size, 3)
+        batch = [s.image for s in self._buf]
+        if FACE_COMPRESSION is not None or any(
+                not isinstance(a, np.ndarray) or a.dtype != np.uint8 or a.shape != shape for a in batch):
+            images[lo:lo + len(batch)] = np.stack(batch)
+            return
+        write = images.id.write_direct_chunk
+        for i, a in enumerate(batch, lo):
+            write((i, 0, 0, 0), np.ascontiguousarray(a))
+
     def finish(self, skipped: list[dict] | None = None) -> ShardRecord:
         """Trim to the samples written, close, hash and rename; the shard exists only from here on.
 
         ``skipped`` (files of this shard's plan that were not stored) travels inside the shard so a
         resumed pack can report them without decoding again.
+        """
+        self.seal(skipped)
+        return ShardRecord(self.final.name, self.kind, self.split, self.count, self.commit())
+
+    def seal(self, skipped: list[dict] | None = None) -> None:
+        """First half of :meth:`finish`: flush, record ``skipped`` and the count, trim, close.
+
+        The closed file keeps its temporary name until :meth:`commit`.
         """
         try:
             self._flush()
@@ -150,12 +172,20 @@ class ShardWriter:
                 self._file[name].resize(self.count, axis=0)
             self._file.attrs["count"] = self.count
             self._file.close()
-            digest = sha256_file(self.tmp)
-            commit(self.tmp, self.final)
         except BaseException:
             self.abort()
             raise
-        return ShardRecord(self.final.name, self.kind, self.split, self.count, digest)
+
+    def commit(self) -> str:
+        """Second half of :meth:`finish` (safe in another thread): hash the sealed file, fsync it and
+        give it its final name; returns its SHA-256. On failure the temporary file is removed."""
+        try:
+            digest = sha256_file(self.tmp)
+            commit(self.tmp, self.final)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        return digest
 
     def abort(self) -> None:
         try:

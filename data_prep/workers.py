@@ -1,7 +1,7 @@
 """Running a per-file function over many files with bounded memory.
 
 Results come back in input order, and at most ``window`` chunks are in flight, so however large
-the data set, only a few hundred decoded images exist at once (the packer's memory bound).
+the data set, only a few hundred decoded images per worker exist at once (the packer's memory bound).
 """
 
 from __future__ import annotations
