@@ -25,8 +25,11 @@ def to_unit_range(x: torch.Tensor) -> torch.Tensor:
 
 
 def composite(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Generated pixels inside the hole (mask 1), ground truth outside: what a user would see."""
-    return output * mask + target * (1.0 - mask)
+    """Generated pixels inside the hole (mask 1), ground truth outside: what a user would see.
+
+    Computed in ``output``'s dtype, so a bf16 generator output composites without upcasting."""
+    mask = mask.to(output.dtype)
+    return output * mask + target.to(output.dtype) * (1.0 - mask)
 
 
 def l1_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

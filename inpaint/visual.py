@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from inpaint.atomic import atomic_open
+from inpaint.metrics import composite
 
 COLUMNS = ("masked input", "output", "composite", "ground truth")
 SHORT_COLUMNS = ("input", "output", "composite", "truth")  # for images narrower than the long labels
@@ -22,15 +23,9 @@ HOLE_COLOUR = (255, 255, 255)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B,3,H,W) in [-1, 1] → (B,H,W,3) uint8."""
+    """(B,3,H,W) in [-1, 1] → (B,H,W,3) uint8, rounded as a saved PNG would be."""
     x = images.detach().float().cpu().clamp(-1, 1)
-    return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def composite(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Known pixels from the input, hole pixels (mask 1) from the network: what a user gets."""
-    mask = mask.to(output.dtype)
-    return image.to(output.dtype) * (1 - mask) + output * mask
+    return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def show_holes(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

@@ -131,7 +131,8 @@ def test_status_file_is_complete_json(tmp_path: Path) -> None:
 
 def test_inpainting_grid_shows_holes_output_composite_and_truth(shards64: Path, tmp_path: Path) -> None:
     from inpaint.data import FaceShards, MaskShards
-    from inpaint.visual import composite, inpainting_grid, save_png
+    from inpaint.metrics import composite
+    from inpaint.visual import inpainting_grid, save_png
 
     faces, masks = FaceShards(shards64, "test"), MaskShards(shards64, "test")
     image = torch.stack([faces[i]["image"] for i in range(3)])

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-RACES = ("White", "Black", "Asian", "Indian", "Others")
-GENDERS = ("male", "female")
+from data_prep.faces import GENDER_NAMES as GENDERS, RACE_NAMES as RACES  # the packer's label codes
 UNKNOWN = "unknown"
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from inpaint.buckets import BUCKET_LABELS
-from inpaint.evaluation.runner import to_uint8_images
+from inpaint.visual import to_uint8
 from inpaint.inference.files import save_image_atomic
 
 HOLE_COLOUR = (255, 255, 255)
@@ -31,7 +31,7 @@ def grid_positions(pair_buckets: Sequence[int], per_bucket: int = 1) -> list[int
 
 def masked_for_display(masked: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """Masked input with the hole painted white (the zeros the generator sees look grey)."""
-    images = to_uint8_images(masked)
+    images = to_uint8(masked)
     holes = mask[:, 0].numpy() > 0.5
     images[holes] = HOLE_COLOUR
     return images
@@ -58,8 +58,8 @@ class GridCollector:
         if not rows:
             return
         shown = masked_for_display(masked[rows], mask[rows])
-        comps = to_uint8_images(comp[rows])
-        gts = to_uint8_images(truth[rows])
+        comps = to_uint8(comp[rows])
+        gts = to_uint8(truth[rows])
         for k, j in enumerate(rows):
             pos = int(positions[j])
             self.inputs.setdefault(pos, shown[k])

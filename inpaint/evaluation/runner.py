@@ -18,6 +18,7 @@ from inpaint import metrics
 from inpaint.identity import SAME_PERSON_THRESHOLD, FaceDescriber
 from inpaint.inference.progress import Progress
 from inpaint.lpips import LPIPS
+from inpaint.visual import to_uint8
 
 Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Called per batch with (pair positions, masked input, mask, composite, ground truth), images in
@@ -48,12 +49,6 @@ class PairDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         face, mask = self.pairs[i]
         return self.faces[face]["image"], self.masks[mask]["mask"], i, face
-
-
-def to_uint8_images(x: torch.Tensor) -> np.ndarray:
-    """(B,3,H,W) in [-1, 1] → (B,H,W,3) uint8, rounded as a saved PNG would be."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def module_generator(model: torch.nn.Module) -> Generator:
@@ -106,13 +101,13 @@ def score_pairs(generator: Generator, faces: Dataset, masks: Dataset, pairs: Seq
             if scorers.lpips is not None:
                 out["std_lpips"][idx] = scorers.lpips(comp, image).double().cpu().numpy()
             if scorers.identity is not None:
-                gt_u8 = to_uint8_images(image)
+                gt_u8 = to_uint8(image)
                 faces_np = face_ids.numpy()
                 missing = [j for j, f in enumerate(faces_np) if int(f) not in gt_descriptors]
                 if missing:
                     for j, d in zip(missing, scorers.identity.describe(gt_u8[missing])):
                         gt_descriptors[int(faces_np[j])] = d
-                comp_desc = scorers.identity.describe(to_uint8_images(comp))
+                comp_desc = scorers.identity.describe(to_uint8(comp))
                 gt_desc = np.stack([gt_descriptors[int(f)] for f in faces_np])
                 dist = np.linalg.norm(comp_desc - gt_desc, axis=1)
                 out["identity_distance"][idx] = dist

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from inpaint.evaluation.runner import to_uint8_images
+from inpaint.visual import to_uint8
 from inpaint.inference.files import save_image_atomic
 
 
@@ -30,7 +30,7 @@ class SampleWriter:
 
     def __call__(self, positions: np.ndarray, masked: torch.Tensor, mask: torch.Tensor, comp: torch.Tensor,
                  truth: torch.Tensor) -> None:
-        for pos, arr in zip(positions, to_uint8_images(comp)):
+        for pos, arr in zip(positions, to_uint8(comp)):
             face, mask_id = self.pairs[int(pos)]
             path = self.folder / safe_name(self.groups[int(pos)]) / f"{int(pos):05d}-face{face}-mask{mask_id}.png"
             save_image_atomic(Image.fromarray(arr), path)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from inpaint.inference.compose import auto_feather, paste_hole
 from inpaint.inference.crop import Box, context_box, extract
+from inpaint.visual import to_uint8
 
 Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FaceFinder = Callable[[np.ndarray], list[tuple[int, int, int, int]]]
@@ -98,7 +99,7 @@ class Inpainter:
         if box.side != self.size:
             out = F.interpolate(out, size=(box.side, box.side), mode="bicubic", align_corners=False,
                                 antialias=box.side < self.size)
-        generated_box = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        generated_box = to_uint8(out)[0]
         height, width = prepared.hole.shape
         generated = prepared.rgb.copy()
         # Box coordinates clipped to the photo (the box may extend past it).

@@ -25,6 +25,19 @@ from inpaint.models.dmfb import build_dmfb
 from inpaint.models.gated import GatedConv2d, GatedDeconv2d
 
 
+def _upsampling_stage(width: int, out: int, batch_norm: bool) -> nn.Sequential:
+    """After a skip concat: two gated convs at ``width``, ×2 gated deconv to ``out``, one gated conv.
+
+    The two decoder stages below the full-resolution one share this layout; the module order
+    fixes the state-dict keys (``dec3.0`` … ``dec3.3``).
+    """
+    return nn.Sequential(
+        GatedConv2d(2 * width, width, 3, batch_norm=batch_norm),
+        GatedConv2d(width, width, 3, batch_norm=batch_norm),
+        GatedDeconv2d(width, out, 3, batch_norm=batch_norm),
+        GatedConv2d(out, out, 3, batch_norm=batch_norm),
+    )
+
 class GatedUNet(nn.Module):
     """``G(masked_image (B,3,H,W) in [-1,1], mask (B,1,H,W) 1=hole) -> (B,3,H,W) in [-1,1]``.
 
@@ -54,18 +67,8 @@ class GatedUNet(nn.Module):
             *(build_dmfb(dmfb, w3, dmfb_inner, batch_norm=bn) for _ in range(dmfb_blocks)),
             GatedConv2d(w3, w3, 3, batch_norm=bn),
         )
-        self.dec3 = nn.Sequential(
-            GatedConv2d(2 * w3, w3, 3, batch_norm=bn),
-            GatedConv2d(w3, w3, 3, batch_norm=bn),
-            GatedDeconv2d(w3, w2, 3, batch_norm=bn),
-            GatedConv2d(w2, w2, 3, batch_norm=bn),
-        )
-        self.dec2 = nn.Sequential(
-            GatedConv2d(2 * w2, w2, 3, batch_norm=bn),
-            GatedConv2d(w2, w2, 3, batch_norm=bn),
-            GatedDeconv2d(w2, w1, 3, batch_norm=bn),
-            GatedConv2d(w1, w1, 3, batch_norm=bn),
-        )
+        self.dec3 = _upsampling_stage(w3, w2, bn)
+        self.dec2 = _upsampling_stage(w2, w1, bn)
         self.dec1 = nn.Sequential(
             GatedConv2d(2 * w1, w1, 3, batch_norm=bn),
             GatedConv2d(w1, w1, 3, batch_norm=bn),
