@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from data_prep.checksum import sha256_file
 from inpaint.atomic import atomic_open, write_json
 from inpaint.errors import CheckpointError
 
@@ -190,6 +191,10 @@ def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu"
             config = meta["config"]
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"weights sidecar {sidecar} must be JSON with a 'config' entry: re-export the weights") from exc
+        expected = meta.get("sha256")
+        if expected and sha256_file(source) != expected:
+            raise CheckpointError(f"weights file {source} does not match the sha256 in {sidecar.name}: it is damaged "
+                                  "or incomplete (a Git LFS pointer?); re-export or re-download it")
         try:
             weights = torch.load(source, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -203,17 +208,53 @@ def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu"
     return _generator_from(state["config"], state["generator"], source, device)
 
 
-def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True) -> Path:
-    """Ship a trained generator: fp16 state dict at ``out`` plus ``<out>.json`` with its config
-    and provenance — a tenth of a full checkpoint, enough for evaluation and inference."""
+def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
+                   metrics: Mapping[str, Any] | None = None) -> Path:
+    """Ship a trained generator: fp16 state dict at ``out`` plus ``<out>.json`` with its config,
+    where it came from (checkpoint, step, epoch, training data), its sha256 and, if given, its
+    evaluation metrics — a tenth of a full checkpoint, enough for evaluation and inference, and
+    enough to tell later which weights a figure was made with."""
     model, cfg = load_generator(source)
     weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
     out = Path(out)
     atomic_torch_save(weights, out)
-    meta = {"config": cfg, "source": str(Path(source).resolve()), "exported": time.time(),
-            "dtype": "float16" if half else "float32"}
+    meta = {"config": cfg, "source": str(Path(source).resolve()), **_provenance(source),
+            "exported": time.time(), "dtype": "float16" if half else "float32", "sha256": sha256_file(out)}
+    if metrics:
+        meta["metrics"] = dict(metrics)
     write_json(weights_sidecar(out), meta, indent=2)
     return out
+
+
+def _provenance(source: str | os.PathLike) -> dict[str, Any]:
+    """Training position and data of the checkpoint behind ``source`` (empty for a weights file)."""
+    source = Path(source)
+    if source.is_dir():
+        found = load_latest(source)
+        if found is None:
+            return {}
+        state, path = found
+    elif weights_sidecar(source).is_file():
+        return {}
+    else:
+        state, path = read_checkpoint(source), source
+    return {"checkpoint": path.name, "step": int(state["step"]), "epoch": int(state["epoch"]),
+            "epoch_step": int(state["epoch_step"]), "data": state.get("data"),
+            "world_size": int(state.get("world_size", 1))}
+
+
+def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str, Any]:
+    """The 'Average' row of one model in ``inpaint.evaluate``'s metrics.json, with its protocol."""
+    path = Path(metrics_json)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable metrics.json from inpaint.evaluate ({exc})") from exc
+    names = [m.get("name") for m in report.get("models", [])]
+    if model not in names:
+        raise CheckpointError(f"{path} has no model named {model!r} (it has {', '.join(map(str, names))}): pass one of those")
+    entry = report["models"][names.index(model)]
+    return {"average": entry["buckets"].get("Average"), "protocol": report.get("protocol"), "report": str(path.resolve())}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,8 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp.add_argument("source", help="run dir (newest readable checkpoint) or checkpoint .pt")
     exp.add_argument("out", help="weights file to write, e.g. inpaint/weights/model2.pt")
     exp.add_argument("--fp32", action="store_true", help="keep float32 instead of float16")
+    exp.add_argument("--metrics", metavar="METRICS_JSON", help="inpaint.evaluate's metrics.json: record this model's averages")
+    exp.add_argument("--model-name", help="the model's name in METRICS_JSON (default: the run dir's name)")
     args = p.parse_args(argv)
-    out = export_weights(args.source, args.out, half=not args.fp32)
+    metrics = None
+    if args.metrics:
+        metrics = evaluation_averages(args.metrics, args.model_name or Path(args.source).name)
+    out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics)
     print(f"wrote {out} and {weights_sidecar(out)}")
     return 0
 

@@ -125,3 +125,38 @@ def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
     weights_sidecar(weights).write_text("{not json")
     with pytest.raises(CheckpointError, match="sidecar"):
         load_generator(weights)
+
+
+def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: Path) -> None:
+    """The sidecar says which checkpoint, step, epoch and data the weights come from, carries the
+    file's sha256 (checked on every load), and the evaluation averages when given."""
+    from data_prep.checksum import sha256_file
+    from inpaint.checkpoint import main as checkpoint_cli
+
+    state = make_state(12, seed=1)
+    state["epoch"], state["data"] = 2, {"size": 64, "train_faces": 540, "train_masks": 300}
+    save_checkpoint(tmp_path / "model2", state, keep=1)
+    report = tmp_path / "eval" / "metrics.json"
+    report.parent.mkdir()
+    report.write_text(json.dumps({"protocol": {"pairs_per_bucket": 5, "seed": 0}, "models": [
+        {"name": "model1", "buckets": {"Average": {"n": 30, "ref_l1": 0.2}}},
+        {"name": "model2", "buckets": {"Average": {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}}}]}))
+
+    shipped = tmp_path / "ship" / "model2.pt"
+    assert checkpoint_cli(["export", str(tmp_path / "model2"), str(shipped), "--metrics", str(report)]) == 0
+    meta = json.loads(weights_sidecar(shipped).read_text())
+    assert meta["sha256"] == sha256_file(shipped)
+    assert (meta["checkpoint"], meta["step"], meta["epoch"]) == ("step-000000012.pt", 12, 2)
+    assert meta["data"] == {"size": 64, "train_faces": 540, "train_masks": 300}
+    assert meta["metrics"]["average"] == {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}
+    assert meta["metrics"]["protocol"]["pairs_per_bucket"] == 5
+    load_generator(shipped)  # the recorded hash matches
+
+    with pytest.raises(CheckpointError, match="no model named 'model3'"):
+        checkpoint_cli(["export", str(tmp_path / "model2"), str(tmp_path / "x.pt"), "--metrics", str(report),
+                        "--model-name", "model3"])
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit pattern in the middle of a tensor
+    shipped.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the sha256"):
+        load_generator(shipped)

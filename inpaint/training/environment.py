@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 
@@ -70,3 +71,24 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         log.warning("this GPU has no bf16 support: training in fp16 with loss scaling instead")
         return torch.float16
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+@dataclass(frozen=True)
+class SpeedPaths:
+    """The speed-only choices of a run: none changes what is learned, all pay off only on a GPU.
+    One value decides them all, so a test can switch the GPU set on for a CPU run."""
+
+    amp_dtype: torch.dtype | None  # autocast dtype; None = fp32
+    channels_last: bool
+    fused_adam: bool
+    compile: bool
+
+
+def speed_paths(train_cfg: Mapping[str, Any], device: torch.device) -> SpeedPaths:
+    """``train.precision/channels_last/compile`` as this device can use them (CPU: plain fp32)."""
+    cuda = device.type == "cuda"
+    if train_cfg["compile"] and not cuda:
+        log.info("train.compile is for CUDA runs: ignored on %s", device)
+    return SpeedPaths(amp_dtype=autocast_dtype(train_cfg["precision"], device),
+                      channels_last=cuda and bool(train_cfg["channels_last"]),
+                      fused_adam=cuda, compile=cuda and bool(train_cfg["compile"]))

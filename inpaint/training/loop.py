@@ -28,7 +28,7 @@ from inpaint.checkpoint import (
 from inpaint.config import resolve_config, save_config
 from inpaint.errors import CheckpointError, ConfigError, FacefillError
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
-from inpaint.training.environment import autocast_dtype, backend_flags, configure_backends, resolve_device, restore_backend_flags
+from inpaint.training.environment import backend_flags, configure_backends, resolve_device, restore_backend_flags, speed_paths
 from inpaint.training.inputs import open_training_data, sample_batch, seed_worker
 from inpaint.training.progress import format_duration, setup_logging
 from inpaint.training.distributed import DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown
@@ -130,15 +130,15 @@ class Trainer:
         tcfg = cfg["train"]
         self.generator = build_generator(cfg["model"]).to(device)
         self.discriminator = build_discriminator(cfg["model"]).to(device)
-        self.channels_last = device.type == "cuda" and tcfg["channels_last"]
+        speed = speed_paths(tcfg, device)
+        self.channels_last = speed.channels_last
         if self.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
-        fused = device.type == "cuda"
         betas = tuple(cfg["optim"]["betas"])
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=fused)
-        self.amp_dtype = autocast_dtype(tcfg["precision"], device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=speed.fused_adam)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=speed.fused_adam)
+        self.amp_dtype = speed.amp_dtype
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.generator_loss = GeneratorLoss(cfg["loss"]).to(device)
         self.discriminator_loss = discriminator_loss
@@ -150,10 +150,8 @@ class Trainer:
             ids = [device.index] if device.type == "cuda" else None
             g_train = DDP(g_train, device_ids=ids)
             d_train = DDP(d_train, device_ids=ids)
-        if tcfg["compile"] and device.type == "cuda":
+        if speed.compile:
             g_train = torch.compile(g_train)
-        elif tcfg["compile"]:
-            log.info("train.compile is for CUDA runs: ignored on %s", device)
         self.g_train, self.d_train = g_train, d_train
         log.info("models: generator %s (%.2f M params), discriminator %s (%.2f M params); device %s, precision %s%s",
                  cfg["model"]["generator"], count_parameters(self.generator) / 1e6, cfg["model"]["discriminator"],
