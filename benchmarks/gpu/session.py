@@ -169,10 +169,12 @@ class Session:
             cmd += ["--pairs-per-bucket", "4"]
         else:
             cmd += ["--batch-size", "128"]
-        run(cmd, self.env, self.runs / "eval.txt")
+        evaluated = run(cmd, self.env, self.runs / "eval.txt", check=False) == 0
+        # The weights come back even if the evaluation failed: they are the scarce part of a lease.
         export = self.runs / "export" / "model2.pt"
-        run([sys.executable, "-m", "inpaint.checkpoint", "export", str(self.runs / "model2"), str(export),
-             "--metrics", str(eval_dir / "metrics.json")], self.env, self.runs / "eval.txt")
+        metrics = ["--metrics", str(eval_dir / "metrics.json")] if evaluated else []
+        run([sys.executable, "-m", "inpaint.checkpoint", "export", str(self.runs / "model2"), str(export), *metrics],
+            self.env, self.runs / "eval.txt")
         meta_path = export.with_suffix(".json")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         index = json.loads((self.data / "index.json").read_text(encoding="utf-8"))
@@ -186,6 +188,9 @@ class Session:
         for i in range(0, len(data), PART_BYTES):
             (self.out / f"model2.pt.part{i // PART_BYTES}").write_bytes(data[i:i + PART_BYTES])
         shutil.copy2(export.with_suffix(".json"), self.out / "model2.json")
+        if not evaluated:
+            raise SystemExit("session: inpaint.evaluate failed (see eval.txt in session.tar.gz); Model 2's weights were "
+                             "exported without metrics: evaluate again here or in the next call")
 
     def pack(self) -> None:
         """Logs, tables, metrics, the evaluation and the newest sample sheet of each run: one tarball."""
