@@ -16,13 +16,15 @@ idle), so every step is here, ready to run, and was rehearsed at toy size on the
 
 Run from the repo root. The plan for one lease (see benchmarks/gpu/README.md):
 
-    python3 benchmarks/gpu/session.py check bench train=330      # call 1, carry .gpu
-    python3 benchmarks/gpu/session.py train=500                  # call 2
-    python3 benchmarks/gpu/session.py train=240 eval             # call 3, carry .gpu-lpips
+    python3 benchmarks/gpu/session.py check train=480             # call 1, carry .gpu
+    python3 benchmarks/gpu/session.py train=480                   # call 2
+    python3 benchmarks/gpu/session.py train=180 eval bench        # call 3, carry .gpu-lpips
 
-Every call ends by packing its results into $OUT (at most 8 files, 16 MiB each): the run logs
-and tables as one tarball, the Model 2 weights as 15 MiB parts. `--toy` rehearses all of it on a
-CPU with tiny models in a minute or two.
+The benchmark comes last: if it overruns, training, evaluation and weights are already safe.
+After every step the results are packed into $OUT (at most 8 files, 16 MiB each; what is there
+comes back even when a command is killed at its time limit): the run logs and tables as one
+tarball, the Model 2 weights as 15 MiB parts. `--toy` rehearses all of it on a CPU with tiny
+models in a minute or two.
 """
 
 from __future__ import annotations
@@ -284,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 p.error(f"unknown step {step!r}: check, bench, train=SECONDS, eval")
             log(f"{step} done in {time.time() - t0:.0f} s")
-    finally:
+            session.pack()
+    except BaseException:  # a failed step: what exists so far still goes back
         session.pack()
+        raise
     return 0
 
 
