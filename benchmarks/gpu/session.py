@@ -274,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error("collect takes one folder: the files_at folder of the last device call")
         collect(Path(args.steps[1]))
         return 0
+    for step in args.steps:  # all checked before anything runs: a typo must cost no device time
+        name, _, value = step.partition("=")
+        if not (name == "train" and value.replace(".", "", 1).isdigit() or name in ("check", "bench", "eval") and not value):
+            p.error(f"unknown step {step!r}: check, bench, train=SECONDS, eval")
     session = Session(args)
     try:
         for step in args.steps:
@@ -281,10 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             if name == "train":
                 session.train(float(value))
-            elif name in ("check", "bench", "eval") and not value:
-                getattr(session, name)()
             else:
-                p.error(f"unknown step {step!r}: check, bench, train=SECONDS, eval")
+                getattr(session, name)()
             log(f"{step} done in {time.time() - t0:.0f} s")
             session.pack()
     except BaseException:  # a failed step: what exists so far still goes back
