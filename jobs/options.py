@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--config", help="a config YAML file instead of --model")
     p.add_argument("--data", help="packed shards folder (default: data/shards/64 for smoke, else data/shards/128)")
     p.add_argument("--run-dir", help="run dir on persistent storage (default: runs/model<N>)")
-    p.add_argument("--executor", choices=EXECUTORS, help="default: pbs when qsub is on PATH, else local")
+    p.add_argument("--executor", choices=EXECUTORS, help="default: pbs when qsub is on PATH (or --queue is given with --dry-run), else local")
     p.add_argument("--profile", help="site profile: metacentrum, generic-pbs or a YAML file (default: $FACEFILL_PROFILE or detected)")
     p.add_argument("--queue", help="PBS queue / SLURM partition (default: the profile's)")
     p.add_argument("--walltime", help="limit of ONE part, HH:MM:SS (default: the queue's limit; local 24:00:00)")
@@ -126,6 +126,22 @@ def default_executor() -> str:
     return "pbs" if shutil.which("qsub") else "local"
 
 
+def choose_executor(args: argparse.Namespace) -> str:
+    """``--executor``, else PBS when ``qsub`` is on PATH, else local — except that ``--queue`` asks
+    for a scheduler: without one on PATH, ``--dry-run`` shows the PBS script and anything else is
+    an error, never a full training run started quietly on a login node."""
+    if args.executor:
+        return args.executor
+    executor = default_executor()
+    if executor == "local" and args.queue:
+        if args.dry_run or args.estimate:
+            return "pbs"
+        raise ConfigError(f"--queue {args.queue} needs a scheduler, but qsub is not on PATH: submit from a PBS "
+                          "front-end, add --executor slurm for a SLURM partition, or drop --queue to train "
+                          "here with the local executor")
+    return executor
+
+
 def _config_arg(args: argparse.Namespace) -> tuple[str, str]:
     """(value for the trainer's --config, short name for defaults)."""
     if args.config:
@@ -155,7 +171,7 @@ def _job_name(run_dir: Path, given: str | None) -> str:
 
 def resolve(args: argparse.Namespace, check_paths: bool = True) -> JobSpec:
     """Turn parsed options into a :class:`JobSpec`, raising a one-line error for bad input."""
-    executor = args.executor or default_executor()
+    executor = choose_executor(args)
     config, short = _config_arg(args)
     run_dir = Path(args.run_dir or f"runs/{short}").expanduser().resolve()
     data = Path(args.data or ("data/shards/64" if short == "smoke" else "data/shards/128")).expanduser().resolve()

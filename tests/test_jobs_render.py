@@ -153,3 +153,22 @@ def test_cli_prints_error_line_and_exits_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "data folder not found" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_queue_without_a_scheduler_on_path_never_trains_here(tmp_path, monkeypatch, capsys):
+    """`--queue` asks for a scheduler. With no qsub on PATH (a login node without the PBS module,
+    a laptop) a dry run shows the PBS script, and a real submit is an error — not a 90-epoch
+    training quietly started by the local executor."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no qsub, no sbatch
+    shards = fake_shards(tmp_path / "shards")
+    base = ["--model", "2", "--queue", "gpu_long", "--data", str(shards), "--run-dir", str(tmp_path / "run"),
+            "--profile", "generic-pbs", "--container", "none"]
+    assert submit.main([*base, "--dry-run"]) == 0
+    script = capsys.readouterr().out
+    assert "#PBS -q gpu_long" in script and "inpaint.train" in script
+    with pytest.raises(ConfigError, match="--queue gpu_long needs a scheduler, but qsub is not on PATH"):
+        submit.main(base)
+    assert not (tmp_path / "run").exists()
+    # without --queue the local executor is still the default, and an explicit choice always wins
+    assert resolve(parse(["--model", "smoke", "--data", str(shards)]), check_paths=False).executor == "local"
+    assert resolve(parse([*base, "--executor", "pbs"]), check_paths=False).executor == "pbs"
