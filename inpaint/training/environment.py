@@ -37,10 +37,14 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
 
     On CUDA a few kernels this model needs (e.g. the backward of nearest upsampling) have no
     deterministic version; there we warn instead of failing, so ``--deterministic`` means
-    "as deterministic as the GPU allows". On CPU it is strict.
+    "as deterministic as the GPU allows". On CPU it is strict, and single-threaded: with two
+    intra-op threads, about one run in eight on a loaded 2-core box took a different rounding in
+    its first step (1e-7 in D's weights, 2e-4 in G's after Adam's first, sign-like update), so
+    bit-exact resume tests flaked; with one thread, none did in 24 tries.
     """
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
+        torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -51,12 +55,13 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
 
 
 def backend_flags() -> dict[str, Any]:
-    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+    return {"num_threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled(),
             "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
             "cudnn_benchmark": torch.backends.cudnn.benchmark, "cudnn_deterministic": torch.backends.cudnn.deterministic}
 
 
 def restore_backend_flags(flags: dict[str, Any]) -> None:
+    torch.set_num_threads(flags["num_threads"])
     torch.use_deterministic_algorithms(flags["deterministic"], warn_only=flags["warn_only"])
     torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
     torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
