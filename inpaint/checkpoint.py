@@ -171,17 +171,16 @@ def weights_sidecar(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """An eval-mode generator and its resolved config from a run dir (its newest readable
-    checkpoint), a checkpoint ``.pt``, or a shipped weights file (state dict, fp16 allowed, with
-    ``<name>.json`` beside it holding ``{"config": ...}``)."""
+def _read_source(source: str | os.PathLike) -> tuple[Mapping[str, Any], Mapping[str, torch.Tensor], Path, dict | None]:
+    """(config, generator weights, the file they came from, the whole checkpoint or None for a
+    shipped weights file) of a run dir, checkpoint or weights file — read once."""
     source = Path(source).expanduser()
     if source.is_dir():
         found = load_latest(source)
         if found is None:
             raise CheckpointError(f"run dir {source} has no checkpoints in {source / CHECKPOINT_DIR}: train first or point at a checkpoint or weights file")
         state, path = found
-        return _generator_from(state["config"], state["generator"], path, device)
+        return state["config"], state["generator"], path, state
     if not source.is_file():
         raise CheckpointError(f"{source} does not exist: give a run dir, a checkpoint .pt or a weights file")
     sidecar = weights_sidecar(source)
@@ -203,9 +202,17 @@ def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu"
             weights = weights["generator"]  # a full checkpoint that happens to have a sidecar
         if not isinstance(weights, dict):
             raise CheckpointError(f"weights file {source} does not hold a state dict: re-export it")
-        return _generator_from(config, weights, source, device)
+        return config, weights, source, None
     state = read_checkpoint(source)
-    return _generator_from(state["config"], state["generator"], source, device)
+    return state["config"], state["generator"], source, state
+
+
+def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """An eval-mode generator and its resolved config from a run dir (its newest readable
+    checkpoint), a checkpoint ``.pt``, or a shipped weights file (state dict, fp16 allowed, with
+    ``<name>.json`` beside it holding ``{"config": ...}``)."""
+    config, weights, path, _ = _read_source(source)
+    return _generator_from(config, weights, path, device)
 
 
 def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
@@ -214,11 +221,12 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     where it came from (checkpoint, step, epoch, training data), its sha256 and, if given, its
     evaluation metrics — a tenth of a full checkpoint, enough for evaluation and inference, and
     enough to tell later which weights a figure was made with."""
-    model, cfg = load_generator(source)
+    config, trained, path, state = _read_source(source)
+    model, cfg = _generator_from(config, trained, path, "cpu")
     weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
     out = Path(out)
     atomic_torch_save(weights, out)
-    meta = {"config": cfg, "source": str(Path(source).resolve()), **_provenance(source),
+    meta = {"config": cfg, "source": str(Path(source).resolve()), **(_provenance(state, path) if state else {}),
             "exported": time.time(), "dtype": "float16" if half else "float32", "sha256": sha256_file(out)}
     if metrics:
         meta["metrics"] = dict(metrics)
@@ -226,18 +234,8 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     return out
 
 
-def _provenance(source: str | os.PathLike) -> dict[str, Any]:
-    """Training position and data of the checkpoint behind ``source`` (empty for a weights file)."""
-    source = Path(source)
-    if source.is_dir():
-        found = load_latest(source)
-        if found is None:
-            return {}
-        state, path = found
-    elif weights_sidecar(source).is_file():
-        return {}
-    else:
-        state, path = read_checkpoint(source), source
+def _provenance(state: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """Training position and data of the checkpoint ``state`` read from ``path``."""
     return {"checkpoint": path.name, "step": int(state["step"]), "epoch": int(state["epoch"]),
             "epoch_step": int(state["epoch_step"]), "data": state.get("data"),
             "world_size": int(state.get("world_size", 1))}
@@ -253,8 +251,10 @@ def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str
     names = [m.get("name") for m in report.get("models", [])]
     if model not in names:
         raise CheckpointError(f"{path} has no model named {model!r} (it has {', '.join(map(str, names))}): pass one of those")
+    from inpaint.evaluation.summary import AVERAGE
+
     entry = report["models"][names.index(model)]
-    return {"average": entry["buckets"].get("Average"), "protocol": report.get("protocol"), "report": str(path.resolve())}
+    return {"average": entry["buckets"].get(AVERAGE), "protocol": report.get("protocol"), "report": str(path.resolve())}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,7 +56,17 @@ def status(run_dir: Path) -> dict:
     return json.loads((run_dir / "status.json").read_text())
 
 
-def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("speed", ["cpu", "gpu-like"])
+def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_path: Path, monkeypatch, speed) -> None:
+    """``gpu-like``: bf16 autocast, channels_last and fused Adam are chosen only on CUDA, so CI
+    would never run them; switched on here, a stopped-and-resumed run must still retrace a
+    straight one."""
+    if speed == "gpu-like":
+        import inpaint.training.loop as loop
+        from inpaint.training.environment import SpeedPaths
+
+        gpu_like = SpeedPaths(amp_dtype=torch.bfloat16, channels_last=True, fused_adam=True, compile=False)
+        monkeypatch.setattr(loop, "speed_paths", lambda cfg, device: gpu_like)
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(args(shards64, straight, "--max-steps", "8", "--deterministic")) == 0
     assert main(args(shards64, split, "--max-steps", "4", "--deterministic")) == 0
@@ -65,33 +75,15 @@ def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_
     a, b = weights(straight), weights(split)
     assert a["step"] == b["step"] == 8 and b["epoch_step"] == 8
     assert_same_weights(a, b)
+    assert all(v.dtype == torch.float32 for v in a["generator"].values() if v.is_floating_point())  # autocast leaves weights fp32
     assert torch.equal(a["opt_g"]["state"][0]["exp_avg_sq"], b["opt_g"]["state"][0]["exp_avg_sq"])
+    precision = "bf16" if speed == "gpu-like" else "fp32"
+    assert f"device cpu, precision {precision}" in (split / "train.log").read_text()  # the switch took effect
     # The log of the split run reads like one run: each logged step once.
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [4, 5, 8]
     assert status(split)["state"] == "finished" and status(split)["step"] == 8
     assert (split / "samples" / "epoch-0001.png").is_file() and (split / "config.yaml").is_file()
-
-
-def test_gpu_speed_paths_train_and_resume_exactly_on_the_cpu(shards64: Path, tmp_path: Path, monkeypatch) -> None:
-    """bf16 autocast, channels_last and fused Adam are chosen only on CUDA, so CI never runs them
-    by default: switched on here, a stopped-and-resumed run must still retrace a straight one."""
-    import inpaint.training.loop as loop
-    from inpaint.training.environment import SpeedPaths
-
-    gpu_like = SpeedPaths(amp_dtype=torch.bfloat16, channels_last=True, fused_adam=True, compile=False)
-    monkeypatch.setattr(loop, "speed_paths", lambda cfg, device: gpu_like)
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert main(args(shards64, straight, "--max-steps", "6", "--deterministic")) == 0
-    assert main(args(shards64, split, "--max-steps", "3", "--deterministic")) == 0
-    assert main(args(shards64, split, "--max-steps", "6", "--deterministic")) == 0
-    a, b = weights(straight), weights(split)
-    assert a["step"] == b["step"] == 6
-    assert_same_weights(a, b)
-    assert all(v.dtype == torch.float32 for v in a["generator"].values() if v.is_floating_point())  # autocast leaves weights fp32
-    assert torch.equal(a["opt_g"]["state"][0]["exp_avg_sq"], b["opt_g"]["state"][0]["exp_avg_sq"])
-    assert "device cpu, precision bf16" in (split / "train.log").read_text()  # the switch took effect
-    assert (split / "samples" / "epoch-0001.png").is_file()  # sample sheet written under autocast
 
 
 def test_time_limit_stops_with_75_and_a_rerun_ends_like_an_uninterrupted_run(shards64: Path, tmp_path: Path) -> None:

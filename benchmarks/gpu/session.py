@@ -41,6 +41,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from inpaint.atomic import write_bytes, write_json  # noqa: E402
+from inpaint.training.metrics_log import read_metrics  # noqa: E402
+from inpaint.training.status import read_status  # noqa: E402
+
 MODELS = ("model1", "model2", "model3")
 PART_BYTES = 15 * 2**20  # $OUT returns files of at most 16 MiB
 TOY_SET = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]",
@@ -121,7 +127,7 @@ class Session:
         procs = {}
         for name in MODELS:
             run_dir = self.runs / name
-            before = _status(run_dir)
+            before = read_status(run_dir)
             cmd = [sys.executable, "-m", "inpaint.train", "--config", name, "--data", str(self.data),
                    "--run-dir", str(run_dir), "--time-limit", str(seconds), "--device", self.device]
             for s in sets:
@@ -135,8 +141,9 @@ class Session:
             code = proc.wait()
             logf.close()
             wall = time.time() - t0
-            after = _status(self.runs / name) or {}
-            rate = _last_rate(self.runs / name)
+            after = read_status(self.runs / name) or {}
+            records = read_metrics(self.runs / name)
+            rate = round(float(records[-1]["img_per_s"]), 1) if records else None
             steps_per_epoch = (after.get("total_steps") or 0) / self.args.epochs
             row = {"part": part, "model": name, "exit": code, "wall_s": round(wall, 1),
                    "step_before": (before or {}).get("step") or 0, "step": after.get("step"),
@@ -181,11 +188,9 @@ class Session:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         index = json.loads((self.data / "index.json").read_text(encoding="utf-8"))
         meta["shards"] = {"encoding": index.get("encoding"), "args": index.get("args"), "counts": index.get("counts")}
-        meta["training"] = [json.loads(line) for line in open(self.runs / "parts.jsonl", encoding="utf-8")
-                            if json.loads(line)["model"] == "model2"]
-        tmp = meta_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(meta_path)
+        parts = [json.loads(line) for line in open(self.runs / "parts.jsonl", encoding="utf-8")]
+        meta["training"] = [part for part in parts if part["model"] == "model2"]
+        write_json(meta_path, meta, indent=2)
         data = export.read_bytes()
         for i in range(0, len(data), PART_BYTES):
             (self.out / f"model2.pt.part{i // PART_BYTES}").write_bytes(data[i:i + PART_BYTES])
@@ -214,21 +219,6 @@ class Session:
         log(f"packed {tar_path} ({tar_path.stat().st_size / 2**20:.1f} MiB)")
 
 
-def _status(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _last_rate(run_dir: Path) -> float | None:
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        return round(float(json.loads(lines[-1])["img_per_s"]), 1) if lines else None
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 def collect(files_at: Path, weights_dir: Path = REPO / "inpaint" / "weights", results: Path = REPO / "runs" / "gpu-collected") -> None:
     """Here, after the last call: join ``model2.pt.part*`` (checking the sidecar's sha256) into the
     default weights, and unpack the tarball for the RESULTS.md tables."""
@@ -241,11 +231,9 @@ def collect(files_at: Path, weights_dir: Path = REPO / "inpaint" / "weights", re
         if digest != meta.get("sha256"):
             raise SystemExit(f"session: the joined weights' sha256 {digest[:12]}… differs from model2.json's: fetch the parts again")
         weights_dir.mkdir(parents=True, exist_ok=True)
-        tmp = weights_dir / "model2.pt.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(weights_dir / "model2.pt")
+        write_bytes(weights_dir / "model2.pt", data)
         meta["source"] = f"{meta.get('checkpoint', '?')} of a GPU run (benchmarks/gpu/session.py)"
-        (weights_dir / "model2.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_json(weights_dir / "model2.json", meta, indent=2)
         log(f"wrote {weights_dir / 'model2.pt'} ({len(data) / 2**20:.1f} MiB, sha256 ok) and model2.json")
     tarball = files_at / "session.tar.gz"
     if tarball.is_file():
