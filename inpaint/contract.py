@@ -1,0 +1,85 @@
+"""The contract between the trainer and everything that drives it (the job layer, benchmarks).
+
+One module, standard library only, so ``jobs`` can read what the trainer publishes on a grid
+node's plain ``python3`` without torch: the exit codes, the run-dir layout and ``status.json``.
+The trainer writes status through :func:`write_status`; every reader goes through
+:func:`read_status`. Change a name here and both sides change together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from inpaint.atomic import write_json
+
+# Exit codes of ``python -m inpaint.train``.
+EXIT_FINISHED = 0
+EXIT_FAILED = 1       # training failure (NaN, crash, disk full): the last good checkpoint is kept
+EXIT_BAD_INPUT = 2    # bad config, data or arguments: fix and run again
+EXIT_STOPPED = 75     # EX_TEMPFAIL: stopped early with a valid checkpoint, run again to continue
+
+STATE_OF_EXIT = {EXIT_FINISHED: "finished", EXIT_STOPPED: "stopped"}
+
+# Run-dir layout (relative to the run dir).
+CONFIG_FILE = "config.yaml"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+TRAIN_LOG = "train.log"
+CHECKPOINT_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+CHECKPOINT_NAME = "step-{step:09d}.pt"
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})\.pt$")
+
+
+@dataclass
+class Outcome:
+    """How a training process ended, and what a driver needs to plan the next part."""
+
+    exit_code: int
+    message: str
+    epoch: int | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    images_per_s: float | None = None   # measured training throughput of this process, if any step ran
+    checkpoint: str | None = None       # newest valid checkpoint, relative to the run dir
+
+    @property
+    def state(self) -> str:
+        return STATE_OF_EXIT.get(self.exit_code, "failed")
+
+    def line(self) -> str:
+        """The last stdout line: state, position and why, e.g. ``stopped (exit 75) step 40/300: …``."""
+        where = f" step {self.step}/{self.total_steps}" if self.step is not None else ""
+        return f"{self.state} (exit {self.exit_code}){where}: {self.message}"
+
+
+STATUS_KEYS = ("state", *(f.name for f in fields(Outcome)), "time")
+
+
+def write_status(run_dir: str | os.PathLike, outcome: Outcome) -> Path:
+    """Rewrite ``run_dir/status.json`` atomically (the trainer's side of the contract)."""
+    path = Path(run_dir) / STATUS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"state": outcome.state, **asdict(outcome), "time": time.time()}
+    write_json(path, {k: record[k] for k in STATUS_KEYS}, indent=2)
+    return path
+
+
+def read_status(run_dir: str | os.PathLike) -> dict:
+    """``status.json`` as a dict, or ``{}`` when absent or unreadable (a run not started yet)."""
+    try:
+        data = json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The step a checkpoint file name stands for, or None for anything else (temporaries too)."""
+    match = CHECKPOINT_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else None
