@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_prep.checksum import sha256_file  # noqa: E402
+from inpaint.shard_format import sha256_file  # noqa: E402
 from data_prep.pack import main as pack_main  # noqa: E402
 from data_prep.sources import default_data_root  # noqa: E402
 from inpaint.data import FaceShards, MaskShards  # noqa: E402

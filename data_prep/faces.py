@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from inpaint.shard_format import GENDER_NAMES, RACE_NAMES
+
 MIN_SOURCE_SIDE = 64
 UNKNOWN = -1
 MAX_AGE = 116
-N_GENDERS = 2
-N_RACES = 5
-GENDER_NAMES = ("male", "female")
-RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
+N_GENDERS = len(GENDER_NAMES)
+N_RACES = len(RACE_NAMES)
 
 _UTK_PREFIX = re.compile(r"^(\d{1,3})_(\d+)_(\d+)?")
 

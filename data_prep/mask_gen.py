@@ -18,11 +18,8 @@ _MAX_ATTEMPTS = 50
 
 
 def generated_name(index: int) -> str:
+    """The ``paths`` entry of generated mask ``index`` (no file behind it: seed and index make it)."""
     return f"{GENERATED_PREFIX}{index:06d}"
-
-
-def generated_index(name: str) -> int:
-    return int(name[len(GENERATED_PREFIX):])
 
 
 def _stroke(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, width: int) -> None:

@@ -12,27 +12,31 @@ import hashlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from inpaint.atomic import write_json
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
-from inpaint.errors import DataError
+from inpaint.contract import EXIT_STOPPED
+from inpaint.errors import DataError, FacefillError
+from inpaint.shard_format import FACE_SPLITS, INDEX_NAME, MASK_SPLITS, SHARD_FORMAT, sha256_file
 
-from .checksum import sha256_file
 from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
-from .manifest import FACE_SPLITS, INDEX_NAME, MASK_SPLITS
+from .disk import disk_full_message, estimated_bytes, is_disk_full
+from .faces import Skipped
+from .journal import PackLock, ResumeJournal, remove_stale_temporaries
 from .masks import HOLE_BLACK, HOLE_WHITE
-from .pack_faces import pack_balanced, pack_face_split
+from .pack_faces import label_conflicts, pack_balanced, pack_face_split
 from .pack_masks import pack_masks
-from .plan import GENERATE, make_plan
-from .progress import PackLock, Progress, remove_stale_temporaries
-from .shards import SHARD_FORMAT
-from .sources import DATA_ENV, IMAGE_SUFFIXES, list_images
+from .plan import GENERATE, Plan, make_plan
+from .sources import DATA_ENV, IMAGE_SUFFIXES, MASK_SUFFIXES, list_images
 from .splits import face_order, face_split
 from .state import RunState
 from .workers import make_executor
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=min(8, _usable_cpus()),
                    help="decoding processes (default: CPUs this job may use, at most 8)")
     p.add_argument("--limit", type=positive_int, help="pack only the first N faces of a stable label-neutral order")
+    p.add_argument("--all-test", action="store_true",
+                   help="put every face in the test split (no training faces), to score a held-out face set "
+                        "whole; the balanced split is chosen from all of them when names carry labels")
     p.add_argument("--mask-limit", type=positive_int, help="pack only N masks spread evenly over the sorted list")
     p.add_argument("--mask-count", type=positive_int, default=12000,
                    help=f"number of masks to draw with --masks {GENERATE} (default 12000)")
@@ -78,6 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail on any skipped file or balanced-set shortfall instead of warning")
     return p
+
+
+class PackStopped(FacefillError):
+    """SIGTERM (a grid's walltime, ``kill``): the pool was stopped cleanly, the shards finished
+    so far are kept and the same command resumes from them."""
+
+    exit_code = EXIT_STOPPED
+
+
+@contextmanager
+def _stop_on_sigterm(out: Path) -> Iterator[None]:
+    """Turn SIGTERM into :class:`PackStopped`, so the ``finally`` blocks shut the pool down,
+    remove the shard being written and release the folder lock (the default action would kill
+    the packer on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        raise PackStopped(f"{out}: stopped by SIGTERM; the finished shards are kept: re-run the same "
+                          "python -m data_prep.pack command to resume")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _up_to_date(out: Path, fingerprint: str, inputs: str) -> bool:
@@ -108,19 +143,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = make_plan(ns)
     started = time.perf_counter()
 
-    all_faces = list_images(plan.faces_root)
+    unlisted: list[Skipped] = []
+    all_faces = list_images(plan.faces_root, unlisted=unlisted)
     if not all_faces:
         raise DataError(f"{plan.faces_root}: no face images ({', '.join(IMAGE_SUFFIXES)}) found; "
                         f"pass a folder of photos with --faces or set {DATA_ENV}")
     faces = face_order(all_faces)[: ns.limit] if ns.limit else face_order(all_faces)
-    split_of = {p: face_split(p) for p in faces}
+    try:
+        return _pack(ns, plan, faces, unlisted, started)
+    except OSError as exc:  # h5py, the journal, the lock file: whichever write meets the full disk first
+        if not is_disk_full(exc):
+            raise
+        raise DataError(disk_full_message(exc, plan.out, _needed_bytes(ns, plan, len(faces)))) from None
+
+
+def _needed_bytes(ns: argparse.Namespace, plan: Plan, n_faces: int) -> int:
+    """Roughly the room this pack needs (raw faces as the bound for png/jpeg), for the disk-full message."""
+    if plan.masks_root is None:
+        n_masks = min(ns.mask_count, ns.mask_limit or ns.mask_count)
+    else:
+        try:
+            n_masks = len(list_images(plan.masks_root, MASK_SUFFIXES))
+        except (OSError, DataError):
+            n_masks = 0
+        n_masks = min(n_masks, ns.mask_limit or n_masks)
+    return estimated_bytes(plan.size, n_faces, n_masks)
+
+
+def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[Skipped], started: float) -> int:
+    """Everything from taking the output folder to the summary (``main`` turns a full disk into one line)."""
+    split_of = {p: "test" if ns.all_test else face_split(p) for p in faces}
     inputs = hashlib.sha256("\0".join(sorted(faces)).encode()).hexdigest()
 
     try:
         plan.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if is_disk_full(exc):
+            raise
         raise DataError(f"{plan.out}: cannot create the output folder ({exc.strerror}); pass a writable --out") from None
-    with PackLock(plan.out):
+    with _stop_on_sigterm(plan.out), PackLock(plan.out):
         remove_stale_temporaries(plan.out)
         if _up_to_date(plan.out, plan.fingerprint, inputs):
             print(f"{plan.out / INDEX_NAME}: already packed with these arguments; every shard verifies")
@@ -128,8 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         (plan.out / INDEX_NAME).unlink(missing_ok=True)  # not a valid shard folder again until we finish
         executor = make_executor(ns.workers)
-        state = RunState(plan, executor, Progress(plan.out, plan.fingerprint), ns.strict, ns.workers)
+        state = RunState(plan, executor, ResumeJournal(plan.out, plan.fingerprint), ns.strict, ns.workers)
         try:
+            for problem in unlisted:
+                state.skip("faces", plan.faces_root, problem.path, problem.reason)
             rows = {s: pack_face_split(state, s, [p for p in faces if split_of[p] == s]) for s in ("train", "test")}
             if not rows["train"] and not rows["test"]:
                 raise DataError(f"{plan.faces_root}: none of the {len(faces)} face files could be used "
@@ -158,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ns.strict:
                 raise DataError(f"{plan.faces_root}: {message}; pack more faces (drop --limit) or lower --min-per-cell")
             _warn(message)
-        for split in ("train", "test"):
+        for split in ("test",) if ns.all_test else ("train", "test"):
             if not rows[split]:
                 _warn(f"face split {split!r} is empty ({len(faces)} faces packed); pack more faces")
         reduced = masks["split"]["reduced_buckets"]
@@ -167,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{ns.test_masks_per_bucket}, so each gives half its masks to test "
                   f"({masks['split']['test_per_bucket']}; see index.json mask_split)")
 
+        conflicts = label_conflicts(state.skipped)
         order = [("faces", s) for s in FACE_SPLITS] + [("masks", s) for s in MASK_SPLITS]
         shards = sorted(state.shards, key=lambda r: (order.index((r.kind, r.split)), r.file))
         index = {
@@ -175,20 +239,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "faces": {"train": len(rows["train"]), "test": len(rows["test"]), "eval_balanced": n_balanced},
                 "masks": masks["counts"], "mask_buckets": masks["buckets"],
             },
-            "skipped": state.skipped, "balanced": composition, "mask_split": masks["split"],
+            "skipped": state.skipped, "label_conflicts": conflicts, "balanced": composition,
+            "mask_split": masks["split"],
             "shards": [r.as_index_entry() for r in shards],
             "bucket_labels": list(BUCKET_LABELS),
             "fingerprint": plan.fingerprint, "inputs": inputs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_json(plan.out / INDEX_NAME, index, indent=1)
-        state.progress.remove()
+        state.journal.remove()
         _remove_unlisted_shards(plan.out, {r.file for r in shards})
 
     c = index["counts"]
     kinds = Counter(s["kind"] for s in state.skipped)
     print(f"faces: train {c['faces']['train']}, test {c['faces']['test']}, eval_balanced {c['faces']['eval_balanced']}"
-          f" ({_balanced_summary(composition)}); skipped {kinds['faces']}")
+          f" ({_balanced_summary(composition)}); skipped {kinds['faces']}"
+          + (f"; {len(conflicts)} duplicate{'s' if len(conflicts) != 1 else ''} with conflicting labels "
+             "(index.json label_conflicts)" if conflicts else ""))
     print(f"masks: train {c['masks']['train']}, test {c['masks']['test']} "
           f"(test per bucket {masks['split']['test_per_bucket']}); skipped {kinds['masks']}")
     if state.skipped:

@@ -41,9 +41,32 @@ def _rows_of_reused(state: RunState, name: str) -> list[FaceRow]:
         paths = [_as_str(p) for p in f["paths"][()]]
         hashes = [_as_str(h) for h in f["hashes"][()]]
         labels = f["labels"][()]
-    for p, h in zip(paths, hashes):
-        state.seen.setdefault(h, p)
+    for i, (p, h) in enumerate(zip(paths, hashes)):
+        state.seen.setdefault(h, (p, tuple(int(v) for v in labels[i])))
     return [FaceRow(p, tuple(int(v) for v in labels[i]), name, i) for i, p in enumerate(paths)]
+
+
+def _duplicate(state: RunState, path: str, labels: tuple[int, ...], first: str,
+               first_labels: tuple[int, ...]) -> dict:
+    """Skip a byte-identical copy of a stored face. When the copies' names carry different labels
+    (UTKFace has such pairs) the stored label is doubtful: both names and labels go to the
+    manifest (``index.json`` ``label_conflicts``) instead of vanishing with the copy."""
+    if tuple(labels) == tuple(first_labels):
+        return state.skip("faces", state.plan.faces_root, path, f"exact duplicate of {first}")
+    return state.skip("faces", state.plan.faces_root, path,
+                      f"exact duplicate of {first} with different labels ({_labels(labels)} vs "
+                      f"{_labels(first_labels)})", duplicate_of=first, labels=list(labels),
+                      duplicate_of_labels=list(first_labels))
+
+
+def _labels(labels: Sequence[int]) -> str:
+    return "age {}, gender {}, race {}".format(*labels)
+
+
+def label_conflicts(skipped: Sequence[dict]) -> list[dict]:
+    """Pairs of byte-identical faces whose names give different labels, kept one first."""
+    return [{"paths": [s["duplicate_of"], s["path"]], "labels": [s["duplicate_of_labels"], s["labels"]]}
+            for s in skipped if s["kind"] == "faces" and "duplicate_of_labels" in s]
 
 
 def pack_face_split(state: RunState, split: str, paths: Sequence[str]) -> list[FaceRow]:
@@ -55,7 +78,7 @@ def pack_face_split(state: RunState, split: str, paths: Sequence[str]) -> list[F
     for number, group in enumerate(chunks(list(paths), plan.shard_size)):
         name = shard_name("faces", split, number)
         digest = plan_digest(plan, "faces", split, group)
-        groups.append((name, digest, group, state.progress.reusable(name, digest)))
+        groups.append((name, digest, group, state.journal.reusable(name, digest)))
     # One stream over every shard still to build keeps the workers busy across shard boundaries.
     results = state.ordered(load, [p for _, _, group, entry in groups if entry is None for p in group])
     for name, digest, group, entry in groups:
@@ -70,10 +93,9 @@ def pack_face_split(state: RunState, split: str, paths: Sequence[str]) -> list[F
                 if isinstance(result, Skipped):
                     skipped_here.append(state.skip("faces", plan.faces_root, result.path, result.reason))
                     continue
-                first = state.seen.setdefault(result.sha256, result.path)
+                first, first_labels = state.seen.setdefault(result.sha256, (result.path, result.labels))
                 if first != result.path:
-                    skipped_here.append(state.skip("faces", plan.faces_root, result.path,
-                                                   f"exact duplicate of {first}"))
+                    skipped_here.append(_duplicate(state, result.path, result.labels, first, first_labels))
                     continue
                 rows.append(FaceRow(result.path, result.labels, name, writer.count))
                 writer.add(result)

@@ -28,13 +28,14 @@ from .state import RunState
 STAGING_NAME = ".masks-staging.h5"  # always carries a temporary suffix on disk
 
 
-def mask_sources(plan: Plan, mask_limit: int | None, mask_count: int, hole: str
+def mask_sources(plan: Plan, mask_limit: int | None, mask_count: int, hole: str, unlisted: list[Skipped]
                  ) -> tuple[list[Any], Callable[[Any], MaskSample | Skipped]]:
-    """The items to turn into masks (file paths, or indices of generated masks) and how."""
+    """The items to turn into masks (file paths, or indices of generated masks) and how; what
+    could not be searched goes to ``unlisted``."""
     if plan.masks_root is None:
         n = min(mask_count, mask_limit or mask_count)
         return list(range(n)), partial(generate_mask, size=plan.size, seed=plan.seed)
-    files = list_images(plan.masks_root, MASK_SUFFIXES)
+    files = list_images(plan.masks_root, MASK_SUFFIXES, unlisted)
     if not files:
         raise DataError(f"{plan.masks_root}: no mask images ({', '.join(MASK_SUFFIXES)}) found; "
                         f"pass a folder of masks or --masks {GENERATE}")
@@ -44,7 +45,10 @@ def mask_sources(plan: Plan, mask_limit: int | None, mask_count: int, hole: str
 def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: str, per_bucket: int) -> dict:
     """Write the mask shards; returns counts per split and bucket and how the test share was chosen."""
     plan = state.plan
-    items, load = mask_sources(plan, mask_limit, mask_count, hole)
+    unlisted: list[Skipped] = []
+    items, load = mask_sources(plan, mask_limit, mask_count, hole, unlisted)
+    for problem in unlisted:
+        state.skip("masks", plan.masks_root, problem.path, problem.reason)
     staging = ShardWriter(plan.out / STAGING_NAME, "masks", "staging", plan.size, len(items), compress=False)
     try:
         for result in state.ordered(load, items):

@@ -78,8 +78,11 @@ def make_plan(ns: argparse.Namespace) -> Plan:
         "test_masks_per_bucket": ns.test_masks_per_bucket, "min_per_cell": ns.min_per_cell,
         "ages": list(ns.ages), "pack_version": PACK_VERSION,
     }
+    if ns.all_test:  # only when set: folders packed before the option existed keep their fingerprint
+        content["all_test"] = True
     plan = Plan(faces, masks, out, ns.size, ns.encoding, ns.quality, ns.shard_size, ns.seed,
-                args={**content, "out": str(out), "workers": ns.workers, "strict": ns.strict})
+                args={**content, "all_test": ns.all_test, "out": str(out), "workers": ns.workers,
+                      "strict": ns.strict})
     plan.fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return plan
 

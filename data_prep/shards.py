@@ -10,6 +10,7 @@ level 4, 16x smaller than raw and as fast to read (standard HDF5 filter, unlike 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,12 @@ import numpy as np
 
 from inpaint.atomic import commit, tmp_name
 from inpaint.errors import DataError
+from inpaint.shard_format import LOCK_HINT, SHARD_FORMAT, is_lock_error, sha256_file
 
-from .checksum import sha256_file
+from .disk import ensure_room, is_disk_full
 from .faces import FaceSample
 from .masks import MaskSample
 
-SHARD_FORMAT = 1
 FACE_COMPRESSION: str | None = None
 MASK_COMPRESSION: str | None = "gzip"
 MASK_COMPRESSION_LEVEL = 4
@@ -31,8 +32,6 @@ _BUFFER = 64
 _STR = h5py.string_dtype()
 _BYTES = h5py.vlen_dtype(np.uint8)
 
-
-LOCK_HINT = "on NFS/Lustre mounts without file locks, set HDF5_USE_FILE_LOCKING=FALSE"
 
 
 def open_shard(path: Path) -> h5py.File:
@@ -43,6 +42,13 @@ def open_shard(path: Path) -> h5py.File:
 
 def shard_name(kind: str, split: str, number: int) -> str:
     return f"{kind}-{split}-{number:05d}.h5"
+
+
+def _nbytes(sample: FaceSample | MaskSample) -> int:
+    """Bytes a buffered sample adds to its shard at most (before compression)."""
+    if isinstance(sample, MaskSample):
+        return sample.mask.nbytes + 64
+    return (sample.image.nbytes if sample.image is not None else len(sample.encoded or b"")) + 128
 
 
 @dataclass
@@ -67,9 +73,13 @@ class ShardWriter:
         self._written = 0
         self._buf: list = []
         try:
+            ensure_room(self.tmp, 0)
             self._file = h5py.File(self.tmp, "w")
         except OSError as exc:
-            hint = LOCK_HINT if "lock" in str(exc).lower() else "pass a writable --out"
+            self.tmp.unlink(missing_ok=True)  # HDF5 may have created it before failing
+            if is_disk_full(exc):
+                raise  # the packer reports a full disk with what the pack needs
+            hint = LOCK_HINT if is_lock_error(exc) else "pass a writable --out"
             raise DataError(f"{self.tmp}: cannot create the shard ({exc}); {hint}") from None
         f = self._file
         f.attrs.update({"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size,
@@ -116,6 +126,7 @@ class ShardWriter:
     def _flush(self) -> None:
         if not self._buf:
             return
+        ensure_room(self.tmp, sum(_nbytes(s) for s in self._buf))
         f, lo, hi = self._file, self._written, self._written + len(self._buf)
         if hi > f["paths"].shape[0]:
             for name in f:
@@ -167,6 +178,7 @@ class ShardWriter:
         """
         try:
             self._flush()
+            ensure_room(self.tmp, len(json.dumps(skipped or [])))
             self._file.attrs["skipped"] = json.dumps(skipped or [])
             for name in self._file:
                 self._file[name].resize(self.count, axis=0)
@@ -188,8 +200,21 @@ class ShardWriter:
         return digest
 
     def abort(self) -> None:
+        """Drop the unfinished shard.
+
+        Its bytes are freed first: closing flushes HDF5's cached metadata, and on a full disk
+        that flush fails and leaves the file open inside HDF5, which then crashed the packer at
+        exit (segmentation fault, bus error). Emptied, the file has room for the flush. A close
+        error that remains is not the news (the error that led here is), so it is dropped.
+        """
         try:
             if self._file.id.valid:
+                try:
+                    os.truncate(self.tmp, 0)
+                except OSError:
+                    pass
                 self._file.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
         finally:
             self.tmp.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 from inpaint.errors import DataError
 
 from .plan import Plan
-from .progress import Progress
+from .journal import ResumeJournal
 from .shards import ShardRecord, ShardWriter
 from .workers import ordered_map
 
@@ -31,21 +31,22 @@ SHARDS_COMMITTING = 2  # sealed shards whose hash, fsync and rename may still be
 class RunState:
     plan: Plan
     executor: Executor | None
-    progress: Progress
+    journal: ResumeJournal
     strict: bool
     workers: int
     skipped: list[dict] = field(default_factory=list)
-    seen: dict[str, str] = field(default_factory=dict)  # content sha256 -> first path stored
+    seen: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # sha256 -> first (path, labels)
     shards: list[ShardRecord] = field(default_factory=list)
     reused: int = 0
     _committer: ThreadPoolExecutor | None = field(default=None, repr=False)
     _committing: list[tuple[Future, ShardRecord, str, list[dict]]] = field(default_factory=list, repr=False)
 
-    def skip(self, kind: str, root: Path, path: str, reason: str) -> dict:
-        """Record an unusable input; with ``--strict`` it is an error instead."""
+    def skip(self, kind: str, root: Path, path: str, reason: str, **details: Any) -> dict:
+        """Record an unusable input (``details``: extra manifest fields, e.g. a label conflict);
+        with ``--strict`` it is an error instead."""
         if self.strict:
             raise DataError(f"{root / path}: {reason}; fix or remove the file, or re-run without --strict")
-        record = {"path": path, "reason": reason, "kind": kind}
+        record = {"path": path, "reason": reason, "kind": kind, **details}
         self.skipped.append(record)
         return record
 
@@ -55,10 +56,10 @@ class RunState:
 
     def reuse(self, name: str, digest: str) -> dict | None:
         """A finished shard of an earlier run with this plan, counted as part of this run."""
-        return self.accept_reused(name, self.progress.reusable(name, digest))
+        return self.accept_reused(name, self.journal.reusable(name, digest))
 
     def accept_reused(self, name: str, entry: dict | None) -> dict | None:
-        """Second half of :meth:`reuse`: count ``entry`` (from ``progress.reusable``) in this run."""
+        """Second half of :meth:`reuse`: count ``entry`` (from ``journal.reusable``) in this run."""
         if entry is not None:
             self.shards.append(ShardRecord(name, entry["kind"], entry["split"], entry["count"], entry["sha256"]))
             self.skipped.extend(entry.get("skipped", []))
@@ -74,7 +75,7 @@ class RunState:
         """
         if writer.count == 0:
             writer.abort()
-            self.progress.forget(writer.final.name)
+            self.journal.forget(writer.final.name)
             return None
         writer.seal(skipped)
         record = ShardRecord(writer.final.name, writer.kind, writer.split, writer.count, "")
@@ -89,7 +90,7 @@ class RunState:
         future, record, digest, _ = job
         record.sha256 = future.result()
         self.shards.append(record)
-        self.progress.record(record.file, {"plan_digest": digest, "sha256": record.sha256, "count": record.count,
+        self.journal.record(record.file, {"plan_digest": digest, "sha256": record.sha256, "count": record.count,
                                            "split": record.split, "kind": record.kind})
 
     def drain(self) -> None:

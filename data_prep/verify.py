@@ -21,11 +21,10 @@ from inpaint.buckets import BUCKET_EDGES, bucket_of
 from inpaint.cli import run_cli
 from inpaint.atomic import TMP_MARK
 from inpaint.errors import DataError
+from inpaint.shard_format import LOCK_HINT, is_lock_error, read_index, sha256_file
 
-from .checksum import sha256_file
 from .cli_args import OneLineParser
-from .manifest import read_index
-from .shards import LOCK_HINT, open_shard
+from .shards import open_shard
 
 RATIO_TOLERANCE = 1e-5
 
@@ -100,7 +99,8 @@ def verify(root: Path, check_hash: bool = True, deep: bool = False) -> tuple[lis
             with open_shard(path) as f:
                 problems = check_structure(f, entry, index["size"], index["encoding"], deep)
         except OSError as exc:
-            problems = [f"not a readable HDF5 file ({exc}{'; ' + LOCK_HINT if 'lock' in str(exc).lower() else ''})"]
+            problems = [f"HDF5 cannot lock it ({exc}); {LOCK_HINT}" if is_lock_error(exc)
+                        else f"truncated or damaged HDF5 file ({exc})"]
         if problems:
             bad.append(f"{entry['file']} ({'; '.join(problems)})")
     listed = {e["file"] for e in index["shards"]}

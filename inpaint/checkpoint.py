@@ -3,43 +3,106 @@
 Batch jobs on a shared grid are killed at arbitrary moments (wall-time limit, pre-emption, node
 failure), so a checkpoint is only ever visible under its final name once it is complete, and a
 damaged newest checkpoint (a truncated copy, a full disk during an rsync) costs one checkpoint
-interval, not the run: loading falls back to the previous one with a warning.
+interval, not the run: loading falls back to the previous one with a warning, and the trainer
+sets the damaged one aside (``*.corrupt``) so it never takes a keep slot from a good one.
 
 Everything stored is plain Python / tensors so files load with ``torch.load(weights_only=True)``:
 no pickled code runs when evaluating someone else's run dir.
+
+Shipped weights (export, ``load_generator``) live in :mod:`inpaint.weights`.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import re
-import time
+import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from data_prep.checksum import sha256_file
-from inpaint.atomic import atomic_open, write_json
+from inpaint.atomic import TMP_MARK, atomic_open
+from inpaint.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, checkpoint_step
 from inpaint.errors import CheckpointError
+from inpaint.process import pid_alive
 
 CHECKPOINT_FORMAT = 1
-CHECKPOINT_DIR = "checkpoints"
 REQUIRED_KEYS = ("format", "config", "generator", "discriminator", "opt_g", "opt_d", "scaler",
                  "epoch", "step", "epoch_step", "rng", "time")
-_NAME = re.compile(r"^step-(\d{9})\.pt$")
+_TEMPORARY = re.compile(r"^step-\d{9}\.pt" + re.escape(TMP_MARK) + r"(\d+)$")
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CheckpointWarning(UserWarning):
     """A checkpoint was skipped because it could not be read; an older one is used instead."""
 
 
+class DiskFullError(OSError):
+    """A file did not fit on its file system. The message is one line: the file, that the disk
+    is full, how much was free and roughly how much was needed (an ``OSError`` with ``ENOSPC``,
+    so callers that handle a full disk in general handle this one too)."""
+
+    def __init__(self, path: Path, needed: int | None, free: int | None) -> None:
+        need = f", about {format_bytes(needed)} needed" if needed else ""
+        room = f"{format_bytes(free)} free" if free is not None else "no space left"
+        super().__init__(errno.ENOSPC, f"{path} does not fit: the disk is full ({room}{need}); "
+                                       "free space there or move the run dir to a larger file system")
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or anything it was raised from is "no space left" / "quota exceeded"
+    (torch's zip writer reports ENOSPC as ``RuntimeError: enforce fail … unexpected pos`` with the
+    OSError only in ``__context__``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Free space of the file system holding ``path`` (or its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of tensor data in a nested structure: about what ``torch.save`` writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     """Where the checkpoint after ``step`` optimizer steps lives (the name sorts by step)."""
-    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:09d}.pt"
+    return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_NAME.format(step=step)
 
 
 def find_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
@@ -47,15 +110,21 @@ def find_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)) and p.is_file()]
+    found = [(step, p) for p in folder.iterdir() if (step := checkpoint_step(p)) is not None and p.is_file()]
     return [p for _, p in sorted(found, reverse=True)]
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``<name>.tmp-<pid>``, fsync, rename: a reader never sees half a file."""
+    """``torch.save`` to ``<name>.tmp-<pid>``, fsync, rename: a reader never sees half a file.
+    A full disk is a :class:`DiskFullError` (the temporary is removed), not torch's zip error."""
     path = Path(path)
-    with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(obj, f)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(path, tensor_bytes(obj), free_bytes(path.parent)) from None
+        raise
     return path
 
 
@@ -74,6 +143,32 @@ def save_checkpoint(run_dir: str | os.PathLike, state: Mapping[str, Any], keep: 
         except FileNotFoundError:  # another process pruned it first
             pass
     return path
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete ``step-*.pt.tmp-PID`` files whose writer is gone (killed mid-write); returns them.
+
+    Only the run dir's owner calls this, under the trainer's run-dir lock, so no live writer of
+    another host can own such a file; a live local PID (ours included) is left alone anyway.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        match = _TEMPORARY.match(p.name)
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.corrupt``: kept for inspection, but no longer
+    a checkpoint, so it neither takes a keep slot nor is tried again."""
+    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    os.replace(path, target)
+    return target
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -98,21 +193,29 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def load_latest(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path] | None:
+def load_latest(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu",
+                set_aside_unreadable: bool = False) -> tuple[dict[str, Any], Path] | None:
     """The newest readable checkpoint of ``run_dir`` and its path, or None when there is none.
 
-    Unreadable newer checkpoints are skipped with a :class:`CheckpointWarning`; if every one is
-    unreadable that is a CheckpointError, since silently restarting from scratch would overwrite
-    days of work with a fresh run.
+    Unreadable newer checkpoints are skipped with a :class:`CheckpointWarning`; the run dir's
+    owner (the trainer) passes ``set_aside_unreadable`` to rename them ``*.corrupt`` once a
+    readable one is found. If every one is unreadable that is a CheckpointError and nothing is
+    renamed, since silently restarting from scratch would overwrite days of work with a fresh run.
     """
     paths = find_checkpoints(run_dir)
     problems: list[str] = []
-    for path in paths:
+    for number, path in enumerate(paths):
         try:
-            return read_checkpoint(path, map_location), path
+            state = read_checkpoint(path, map_location)
         except CheckpointError as exc:
             problems.append(str(exc))
-            warnings.warn(f"skipping checkpoint {path}: {exc}", CheckpointWarning, stacklevel=2)
+            aside = f"; set aside as {path.name}{CORRUPT_SUFFIX}" if set_aside_unreadable else ""
+            warnings.warn(f"skipping checkpoint {path}{aside}: {exc}", CheckpointWarning, stacklevel=2)
+            continue
+        if set_aside_unreadable:
+            for bad in paths[:number]:
+                set_aside(bad)
+        return state, path
     if paths:
         raise CheckpointError(
             f"none of the {len(paths)} checkpoints in {Path(run_dir) / CHECKPOINT_DIR} can be read "
@@ -145,142 +248,3 @@ def bare_module(module: nn.Module) -> nn.Module:
             module = module.module
         else:
             return module
-
-
-def _generator_from(config: Mapping[str, Any], weights: Mapping[str, torch.Tensor], source: Path,
-                    device: str | torch.device) -> tuple[nn.Module, dict]:
-    from inpaint.config import resolve_config
-    from inpaint.models import build_generator
-
-    cfg = resolve_config(config, source=str(source))
-    model = build_generator(cfg["model"])
-    weights = {k: (v.float() if torch.is_floating_point(v) else v) for k, v in strip_wrapper_prefixes(weights).items()}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(
-            f"generator weights in {source} do not fit the model its config describes ({first}): "
-            "the weights file and its config do not belong together"
-        ) from exc
-    return model.to(device).eval(), cfg
-
-
-def weights_sidecar(path: str | os.PathLike) -> Path:
-    """The JSON file beside a shipped weights file that holds its config."""
-    return Path(path).with_suffix(".json")
-
-
-def _read_source(source: str | os.PathLike) -> tuple[Mapping[str, Any], Mapping[str, torch.Tensor], Path, dict | None]:
-    """(config, generator weights, the file they came from, the whole checkpoint or None for a
-    shipped weights file) of a run dir, checkpoint or weights file — read once."""
-    source = Path(source).expanduser()
-    if source.is_dir():
-        found = load_latest(source)
-        if found is None:
-            raise CheckpointError(f"run dir {source} has no checkpoints in {source / CHECKPOINT_DIR}: train first or point at a checkpoint or weights file")
-        state, path = found
-        return state["config"], state["generator"], path, state
-    if not source.is_file():
-        raise CheckpointError(f"{source} does not exist: give a run dir, a checkpoint .pt or a weights file")
-    sidecar = weights_sidecar(source)
-    if sidecar.is_file():
-        try:
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
-            config = meta["config"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"weights sidecar {sidecar} must be JSON with a 'config' entry: re-export the weights") from exc
-        expected = meta.get("sha256")
-        if expected and sha256_file(source) != expected:
-            raise CheckpointError(f"weights file {source} does not match the sha256 in {sidecar.name}: it is damaged "
-                                  "or incomplete (a Git LFS pointer?); re-export or re-download it")
-        try:
-            weights = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(f"weights file {source} cannot be read ({type(exc).__name__}): it is damaged; re-export or re-download it") from exc
-        if isinstance(weights, dict) and "generator" in weights and "format" in weights:
-            weights = weights["generator"]  # a full checkpoint that happens to have a sidecar
-        if not isinstance(weights, dict):
-            raise CheckpointError(f"weights file {source} does not hold a state dict: re-export it")
-        return config, weights, source, None
-    state = read_checkpoint(source)
-    return state["config"], state["generator"], source, state
-
-
-def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """An eval-mode generator and its resolved config from a run dir (its newest readable
-    checkpoint), a checkpoint ``.pt``, or a shipped weights file (state dict, fp16 allowed, with
-    ``<name>.json`` beside it holding ``{"config": ...}``)."""
-    config, weights, path, _ = _read_source(source)
-    return _generator_from(config, weights, path, device)
-
-
-def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
-                   metrics: Mapping[str, Any] | None = None) -> Path:
-    """Ship a trained generator: fp16 state dict at ``out`` plus ``<out>.json`` with its config,
-    where it came from (checkpoint, step, epoch, training data), its sha256 and, if given, its
-    evaluation metrics — a tenth of a full checkpoint, enough for evaluation and inference, and
-    enough to tell later which weights a figure was made with."""
-    config, trained, path, state = _read_source(source)
-    model, cfg = _generator_from(config, trained, path, "cpu")
-    weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
-    out = Path(out)
-    atomic_torch_save(weights, out)
-    meta = {"config": cfg, "source": str(Path(source).resolve()), **(_provenance(state, path) if state else {}),
-            "exported": time.time(), "dtype": "float16" if half else "float32", "sha256": sha256_file(out)}
-    if metrics:
-        meta["metrics"] = dict(metrics)
-    write_json(weights_sidecar(out), meta, indent=2)
-    return out
-
-
-def _provenance(state: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """Training position and data of the checkpoint ``state`` read from ``path``."""
-    return {"checkpoint": path.name, "step": int(state["step"]), "epoch": int(state["epoch"]),
-            "epoch_step": int(state["epoch_step"]), "data": state.get("data"),
-            "world_size": int(state.get("world_size", 1))}
-
-
-def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str, Any]:
-    """The 'Average' row of one model in ``inpaint.evaluate``'s metrics.json, with its protocol."""
-    path = Path(metrics_json)
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable metrics.json from inpaint.evaluate ({exc})") from exc
-    names = [m.get("name") for m in report.get("models", [])]
-    if model not in names:
-        raise CheckpointError(f"{path} has no model named {model!r} (it has {', '.join(map(str, names))}): pass one of those")
-    from inpaint.evaluation.summary import AVERAGE
-
-    entry = report["models"][names.index(model)]
-    return {"average": entry["buckets"].get(AVERAGE), "protocol": report.get("protocol"), "report": str(path.resolve())}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m inpaint.checkpoint export SOURCE OUT.pt``: ship a trained generator."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m inpaint.checkpoint",
-                                description="Export the generator of a run dir or checkpoint as a small weights file "
-                                            "(fp16 state dict + JSON config) for evaluation and inference.")
-    sub = p.add_subparsers(dest="command", required=True)
-    exp = sub.add_parser("export", help="write OUT.pt and OUT.json")
-    exp.add_argument("source", help="run dir (newest readable checkpoint) or checkpoint .pt")
-    exp.add_argument("out", help="weights file to write, e.g. inpaint/weights/model2.pt")
-    exp.add_argument("--fp32", action="store_true", help="keep float32 instead of float16")
-    exp.add_argument("--metrics", metavar="METRICS_JSON", help="inpaint.evaluate's metrics.json: record this model's averages")
-    exp.add_argument("--model-name", help="the model's name in METRICS_JSON (default: the run dir's name)")
-    args = p.parse_args(argv)
-    metrics = None
-    if args.metrics:
-        metrics = evaluation_averages(args.metrics, args.model_name or Path(args.source).name)
-    out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics)
-    print(f"wrote {out} and {weights_sidecar(out)}")
-    return 0
-
-
-if __name__ == "__main__":
-    from inpaint.cli import run_cli
-
-    run_cli(main)

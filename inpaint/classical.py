@@ -17,6 +17,8 @@ from inpaint.errors import ConfigError
 
 METHODS = ("navier-stokes", "telea")
 DEFAULT_RADIUS = 5
+#: What a hole zeroed in [-1, 1] becomes in uint8 ((0 + 1) · 127.5, rounded half to even).
+HOLE_GREY = 128
 EXTRA_HINT = "pip install 'facefill[baselines]' (opencv-python-headless)"
 
 
@@ -44,11 +46,18 @@ def check_method(method: str) -> str:
 
 
 def fill_uint8(image: np.ndarray, hole: np.ndarray, method: str = "navier-stokes", radius: int = DEFAULT_RADIUS) -> np.ndarray:
-    """One photo: (H,W,3) uint8 RGB and a (H,W) hole map (non-zero = hole) → filled (H,W,3) uint8."""
+    """One photo: (H,W,3) uint8 RGB and a (H,W) hole map (non-zero = hole) → filled (H,W,3) uint8.
+
+    The hole's pixels are set to mid-grey (what the model's zeroed input holds) before OpenCV sees
+    them: ``cv2.inpaint`` reads the old pixels of a hole that touches the image edge, so an intact
+    image would otherwise leak its truth into the fill and score better than a zeroed input.
+    """
     cv2 = opencv()
     flag = {"navier-stokes": cv2.INPAINT_NS, "telea": cv2.INPAINT_TELEA}[check_method(method)]
     hole8 = (np.asarray(hole) > 0).astype(np.uint8)
-    return cv2.inpaint(np.ascontiguousarray(image, dtype=np.uint8), hole8, radius, flag)
+    known = np.array(image, dtype=np.uint8, copy=True)
+    known[hole8 > 0] = HOLE_GREY
+    return cv2.inpaint(known, hole8, radius, flag)
 
 
 def classical_fill(images: torch.Tensor, masks: torch.Tensor, method: str = "navier-stokes",
@@ -56,7 +65,8 @@ def classical_fill(images: torch.Tensor, masks: torch.Tensor, method: str = "nav
     """A batch in the model's convention: (B,3,H,W) in [-1,1] and (B,1,H,W) with 1 = hole →
     (B,3,H,W) in [-1,1], known pixels as given (up to uint8 rounding), holes filled by OpenCV.
 
-    Hole pixels of ``images`` are never read, so zeroed holes and intact images give the same fill.
+    Hole pixels of ``images`` are never used (see :func:`fill_uint8`), so zeroed holes and intact
+    images give the same fill.
     """
     pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     pixels = pixels.permute(0, 2, 3, 1).contiguous().numpy()

@@ -1,16 +1,23 @@
 """Loading, checking and saving run configurations.
 
 A config is a nested dict of sections (``model``, ``data``, ``loss``, ``optim``, ``train``) plus
-a top-level ``name``. Files only need to state what differs from :data:`DEFAULTS`; the resolved
-dict always holds every key, so a run dir's saved ``config.yaml`` is complete and self-describing
-even if the defaults change later. Unknown keys are errors rather than warnings because a typo
-in a batch job's config would otherwise silently train the wrong model for days.
+a top-level ``name``. One typed schema below (a dataclass per section) holds every key's default
+and its check together, so the two cannot drift apart. A config file states only what differs:
+from the schema's defaults, or from a ``base:`` config it names (``base: model2``, a path relative
+to the file or a packaged name; chains allowed), merged with :func:`inpaint.merge.deep_merge`.
+The resolved dict always holds every key, so a run dir's saved ``config.yaml`` is complete and
+self-describing even if the defaults or a base change later, and resume compares resolved dicts.
+Unknown keys are errors rather than warnings because a typo in a batch job's config would
+otherwise silently train the wrong model for days.
+
+Torch-free on purpose: the job layer and CLIs read configs without importing torch.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -18,46 +25,14 @@ import yaml
 
 from inpaint.atomic import atomic_open
 from inpaint.errors import ConfigError
+from inpaint.merge import deep_merge
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-DEFAULTS: dict[str, Any] = {
-    "name": "unnamed",
-    "model": {
-        "generator": "gated_unet",
-        "dmfb": "modified",
-        "widths": [64, 128, 256],
-        "dmfb_blocks": 4,
-        "dmfb_inner": 64,
-        "batch_norm": True,
-        "discriminator": "sn_patchgan",
-        "disc_widths": [64, 128, 256, 256],
-    },
-    "data": {"size": 128, "mask_flip_p": 0.5, "workers": 4},
-    "loss": {
-        "global_l1": 1.0,
-        "hole_l1": 1.0,
-        "adversarial": 1.0,
-        "perceptual": 0.0,
-        "perceptual_weights": None,
-        "perceptual_allow_random": False,
-    },
-    "optim": {"lr": 2.0e-4, "betas": [0.5, 0.999]},
-    "train": {
-        "batch_size": 4,
-        "epochs": 90,
-        "max_steps": None,
-        "seed": 0,
-        "precision": "bf16",
-        "channels_last": True,
-        "compile": False,
-        "checkpoint_every_steps": 1000,
-        "checkpoint_keep": 3,
-        "log_every_steps": 50,
-    },
-}
-
 PRECISIONS = ("bf16", "fp16", "fp32")
+LOSS_TERMS = ("global_l1", "hole_l1", "adversarial", "perceptual")
+BASE_KEY = "base"
+
+Check = Callable[[Any], "str | None"]
 
 
 # --- value checks: each returns an error fragment ("must be …") or None ------------------------
@@ -106,7 +81,7 @@ def _opt_path(v: Any) -> str | None:
     return None if v is None or (isinstance(v, str) and v) else "must be a file path or null"
 
 
-def _int_list(length: int | None) -> Callable[[Any], str | None]:
+def _int_list(length: int | None) -> Check:
     def check(v: Any) -> str | None:
         ok = isinstance(v, list) and all(_is_int(x) and x > 0 for x in v)
         if ok and (length is None and len(v) > 0 or len(v) == length):
@@ -121,37 +96,133 @@ def _betas(v: Any) -> str | None:
     return None if ok else "must be a list of two numbers in [0, 1)"
 
 
-def _choice(options: Sequence[str]) -> Callable[[Any], str | None]:
+def _choice(options: Sequence[str]) -> Check:
     def check(v: Any) -> str | None:
         return None if v in options else f"must be one of {', '.join(options)}"
     return check
 
 
-CHECKS: dict[str, dict[str, Callable[[Any], str | None]]] = {
-    "model": {
-        "generator": _str, "dmfb": _str, "widths": _int_list(3), "dmfb_blocks": _nonneg_int,
-        "dmfb_inner": _pos_int, "batch_norm": _bool, "discriminator": _str,
-        "disc_widths": _int_list(None),
-    },
-    "data": {"size": _pos_int, "mask_flip_p": _prob, "workers": _nonneg_int},
-    "loss": {
-        "global_l1": _nonneg_num, "hole_l1": _nonneg_num, "adversarial": _nonneg_num,
-        "perceptual": _nonneg_num, "perceptual_weights": _opt_path, "perceptual_allow_random": _bool,
-    },
-    "optim": {"lr": _pos_num, "betas": _betas},
-    "train": {
-        "batch_size": _pos_int, "epochs": _pos_int, "max_steps": _opt_pos_int, "seed": _nonneg_int,
-        "precision": _choice(PRECISIONS), "channels_last": _bool, "compile": _bool,
-        "checkpoint_every_steps": _pos_int, "checkpoint_keep": _pos_int, "log_every_steps": _pos_int,
-    },
+def _key(default: Any, check: Check) -> Any:
+    """A schema field: its default and its check in one place (lists copied per instance)."""
+    meta = {"check": check}
+    if isinstance(default, list):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --- the schema: one dataclass per section; defaults are the reference Model 2 ------------------
+
+@dataclass
+class ModelSection:
+    """The networks. Names (generator, dmfb, discriminator, prefill) are checked by the model
+    factory, which knows its registries; here only that they are names."""
+
+    generator: str = _key("gated_unet", _str)
+    dmfb: str = _key("modified", _str)
+    widths: list[int] = _key([64, 128, 256], _int_list(3))
+    dmfb_blocks: int = _key(4, _nonneg_int)
+    dmfb_inner: int = _key(64, _pos_int)
+    batch_norm: bool = _key(True, _bool)
+    discriminator: str = _key("sn_patchgan", _str)
+    disc_widths: list[int] = _key([64, 128, 256, 256], _int_list(None))
+    prefill: str = _key("none", _str)      # none | navier-stokes | telea: classical fill of the holes first
+    residual: bool = _key(False, _bool)    # output = classical fill + learned correction (zero at init)
+
+    def check(self) -> str | None:
+        if self.residual and self.prefill == "none":
+            return ("model.residual = true adds a correction to a classical fill, but model.prefill is none: "
+                    "set model.prefill: navier-stokes (or telea)")
+        return None
+
+
+@dataclass
+class DataSection:
+    size: int = _key(128, _pos_int)
+    mask_flip_p: float = _key(0.5, _prob)
+    workers: int = _key(4, _nonneg_int)
+
+    def check(self) -> str | None:
+        if self.size % 16:
+            return (f"data.size = {self.size} must be a multiple of 16 "
+                    "(the U-Net halves it twice and the discriminator four times)")
+        return None
+
+
+@dataclass
+class LossSection:
+    global_l1: float = _key(1.0, _nonneg_num)
+    hole_l1: float = _key(1.0, _nonneg_num)
+    adversarial: float = _key(1.0, _nonneg_num)
+    perceptual: float = _key(0.0, _nonneg_num)
+    perceptual_weights: str | None = _key(None, _opt_path)   # null: $FACEFILL_WEIGHTS, ../shared/weights, torch cache
+    perceptual_allow_random: bool = _key(False, _bool)       # true only for smoke tests
+
+    def check(self) -> str | None:
+        if sum(getattr(self, t) for t in LOSS_TERMS) <= 0:
+            return f"the loss weights ({', '.join(LOSS_TERMS)}) sum to 0: give at least one a positive weight"
+        return None
+
+
+@dataclass
+class OptimSection:
+    lr: float = _key(2.0e-4, _pos_num)
+    betas: list[float] = _key([0.5, 0.999], _betas)
+
+    def check(self) -> str | None:
+        return None
+
+
+@dataclass
+class TrainSection:
+    batch_size: int = _key(4, _pos_int)
+    epochs: int = _key(90, _pos_int)
+    max_steps: int | None = _key(None, _opt_pos_int)
+    seed: int = _key(0, _nonneg_int)
+    precision: str = _key("bf16", _choice(PRECISIONS))
+    channels_last: bool = _key(True, _bool)
+    compile: bool = _key(False, _bool)
+    checkpoint_every_steps: int = _key(1000, _pos_int)
+    checkpoint_keep: int = _key(3, _pos_int)
+    log_every_steps: int = _key(50, _pos_int)
+
+    def check(self) -> str | None:
+        return None
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelSection, "data": DataSection, "loss": LossSection, "optim": OptimSection, "train": TrainSection,
 }
+DEFAULT_NAME = "unnamed"
 
-LOSS_TERMS = ("global_l1", "hole_l1", "adversarial", "perceptual")
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """A fresh dict of one section's defaults (e.g. ``section_defaults("loss")``)."""
+    return asdict(SECTIONS[section]())
+
+
+def default_config() -> dict[str, Any]:
+    """A fresh, complete config of defaults: the reference Model 2."""
+    return {"name": DEFAULT_NAME, **{name: section_defaults(name) for name in SECTIONS}}
+
+
+def _section_fields(section: str) -> dict[str, Any]:
+    return {f.name: f for f in fields(SECTIONS[section])}
+
+
+def _field_default(f: Any) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+# --- files and bases ---------------------------------------------------------------------------
 
 def packaged_configs() -> list[str]:
     """Names accepted in place of a path (``model1``, ``smoke``, …)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _packaged(name: str) -> Path | None:
+    packaged = CONFIG_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return packaged if os.sep not in name and packaged.is_file() else None
 
 
 def config_path(path_or_name: str | os.PathLike) -> Path:
@@ -159,13 +230,29 @@ def config_path(path_or_name: str | os.PathLike) -> Path:
     path = Path(path_or_name).expanduser()
     if path.is_file():
         return path
-    name = str(path_or_name)
-    packaged = CONFIG_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    if os.sep not in name and packaged.is_file():
+    packaged = _packaged(str(path_or_name))
+    if packaged is not None:
         return packaged
     raise ConfigError(
         f"config {path_or_name} not found: give a YAML file path or one of the packaged names "
         f"({', '.join(packaged_configs())})"
+    )
+
+
+def _base_path(base: Any, including: Path) -> Path:
+    """``base:`` of ``including``: a file relative to its folder (``.yaml`` optional), else a
+    packaged name."""
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config {including}: 'base' must name a config (a packaged name like model2 or a YAML path)")
+    for candidate in (including.parent / base, including.parent / f"{base}.yaml"):
+        if candidate.is_file():
+            return candidate
+    packaged = _packaged(base)
+    if packaged is not None:
+        return packaged
+    raise ConfigError(
+        f"config {including}: base '{base}' not found: give a YAML path relative to {including.parent} "
+        f"or one of the packaged names ({', '.join(packaged_configs())})"
     )
 
 
@@ -186,23 +273,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any], source: str) -> None:
-    """Overlay ``update`` on ``base`` in place, refusing anything :data:`DEFAULTS` does not know."""
-    for key, value in update.items():
-        if key == "name":
-            base["name"] = value
-            continue
-        if key not in DEFAULTS:
-            known = ", ".join(["name", *CHECKS])
-            raise ConfigError(f"config {source}: unknown section '{key}': use one of {known}")
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config {source}: section '{key}' must be a mapping of keys to values")
-        for sub, sub_value in value.items():
-            if sub not in DEFAULTS[key]:
-                known = ", ".join(DEFAULTS[key])
-                raise ConfigError(f"config {source}: unknown key '{key}.{sub}': use one of {known}")
-            base[key][sub] = _as_float_like(DEFAULTS[key][sub], copy.deepcopy(sub_value))
+def _layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[dict[str, Any], str]]:
+    """``(data, source)`` of ``path`` and its bases, the root base first."""
+    here = path.resolve()
+    if here in chain:
+        cycle = " → ".join(str(p) for p in (*chain[chain.index(here):], here))
+        raise ConfigError(f"config {path}: its base chain is a cycle ({cycle}): remove one of these 'base:' lines")
+    data = _read_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    below = _layers(_base_path(base, path), (*chain, here)) if base is not None else []
+    return [*below, (data, str(path))]
 
+
+# --- merging and checking ----------------------------------------------------------------------
 
 def _as_float_like(default: Any, value: Any) -> Any:
     """PyYAML reads ``1e-4`` (no dot) as a string; for keys that hold floats, read it as the
@@ -215,6 +298,32 @@ def _as_float_like(default: Any, value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _checked_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``layer`` with float-like strings read as floats; ConfigError naming ``source`` for an
+    unknown section or key and for a value its check refuses."""
+    out: dict[str, Any] = {}
+    for key, value in layer.items():
+        if key == "name":
+            out["name"] = value
+            continue
+        if key not in SECTIONS:
+            hint = f" ('{BASE_KEY}' belongs in a config file)" if key == BASE_KEY else ""
+            raise ConfigError(f"config {source}: unknown section '{key}'{hint}: use one of {', '.join(['name', BASE_KEY, *SECTIONS])}")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config {source}: section '{key}' must be a mapping of keys to values")
+        known = _section_fields(key)
+        out[key] = {}
+        for sub, sub_value in value.items():
+            if sub not in known:
+                raise ConfigError(f"config {source}: unknown key '{key}.{sub}': use one of {', '.join(known)}")
+            sub_value = _as_float_like(_field_default(known[sub]), copy.deepcopy(sub_value))
+            problem = known[sub].metadata["check"](sub_value)
+            if problem:
+                raise ConfigError(f"config {source}: {key}.{sub} = {sub_value!r} {problem}")
+            out[key][sub] = sub_value
+    return out
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -237,37 +346,41 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def validate_config(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
-    """Check every value's type and range; returns ``cfg`` so calls can be chained."""
+    """Check a complete config (every key's value, then each section's own rules against the
+    schema); returns ``cfg`` so calls can be chained."""
     if not isinstance(cfg.get("name"), str) or not cfg["name"]:
         raise ConfigError(f"config {source}: 'name' must be a non-empty string")
-    for section, checks in CHECKS.items():
-        for key, check in checks.items():
-            problem = check(cfg[section][key])
+    for section, cls in SECTIONS.items():
+        values = cfg[section]
+        for f in fields(cls):
+            problem = f.metadata["check"](values[f.name])
             if problem:
-                raise ConfigError(f"config {source}: {section}.{key} = {cfg[section][key]!r} {problem}")
-    if sum(cfg["loss"][t] for t in LOSS_TERMS) <= 0:
-        raise ConfigError(f"config {source}: the loss weights ({', '.join(LOSS_TERMS)}) sum to 0: give at least one a positive weight")
-    size = cfg["data"]["size"]
-    if size % 16:
-        raise ConfigError(f"config {source}: data.size = {size} must be a multiple of 16 (the U-Net halves it twice and the discriminator four times)")
+                raise ConfigError(f"config {source}: {section}.{f.name} = {values[f.name]!r} {problem}")
+        problem = cls(**values).check()
+        if problem:
+            raise ConfigError(f"config {source}: {problem}")
     return cfg
 
 
 def resolve_config(data: Mapping[str, Any], overrides: Sequence[str] | None = None, source: str = "<config>") -> dict[str, Any]:
-    """Defaults + ``data`` + overrides, validated. Also for configs stored inside checkpoints."""
-    cfg = copy.deepcopy(DEFAULTS)
-    _merge(cfg, data, source)
+    """Defaults + ``data`` + overrides, validated. Also for configs stored inside checkpoints,
+    whose keys added to the schema since they were written take their defaults."""
+    cfg = deep_merge(default_config(), _checked_layer(data, source))
     for text in overrides or ():
-        _merge(cfg, parse_override(text), f"{source} (override '{text}')")
+        cfg = deep_merge(cfg, _checked_layer(parse_override(text), f"{source} (override '{text}')"))
     return validate_config(cfg, source)
 
 
 def load_config(path_or_name: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The resolved config of a YAML file or packaged name, with ``section.key=value`` overrides."""
+    """The resolved config of a YAML file or packaged name (with its ``base:`` chain), with
+    ``section.key=value`` overrides. Its name is its own ``name:`` or file stem, never a base's."""
     path = config_path(path_or_name)
-    data = _read_yaml(path)
-    data.setdefault("name", path.stem)
-    return resolve_config(data, overrides, str(path))
+    layers = _layers(path)
+    merged: dict[str, Any] = {}
+    for data, source in layers:
+        merged = deep_merge(merged, _checked_layer(data, source))
+    merged["name"] = layers[-1][0].get("name", path.stem)
+    return resolve_config(merged, overrides, str(path))
 
 
 def save_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> Path:

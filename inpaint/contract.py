@@ -34,6 +34,9 @@ CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 CHECKPOINT_NAME = "step-{step:09d}.pt"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})\.pt$")
+LOCK_FILE = "train.lock"           # flock'ed by the trainer for its whole run: one trainer per run dir
+TENSORBOARD_DIR = "tensorboard"    # event files, when tensorboard is installed
+CORRUPT_SUFFIX = ".corrupt"        # an unreadable checkpoint set aside: step-….pt.corrupt
 
 
 @dataclass

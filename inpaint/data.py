@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from data_prep.manifest import FACE_SPLITS, MASK_SPLITS, REPACK_HINT as _REPACK, read_index
 from inpaint.buckets import BUCKET_EDGES
 from inpaint.errors import DataError
+from inpaint.shard_format import FACE_SPLITS, MASK_SPLITS, REPACK_HINT as _REPACK, damaged_shard_message, read_index
 
 __all__ = ["FaceShards", "MaskShards", "read_index"]
 
@@ -63,12 +63,8 @@ class _ShardSet(Dataset):
             return h5py.File(path, "r")
         except FileNotFoundError:
             raise DataError(f"{path}: shard listed in index.json is missing; {_REPACK}") from None
-        except OSError as exc:
-            if "lock" in str(exc).lower():  # grid file systems without POSIX locks
-                raise DataError(f"{path}: HDF5 cannot lock the file ({exc}); set HDF5_USE_FILE_LOCKING=FALSE "
-                                "in the job environment (shards are read-only)") from None
-            raise DataError(f"{path}: unreadable HDF5 shard ({exc}); check it with python -m data_prep.verify "
-                            f"{self.root} and {_REPACK}") from None
+        except OSError as exc:  # a lock refused (grid file systems without POSIX locks), or damage
+            raise DataError(damaged_shard_message(path, exc, self.root)) from None
 
     def _handle(self, i: int) -> h5py.File:
         if os.getpid() != self._pid:  # forked into a DataLoader worker: never use the parent's handles

@@ -1,8 +1,9 @@
-"""``python -m inpaint.evaluate``: score one or more trained models on the fixed protocol.
+"""``python -m inpaint.evaluate``: score trained models and classical fills on the fixed protocol.
 
 Writes ``report.md``, ``metrics.json``, ``metrics.csv``, ``pairs.json`` and ``grid.png`` into
-``--out``. Every model is scored on the same pairs (drawn from ``--seed`` or read from
-``--pairs``), so the columns of a table are comparable.
+``--out``. Every model and every baseline is scored on the same pairs (drawn from ``--seed`` or
+read from ``--pairs``), so the columns of a table are comparable. The Navier–Stokes fill is a
+column by default whenever OpenCV is installed: without it beside them, a model's numbers mislead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import torch
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
 from inpaint.errors import ConfigError, DataError
+from inpaint.classical import METHODS
 from inpaint.evaluation import demographics, protocol, summary
+from inpaint.evaluation.baselines import REFERENCE, baseline_generator, baseline_info, choose_baselines
+from inpaint.evaluation.fairness import add_gains
 from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
 from inpaint.evaluation.model_eval import evaluate_generator
 from inpaint.evaluation.report import Evaluation, ModelResult, write_report
@@ -33,15 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a training run dir (its newest checkpoint); repeat to compare runs")
     p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
                    help="a checkpoint .pt or shipped weights file; repeat to compare")
+    p.add_argument("--baseline", action="append", default=[], choices=METHODS, metavar="METHOD",
+                   help=f"a classical OpenCV fill scored as a column ({', '.join(METHODS)}); repeat for both; "
+                        "needs the [baselines] extra. Without it, navier-stokes is added whenever OpenCV is installed")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="do not add the navier-stokes column by default (then no gains over it are reported)")
     p.add_argument("--data", required=True, metavar="SHARDS", help="shard folder (with index.json) at the models' size")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: <run-dir>/eval for one run dir, else ./evaluation)")
-    p.add_argument("--pairs-per-bucket", type=int, default=protocol.DEFAULT_PAIRS_PER_BUCKET)
+    p.add_argument("--pairs-per-bucket", type=int, default=protocol.DEFAULT_PAIRS_PER_BUCKET, metavar="N",
+                   help="test pairs drawn per hole-ratio bucket (fewer when a bucket holds fewer test masks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair list")
     p.add_argument("--pairs", default=None, metavar="FILE", help="reuse a saved pairs.json instead of drawing one")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs per generator call")
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the models and LPIPS run (auto: the GPU when one is visible)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="generator precision (bf16 on GPU only)")
     p.add_argument("--lpips-weights", default=None, metavar="DIR",
                    help="folder with alexnet_imagenet_features.pth and lpips_alex_v0.1_lin.pth "
@@ -101,8 +112,10 @@ def _open_shards(root: Path) -> tuple[dict, Any, Any, Any | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sources = [("run-dir", Path(p)) for p in args.run_dir] + [("checkpoint", Path(p)) for p in args.checkpoint]
-    if not sources:
-        raise ConfigError("nothing to evaluate: give --run-dir DIR or --checkpoint FILE (repeat to compare models)")
+    if not sources and not args.baseline:
+        raise ConfigError("nothing to evaluate: give --run-dir DIR or --checkpoint FILE (repeat to compare models), "
+                          "or --baseline METHOD")
+    baselines, baseline_reason = choose_baselines(args.baseline, args.no_baseline)
     for opt, value in (("--pairs-per-bucket", args.pairs_per_bucket), ("--batch-size", args.batch_size),
                        ("--identity-workers", args.identity_workers)):
         if value < 1:
@@ -124,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_demographics:  # pairs.json still lists the balanced pairs: one list whatever the flags
         balanced = None
 
-    from inpaint.checkpoint import load_generator
+    from inpaint.weights import load_generator
 
     loaded = []
     for kind, path in sources:  # load all first: a bad path fails before anything is written
@@ -139,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else (sources[0][1] / "eval" if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
     out.mkdir(parents=True, exist_ok=True)
     pairs_file = protocol.save_pairs(pairs, out / "pairs.json")
-    names = unique_names([model_name(kind, path) for kind, path, _, _ in loaded])
+    # Baselines first: the anchor column every model is read against.
+    columns = ([(method, None, baseline_generator(method), baseline_info(method)) for method in baselines]
+               + [(model_name(kind, path), path, module_generator(model), {"kind": kind, "config_name": cfg.get("name"), "config": cfg})
+                  for kind, path, model, cfg in loaded])
+    names = unique_names([name for name, _, _, _ in columns])
 
     scorers = Scorers(lpips=lpips_model, identity=describer)
     flat = pairs.flat()
@@ -150,23 +167,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     autocast = torch.bfloat16 if args.precision == "bf16" else None
     try:
-        for (kind, path, model, cfg), name in zip(loaded, names):
-            result = evaluate_generator(name, module_generator(model), faces, masks, balanced, pairs,
+        for (_, path, generator, info), name in zip(columns, names):
+            is_model = path is not None
+            result = evaluate_generator(name, generator, faces, masks, balanced, pairs,
                                         batch_size=args.batch_size, device=device, scorers=scorers,
                                         workers=args.workers, collector=collector, samples_dir=args.samples,
-                                        quiet=args.quiet, autocast_dtype=autocast)
-            result.source = str(path)
-            result.info = {"kind": kind, "config_name": cfg.get("name"), "config": cfg}
+                                        quiet=args.quiet, autocast_dtype=autocast if is_model else None)
+            result.source = str(path) if is_model else f"cv2.inpaint {info['method']} radius {info['radius']}"
+            result.info = info
             results.append(result)
     finally:
         if describer is not None:
             describer.close()
 
-    extra: dict[str, Any] = {"elapsed_s": round(time.time() - started, 1), "device": str(device)}
+    has_gains = add_gains(results, REFERENCE, args.seed)
+    extra: dict[str, Any] = {"elapsed_s": round(time.time() - started, 1), "device": str(device),
+                             "baselines": {"scored": baselines, "reference": REFERENCE,
+                                           "reason": baseline_reason or None}}
     if collector is not None and collector.inputs:
         extra["grid"] = write_grid(collector, pair_buckets, out / "grid.png").name
     ev = Evaluation(models=results, protocol=protocol_summary(pairs, root, size, pairs_file, balanced is not None),
-                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra)
+                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra,
+                    gain_reason="" if has_gains else gain_reason(baselines, baseline_reason, balanced is not None))
     written = write_report(ev, out)
     print_summary(results)
     print(f"wrote {', '.join(str(p) for p in written.values())}, {pairs_file}"
@@ -182,6 +204,15 @@ def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file
         "bucket_counts": {BUCKET_LABELS[b]: len(p) for b, p in enumerate(pairs.buckets)},
         "shortfalls": pairs.shortfalls, "balanced_pairs": len(pairs.balanced) if with_balanced else 0,
     }
+
+
+def gain_reason(baselines: list[str], baseline_reason: str, with_balanced: bool) -> str:
+    """Why the report has no gains over Navier–Stokes."""
+    if not with_balanced:
+        return "no eval_balanced split scored (shards without one, or --no-demographics)"
+    if REFERENCE not in baselines:
+        return f"{REFERENCE} was not scored ({baseline_reason or 'add --baseline ' + REFERENCE})"
+    return "no model beside the baseline"
 
 
 def print_summary(results: list[ModelResult]) -> None:

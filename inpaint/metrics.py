@@ -9,8 +9,6 @@ it expects and every value is per image (shape ``(B,)``), to be averaged by the 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -62,13 +60,12 @@ def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return psnr_from_mse(mse_per_image(pred, target), peak=1.0)
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
-    """Normalised 2-D Gaussian of Wang et al. (2004), shape (size, size)."""
+def gaussian_kernel_1d(size: int = 11, sigma: float = 1.5, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Normalised 1-D Gaussian (float32, shape (size,)): the SSIM window of Wang et al. (2004) is
+    its outer product with itself, applied here as two 1-D passes."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
     g = torch.exp(-(coords ** 2) / (2.0 * sigma ** 2))
-    g = g / g.sum()
-    return torch.outer(g, g).to(dtype=dtype, device=device)
+    return (g / g.sum()).to(dtype=torch.float32, device=device)
 
 
 def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
@@ -85,9 +82,7 @@ def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float =
         raise ValueError(f"ssim needs images of at least {window_size}×{window_size} px, got {tuple(pred.shape[-2:])}")
     x, y = pred.float(), target.float()
     b, c, h, w = x.shape
-    coords = torch.arange(window_size, dtype=torch.float64) - (window_size - 1) / 2.0
-    g = torch.exp(-(coords ** 2) / (2.0 * sigma ** 2))
-    g = (g / g.sum()).to(dtype=torch.float32, device=x.device)
+    g = gaussian_kernel_1d(window_size, sigma, x.device)
     planes = 5 * c
     moments = torch.stack([x, y, x * x, y * y, x * y], dim=1).reshape(b, planes, h, w)
     # Depthwise (grouped) convolution: one plane per group is much faster in oneDNN than
@@ -125,7 +120,3 @@ def standard_metrics(output: torch.Tensor, target: torch.Tensor, mask: torch.Ten
         "ssim": ssim_per_image(comp, gt),
     }
 
-
-def psnr_value(mse: float, peak: float = 1.0) -> float:
-    """Scalar PSNR, for reports and hand checks."""
-    return 10.0 * math.log10(peak * peak / max(mse, MSE_FLOOR))

@@ -11,8 +11,9 @@ from typing import Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from inpaint.cli import run_cli
+from inpaint.contract import METRICS_FILE
 from inpaint.errors import DataError
-from inpaint.training.metrics_log import METRICS_FILE, read_metrics
+from inpaint.training.metrics_log import read_metrics
 from inpaint.visual import save_png
 
 # (panel title, [(metrics key, legend)]); panels whose keys never occur are left out.

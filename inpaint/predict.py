@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from inpaint.cli import run_cli
 from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
 from inpaint.inference.files import LOSSLESS_SUFFIXES, image_format, save_image_atomic
 from inpaint.inference.inpainter import Inpainter, Prepared
-from inpaint.inference.masks import HOLE_CONVENTIONS, load_hole, open_photo
-from inpaint.inference.progress import Progress
+from inpaint.inference.masks import HOLE_CONVENTIONS, MaskWarning, load_hole, open_photo
+from inpaint.progress_line import ProgressLine
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "model2.pt"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -86,7 +88,7 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def build_inpainter(args: argparse.Namespace) -> Inpainter:
-    from inpaint.checkpoint import load_generator
+    from inpaint.weights import load_generator
     from inpaint.identity import try_face_detector
 
     if args.feather is not None and args.feather < 0:
@@ -101,6 +103,21 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
     detector = None if args.no_face_detect else try_face_detector()
     return Inpainter(lambda masked, mask: model(masked, mask), int(cfg["data"]["size"]), device,
                      find_faces=detector.detect if detector else None, feather=args.feather)
+
+
+def read_hole(mask: str | Path, photo_size: tuple[int, int], hole_colour: str, photo: Path) -> tuple[np.ndarray, list[str]]:
+    """The hole of ``mask`` and the mask warnings it raised (a photo given as its own mask, say),
+    as lines for the user rather than Python's two-line warning format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MaskWarning)
+        hole = load_hole(mask, photo_size, hole_colour, photo)
+    messages = []
+    for w in caught:
+        if issubclass(w.category, MaskWarning):
+            messages.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return hole, messages
 
 
 def match_folder(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path | None, str]], int]:
@@ -128,13 +145,14 @@ def match_folder(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path
 
 
 def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_dir: Path, hole_colour: str,
-                   batch_size: int, quiet: bool = False) -> tuple[int, list[tuple[Path, str]]]:
+                   batch_size: int, quiet: bool = False) -> tuple[int, list[tuple[Path, str]], list[str]]:
     """Inpaint every matched photo, ``batch_size`` photos per model call; a bad photo or mask is
-    recorded and skipped. Returns (written, failures)."""
+    recorded and skipped. Returns (written, failures, mask warnings)."""
     jobs, total = match_folder(image_dir, mask_dir)
     failures: list[tuple[Path, str]] = []
+    mask_warnings: list[str] = []
     written = 0
-    progress = Progress("inpainting", total, "photos", enabled=not quiet)
+    progress = ProgressLine("inpainting", total, "photos", enabled=not quiet)
     done = 0
     pending: list[tuple[Path, Prepared]] = []
 
@@ -166,7 +184,9 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
             continue
         try:
             img = open_photo(photo)
-            pending.append((photo, inpainter.prepare(img, load_hole(mask, img.size, hole_colour, photo))))
+            hole, messages = read_hole(mask, img.size, hole_colour, photo)
+            mask_warnings.extend(messages)
+            pending.append((photo, inpainter.prepare(img, hole)))
         except FacefillError as exc:
             failures.append((photo, str(exc)))
             done += 1
@@ -174,7 +194,7 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
             flush()
     flush()
     progress.update(total)
-    return written, failures
+    return written, failures, mask_warnings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output(out)
         image = Path(args.image)
         photo = open_photo(image)  # bad photo or mask: fail before loading the model
-        hole = load_hole(args.mask, photo.size, args.mask_hole, image)
+        hole, messages = read_hole(args.mask, photo.size, args.mask_hole, image)
+        for message in messages:
+            print(f"warning: {message}", file=sys.stderr)
         written = save_image_atomic(build_inpainter(args).inpaint(photo, hole), out)
         print(f"wrote {written}")
         return 0
@@ -198,9 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("give --image PHOTO --mask MASK --out OUT, or --image-dir DIR --mask-dir DIR --out-dir DIR")
     inpainter = build_inpainter(args)
     batch_size = args.batch_size or default_batch_size(inpainter.device)
-    written, failures = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir), Path(args.out_dir),
-                                       args.mask_hole, batch_size, args.quiet)
+    written, failures, mask_warnings = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir),
+                                                      Path(args.out_dir), args.mask_hole, batch_size, args.quiet)
     print(f"wrote {written} of {written + len(failures)} photos to {args.out_dir}")
+    for message in mask_warnings:
+        print(f"warning: {message}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} failed:", file=sys.stderr)
         for photo, reason in failures:

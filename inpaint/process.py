@@ -1,4 +1,4 @@
-"""Is a local process still there? Shared by the packer's folder lock (``data_prep.progress``)
+"""Is a local process still there? Shared by the packer's folder lock (``data_prep.journal``)
 and the run-dir owner check (``jobs.lock``). Standard library only: no torch."""
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -67,10 +66,11 @@ def cancel(run_dir: Path | str) -> list[str]:
         if err:
             print(f"qdel: {err}")
     elif executor == "slurm":
-        ids = _open_job_ids(run)
-        if ids:
-            subprocess.run(["scancel", *ids], check=False)
-            done += ids
+        from jobs.slurm_commands import scancel
+        cancelled, err = scancel(_open_job_ids(run))
+        done += cancelled
+        if err:
+            print(f"scancel: {err}")
     elif executor == "local" and owner.get("pid"):
         pid = int(owner["pid"])
         for target in [*descendants(pid), pid]:

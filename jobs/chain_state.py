@@ -1,13 +1,15 @@
 """The chain's latest decision (``run_dir/jobs/chain.json``), written by whichever part decided.
 
-States: submitted, running, evaluating, done, evaluated, stopped, cancelled. The PBS script
-writes the same fields from bash.
+States: submitted, running, evaluating, done, evaluated, stopped, cancelled. While a part runs
+(running, evaluating) the record names the job carrying the chain on (``next_job_id``), so a
+reader can ask the scheduler whether it ended without writing its own end.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from inpaint.atomic import write_json
 from jobs.ledger import now_iso
@@ -18,9 +20,9 @@ ENDED = ("done", "evaluated", "stopped", "cancelled")
 
 def write_chain_state(run_dir: Path | str, state: str, reason: str, part: int = 0,
                       exit_code: int | None = None, job_id: str | None = None,
-                      executor: str | None = None) -> None:
+                      executor: str | None = None, **extra: Any) -> None:
     write_json(under(run_dir, CHAIN_STATE), {"state": state, "reason": reason, "part": part, "exit_code": exit_code,
-                                             "job_id": job_id, "executor": executor, "time": now_iso()})
+                                             "job_id": job_id, "executor": executor, **extra, "time": now_iso()})
 
 
 def read_chain_state(run_dir: Path | str) -> dict:
@@ -29,7 +31,3 @@ def read_chain_state(run_dir: Path | str) -> dict:
     except (OSError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def chain_ended(run_dir: Path | str) -> bool:
-    return read_chain_state(run_dir).get("state") in ENDED

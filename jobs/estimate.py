@@ -1,84 +1,81 @@
 """``jobs.submit --estimate``: how many parts (jobs) a run will take, before or during it.
 
-Throughput comes from the run's own ``metrics.jsonl`` (``img_per_s`` of recent logged steps)
-when it has started, else from ``--img-per-s`` (a benchmark figure for the target GPU). Steps
-come from ``status.json`` (what is left) or, for a new run, from the config and the shards.
+Only what the trainer publishes and the chain records is read: ``status.json`` through the
+contract (step, planned ``total_steps``, measured ``images_per_s``) and the ledger (how long each
+ended part took and how far it got — the step time a part really achieves, start-up included).
+A run that has not started yet has neither: its planned steps come from ``--max-steps`` and its
+step time from ``--img-per-s`` and the batch size given with ``--set train.batch_size=B``.
 """
 
 from __future__ import annotations
 
-import json
+import calendar
 import math
-from pathlib import Path
-from statistics import median
+import time
 
+from inpaint.contract import read_status
 from inpaint.errors import ConfigError
 from jobs import ledger
-from jobs.options import JobSpec
+from jobs.spec import JobSpec
 from jobs.walltime import format_walltime
 
-STARTUP_S = 120  # start-up, data staging and the first slow steps of every part
+STARTUP_S = 120  # start-up, data staging and the first slow steps of every part (new runs only)
 
 
-def measured_img_per_s(run_dir: Path | str, last: int = 20) -> float | None:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    values = []
-    for line in path.read_text().splitlines()[-200:]:
-        try:
-            v = json.loads(line).get("img_per_s")
-        except (json.JSONDecodeError, AttributeError):
+def _epoch_s(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def measured_step_s(run_dir: str) -> float | None:
+    """Seconds per step over the ended training parts of the ledger, start-up included."""
+    seconds = steps = 0.0
+    previous = 0
+    for part in ledger.read_parts(run_dir):
+        if part.get("kind", "train") != "train" or not isinstance(part.get("step"), int):
             continue
-        if isinstance(v, (int, float)) and v > 0:
-            values.append(float(v))
-    return median(values[-last:]) if values else None
+        begun = part.get("start_step") if isinstance(part.get("start_step"), int) else previous
+        if part.get("start_time") and part.get("end_time") and part["step"] > begun:
+            seconds += _epoch_s(part["end_time"]) - _epoch_s(part["start_time"])
+            steps += part["step"] - begun
+        previous = part["step"]
+    return seconds / steps if steps and seconds > 0 else None
 
 
-def _config(spec: JobSpec) -> dict:
-    from inpaint.config import load_config
-
-    overrides = [spec.train_args[i + 1] for i, a in enumerate(spec.train_args) if a == "--set"]
-    return load_config(spec.config, overrides)
-
-
-def planned_steps(spec: JobSpec, cfg: dict) -> int:
-    args = spec.train_args
-    if "--max-steps" in args:
-        return int(args[args.index("--max-steps") + 1])
-    if cfg["train"].get("max_steps"):
-        return int(cfg["train"]["max_steps"])
-    index = Path(spec.data) / "index.json"
-    try:
-        n_train = int(json.loads(index.read_text())["counts"]["faces"]["train"])
-    except (OSError, KeyError, ValueError, TypeError):
-        raise ConfigError(f"{index}: cannot read counts.faces.train to plan the steps; pass --max-steps") from None
-    return int(cfg["train"]["epochs"]) * math.ceil(n_train / int(cfg["train"]["batch_size"]))
+def _batch_size(spec: JobSpec) -> int | None:
+    for i, arg in enumerate(spec.train_args[:-1]):
+        key, _, value = spec.train_args[i + 1].partition("=")
+        if arg == "--set" and key == "train.batch_size" and value.isdigit():
+            return int(value)
+    return None
 
 
-def estimate(spec: JobSpec, img_per_s: float | None = None) -> dict:
-    cfg = _config(spec)
-    status = ledger.read_status_json(spec.run_dir)
-    total = int(status.get("total_steps") or planned_steps(spec, cfg))
+def estimate(spec: JobSpec, img_per_s: float | None = None, max_steps: int | None = None) -> dict:
+    status = read_status(spec.run_dir)
+    total = status.get("total_steps") or max_steps
+    if not total:
+        raise ConfigError(f"{spec.run_dir}: no status.json with planned steps yet; pass --max-steps N (the "
+                          "planned steps) to estimate a run before its first part")
     done = int(status.get("step") or 0)
-    measured = measured_img_per_s(spec.run_dir)
-    rate = measured or img_per_s
-    if not rate:
-        raise ConfigError(f"{spec.run_dir}: no measured throughput yet (metrics.jsonl); pass --img-per-s "
-                          "from a benchmark on the target GPU")
-    batch = int(cfg["train"]["batch_size"])
-    train_s = max(0, total - done) * batch / rate
-    useful_s = max(60, spec.time_limit_s - STARTUP_S)
+    step_s, source = measured_step_s(spec.run_dir), "measured by the ledger's parts"
+    startup_s = 0 if step_s else STARTUP_S
+    if step_s is None:
+        batch = _batch_size(spec)
+        if not img_per_s or not batch:
+            raise ConfigError(f"{spec.run_dir}: no part has ended yet; pass --img-per-s R (a benchmark on the target "
+                              "GPU) and --set train.batch_size=B to estimate before the first part")
+        step_s, source = batch / img_per_s, f"given ({img_per_s:g} img/s at batch {batch})"
+    train_s = max(0, total - done) * step_s
+    useful_s = max(60, spec.time_limit_s - startup_s)
     parts = max(1, math.ceil(train_s / useful_s)) if total > done else 0
-    return {"total_steps": total, "done_steps": done, "img_per_s": rate,
-            "source": "measured (metrics.jsonl)" if measured else "given (--img-per-s)",
-            "train_s": train_s, "parts": parts, "walltime": spec.walltime,
-            "fits_max_resubmits": parts <= spec.max_resubmits + 1}
+    return {"total_steps": int(total), "done_steps": done, "step_s": step_s, "source": source,
+            "images_per_s": status.get("images_per_s"), "train_s": train_s, "parts": parts,
+            "walltime": spec.walltime, "fits_max_resubmits": parts <= spec.max_resubmits + 1}
 
 
-def print_estimate(spec: JobSpec, img_per_s: float | None = None) -> int:
-    e = estimate(spec, img_per_s)
-    print(f"steps: {e['done_steps']}/{e['total_steps']} done; throughput {e['img_per_s']:.1f} img/s {e['source']}")
+def print_estimate(spec: JobSpec, img_per_s: float | None = None, max_steps: int | None = None) -> int:
+    e = estimate(spec, img_per_s, max_steps)
+    rate = f"; trainer measured {e['images_per_s']:.1f} img/s" if e["images_per_s"] else ""
+    print(f"steps: {e['done_steps']}/{e['total_steps']} done; {e['step_s']:.3f} s/step {e['source']}{rate}")
     print(f"training left: {format_walltime(int(e['train_s']))} (HH:MM:SS)")
     print(f"parts of {e['walltime']}: {e['parts']} (max {spec.max_resubmits + 1} with --max-resubmits {spec.max_resubmits})")
     if not e["fits_max_resubmits"]:

@@ -2,7 +2,8 @@
 
 Events are appended as single JSON lines (one ``write`` on an ``O_APPEND`` descriptor, so lines
 from a job and its successor never interleave); :func:`read_parts` folds them into one record
-per part. The rendered PBS script appends the same events with ``printf >>``.
+per part. Every executor writes them through ``jobs.part`` (the PBS script calls it with the
+node's ``python3``).
 """
 
 from __future__ import annotations
@@ -63,12 +64,3 @@ def read_parts(run_dir: Path | str) -> list[dict]:
                 continue  # the start event's own id wins over the id the submitter saw
             rec[key] = value
     return [parts[k] for k in sorted(parts)]
-
-
-def read_status_json(run_dir: Path | str) -> dict:
-    """The trainer's ``status.json`` (contract), or {} when absent or unreadable."""
-    try:
-        data = json.loads(under(run_dir, "status.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -1,84 +1,49 @@
-"""The submit command's options and their resolution into one :class:`JobSpec`.
+"""The submit command's options and their resolution into one :class:`~jobs.spec.JobSpec`.
 
 Everything an executor needs is decided here, once, from the command line plus the site
-profile, so PBS, SLURM and local runs start the very same trainer command.
+profile, so PBS, SLURM and local runs start the very same trainer command. :func:`resolve` is a
+sequence of small steps: check the text of every value, look up the site profile, set the
+walltime and its margin, the resources, the container, the trainer's arguments.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib.util
 import re
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from inpaint.atomic import write_json
-from inpaint.errors import ConfigError, DataError
-from jobs.paths import SPEC, under
-from jobs.profiles import load_profile
-from jobs.walltime import format_walltime, parse_walltime, trainer_time_limit
+from inpaint.errors import ConfigError, DataError, FacefillError
+from jobs.pbs_commands import unsafe_directive_text
+from jobs.spec import JobSpec
+from jobs.walltime import evaluation_walltime, format_walltime, parse_walltime, part_time_limit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("1", "2", "3", "smoke")
 EXECUTORS = ("pbs", "slurm", "local")
 LOCAL_DEFAULT_WALLTIME = "24:00:00"
+# Margins for the final checkpoint where no site profile applies (PBS takes the profile's).
+DEFAULT_MARGIN_S = {"local": 120, "slurm": 900}
 MEM_RE = re.compile(r"^\d+(\.\d+)?[kmgt]?b$", re.IGNORECASE)
+# What each value may look like where it lands in a #PBS / #SBATCH directive.
+DIRECTIVE_FORMS = {
+    "--queue": (re.compile(r"^[A-Za-z0-9_.@-]+$"), "a queue name, e.g. gpu_long"),
+    "--gpu-cap": (re.compile(r"^[A-Za-z0-9_.,]+$"), "e.g. compute_70"),
+    "--scratch": (re.compile(r"^[A-Za-z_]+=\d+[kmgt]?b$", re.IGNORECASE), "the resource and size, e.g. scratch_local=20gb"),
+    "--pbs-directive": (re.compile(r"^-[A-Za-z]( .*)?$"), "an option and its value, e.g. '-m ae'"),
+    "--mem": (MEM_RE, "a PBS size, e.g. 32gb or 500mb"),
+}
+PLACEHOLDER_IMAGE = "MISSING-IMAGE.sif"  # a dry run without an image shows where it goes
 
 
-@dataclass
-class JobSpec:
-    """A resolved submission; saved as ``run_dir/jobs/spec.json``."""
-
-    run_dir: str
-    config: str
-    data: str
-    executor: str
-    name: str
-    walltime_s: int
-    time_limit_s: int
-    max_resubmits: int
-    then_evaluate: bool = False
-    chain: int = 0
-    queue: str | None = None
-    ncpus: int = 1
-    ngpus: int = 0
-    nodes: int = 1
-    mem: str | None = None
-    scratch: str | None = None
-    gpu_cap: str | None = None
-    image: str | None = None
-    directives: list[str] = field(default_factory=list)
-    train_args: list[str] = field(default_factory=list)
-    trainer_module: str = "inpaint.train"
-    python: str = "python"
-    project_root: str = str(PROJECT_ROOT)
-    profile: dict = field(default_factory=dict)
-
-    @property
-    def walltime(self) -> str:
-        return format_walltime(self.walltime_s)
-
-    def trainer_command(self, data: str | None = None) -> list[str]:
-        """The trainer CLI (contract): the one thing every executor runs."""
-        return [self.python, "-m", self.trainer_module, "--config", self.config,
-                "--data", data or self.data, "--run-dir", self.run_dir,
-                "--time-limit", str(self.time_limit_s), *self.train_args]
-
-    def save(self) -> Path:
-        return write_json(under(self.run_dir, SPEC), asdict(self), indent=1, sort_keys=True)
-
-    @classmethod
-    def load(cls, run_dir: Path | str) -> "JobSpec":
-        path = under(run_dir, SPEC)
-        try:
-            return cls(**json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no submission recorded here; is {run_dir} a run dir made by jobs.submit?") from None
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"{path}: unreadable ({exc}); submit again with jobs.submit") from None
+def model_name(text: str) -> str:
+    """``--model`` takes what ``inpaint.train --config`` takes: ``2`` and ``model2`` alike."""
+    short = text[len("model"):] if text.startswith("model") else text
+    if short not in MODELS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from 1, 2, 3, smoke or model1..model3)")
+    return "smoke" if short == "smoke" else f"model{short}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m jobs.submit",
         description="Carry a facefill training run to the end across as many batch jobs as it takes.")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--model", choices=MODELS, help="packaged config inpaint/configs/model<N>.yaml (or smoke)")
+    what.add_argument("--model", type=model_name, metavar="{1,2,3,smoke}",
+                      help="packaged config: 1, 2, 3 or smoke (model2 works too, as for inpaint.train --config)")
     what.add_argument("--config", help="a config YAML file instead of --model")
     p.add_argument("--data", help="packed shards folder (default: data/shards/64 for smoke, else data/shards/128)")
     p.add_argument("--run-dir", help="run dir on persistent storage (default: runs/model<N>)")
@@ -94,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="site profile: metacentrum, generic-pbs or a YAML file (default: $FACEFILL_PROFILE or detected)")
     p.add_argument("--queue", help="PBS queue / SLURM partition (default: the profile's)")
     p.add_argument("--walltime", help="limit of ONE part, HH:MM:SS (default: the queue's limit; local 24:00:00)")
-    p.add_argument("--ncpus", type=int)
+    p.add_argument("--ncpus", type=int, help="CPU cores per node (default: the profile's, else 4 per GPU)")
     p.add_argument("--ngpus", type=int, help="GPUs per node; >1 launches torchrun --nproc-per-node")
     p.add_argument("--nodes", type=int, default=1, help="nodes; >1 starts one torchrun per node")
     p.add_argument("--mem", help="memory per node, e.g. 32gb")
@@ -106,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-resubmits", type=int, default=20, help="parts after the first (default: %(default)s)")
     p.add_argument("--chain", type=int, default=0, metavar="K",
                    help="pre-submit K parts linked with -W depend=afterany instead of self-resubmission")
-    p.add_argument("--then-evaluate", action="store_true", help="submit the evaluation when training finishes")
+    p.add_argument("--then-evaluate", action="store_true",
+                   help="submit the evaluation when training finishes (with the Navier-Stokes baseline when OpenCV is importable)")
     p.add_argument("--pbs-directive", action="append", default=[], metavar="'-X VALUE'",
                    help="extra '#PBS' directive (repeatable), placed before the generated ones")
     p.add_argument("--name", help="job name (default: ff-<run dir name>)")
@@ -120,6 +87,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="local: return at once, the chain runs in the background")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+# --- 1. validation: every value that reaches a directive, the script or spec.json -------------
+
+def check_text(option: str, value: str | None) -> None:
+    """Refuse text that could leave its line in a job script: control characters, ``$(``,
+    backticks, ``;`` (the rule the submitit PBS plugin applies too), then the directive's form."""
+    if value is None:
+        return
+    problem = unsafe_directive_text(str(value))
+    if problem:
+        raise ConfigError(f"{option} {str(value)!r}: contains {problem}, which could run as shell in the job "
+                          "script; remove it")
+    form = DIRECTIVE_FORMS.get(option)
+    if form and not form[0].match(str(value)):
+        raise ConfigError(f"{option} {str(value)!r}: write {form[1]}")
+
+
+def validate(args: argparse.Namespace, executor: str) -> None:
+    """Numbers in range and safe text, before anything is looked up or written."""
+    if args.max_resubmits < 0:
+        raise ConfigError(f"--max-resubmits {args.max_resubmits} must be 0 or more")
+    if args.nodes < 1:
+        raise ConfigError(f"--nodes {args.nodes} must be 1 or more")
+    if args.chain < 0 or args.chain == 1:
+        raise ConfigError(f"--chain {args.chain}: pre-submit at least 2 parts, or leave it out for self-resubmission")
+    if args.chain and executor != "pbs":
+        raise ConfigError("--chain needs --executor pbs (other executors resubmit themselves)")
+    if args.nodes > 1 and executor == "local":
+        raise ConfigError("--nodes > 1 needs a scheduler: use --executor pbs or slurm")
+    for option in ("--run-dir", "--data", "--config", "--image", "--queue", "--walltime", "--mem", "--gpu-cap",
+                   "--name", "--profile", "--trainer-module"):
+        check_text(option, getattr(args, option[2:].replace("-", "_")))
+    if args.scratch not in (None, "none", ""):
+        check_text("--scratch", args.scratch)
+    for directive in args.pbs_directive:
+        check_text("--pbs-directive", directive.strip())
+    for item in args.set:
+        check_text("--set", item)
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r}: write section.key=value, e.g. train.batch_size=8")
+    if executor == "pbs" and args.run_dir and re.search(r"[\s:]", args.run_dir):
+        raise ConfigError(f"--run-dir {args.run_dir!r}: PBS's -o cannot take a path with spaces or ':'; pick "
+                          "another path")
 
 
 def default_executor() -> str:
@@ -149,16 +164,8 @@ def _config_arg(args: argparse.Namespace) -> tuple[str, str]:
         if not path.is_file():
             raise ConfigError(f"{args.config}: config file not found; pass an existing YAML or --model 1|2|3|smoke")
         return str(path), path.stem
-    model = args.model or "2"
-    name = "smoke" if model == "smoke" else f"model{model}"
+    name = args.model or "model2"
     return name, name
-
-
-def _check_data(data: Path) -> None:
-    if not data.is_dir():
-        raise DataError(f"{data}: data folder not found; pack shards with `python -m data_prep.pack --out {data}` or pass --data")
-    if not (data / "index.json").is_file():
-        raise DataError(f"{data}/index.json missing: {data} is not a packed shards folder; run python -m data_prep.pack")
 
 
 def _job_name(run_dir: Path, given: str | None) -> str:
@@ -169,92 +176,134 @@ def _job_name(run_dir: Path, given: str | None) -> str:
     return name[:15]  # PBS Pro accepts longer names, but qstat's table and older servers cut at 15
 
 
-def resolve(args: argparse.Namespace, check_paths: bool = True) -> JobSpec:
-    """Turn parsed options into a :class:`JobSpec`, raising a one-line error for bad input."""
+# --- 2. the site: profile, queue, walltime and its margin ------------------------------------
+
+def site_profile(args: argparse.Namespace, executor: str) -> dict[str, Any]:
+    if executor != "pbs":
+        return {}
+    from jobs.profiles import load_profile  # YAML: only where a profile is used
+
+    profile = load_profile(args.profile)
+    for value in profile.get("directives") or []:
+        check_text("--pbs-directive", str(value).strip())
+    return profile
+
+
+def queue_and_walltime(args: argparse.Namespace, executor: str, profile: dict) -> tuple[str | None, int, int]:
+    """(queue, walltime of one part, the margin the trainer leaves before it) in seconds."""
+    if executor != "pbs":
+        walltime_s = parse_walltime(args.walltime or LOCAL_DEFAULT_WALLTIME)
+        return args.queue, walltime_s, DEFAULT_MARGIN_S[executor]
+    queue = args.queue or profile["default_queue"]
+    check_text("--queue", queue)
+    if queue not in profile["queues"]:
+        raise ConfigError(f"--queue {queue!r} is unknown to profile {profile['name']}: use one of "
+                          f"{sorted(profile['queues'])} (or add it to a --profile YAML)")
+    limit_s = parse_walltime(profile["queues"][queue]["max_walltime"])
+    walltime_s = parse_walltime(args.walltime) if args.walltime else limit_s
+    if walltime_s > limit_s:
+        raise ConfigError(f"--walltime {format_walltime(walltime_s)} exceeds queue {queue}'s limit "
+                          f"{format_walltime(limit_s)}: lower it or use a longer queue (e.g. gpu_long)")
+    return queue, walltime_s, parse_walltime(profile.get("safety_margin", "00:15:00"))
+
+
+def resources(args: argparse.Namespace, executor: str, profile: dict) -> dict[str, Any]:
+    """ngpus, ncpus, mem, scratch, gpu_cap: the command line over the profile's defaults."""
+    res = dict(profile.get("resources") or {})
+    ngpus = args.ngpus if args.ngpus is not None else (int(res.get("ngpus") or 0) if executor == "pbs" else 0)
+    scratch = args.scratch if args.scratch is not None else res.get("scratch")
+    out = {"ngpus": ngpus, "ncpus": args.ncpus if args.ncpus is not None else int(res.get("ncpus") or max(1, ngpus * 4)),
+           "mem": args.mem or res.get("mem"), "scratch": None if scratch in ("none", "") else scratch,
+           "gpu_cap": args.gpu_cap or res.get("gpu_cap")}
+    for key in ("mem", "scratch", "gpu_cap"):
+        check_text(f"--{key.replace('_', '-')}", out[key])
+    return out
+
+
+# --- 3. the container and the paths a real submit needs ---------------------------------------
+
+def container_image(args: argparse.Namespace, executor: str, profile: dict, problem: Callable[[FacefillError], None],
+                    check_paths: bool) -> str | None:
+    container = args.container or ("singularity" if executor == "pbs" else "none")
+    if container != "singularity":
+        if args.image:
+            raise ConfigError("--image given with --container none: drop one of them")
+        return None
+    image = args.image or (profile.get("container") or {}).get("image")
+    if not image:
+        problem(ConfigError("no Singularity image: pass --image FILE.sif, set container.image in the profile, "
+                            "or use --container none"))
+        return PLACEHOLDER_IMAGE
+    check_text("--image", image)
+    if check_paths and not image.startswith(("docker://", "library://", "oras://")) and not Path(image).exists():
+        problem(DataError(f"{image}: Singularity image not found; build it (containers/README.md), "
+                          "pass --image, or use --container none"))
+    return image
+
+
+def check_data(data: Path, problem: Callable[[FacefillError], None]) -> None:
+    if not data.is_dir():
+        problem(DataError(f"{data}: data folder not found; pack shards with `python -m data_prep.pack --out {data}` "
+                          "or pass --data"))
+    elif not (data / "index.json").is_file():
+        problem(DataError(f"{data}/index.json missing: {data} is not a packed shards folder; run python -m data_prep.pack"))
+
+
+# --- 4. what the trainer and the evaluation are given -----------------------------------------
+
+def trainer_args(args: argparse.Namespace, ngpus: int) -> list[str]:
+    out: list[str] = []
+    if args.max_steps is not None:
+        out += ["--max-steps", str(args.max_steps)]
+    device = args.device or ("cuda" if ngpus > 0 else None)
+    if device:
+        out += ["--device", device]
+    for item in args.set:
+        out += ["--set", item]
+    if args.force:
+        out += ["--force"]
+    return out
+
+
+def evaluation_args() -> list[str]:
+    """The classical baseline beside the model when OpenCV is importable here (found, not
+    imported: the job layer stays free of numpy and torch)."""
+    return ["--baseline", "navier-stokes"] if importlib.util.find_spec("cv2") is not None else []
+
+
+def raise_problem(error: FacefillError) -> None:
+    raise error
+
+
+def resolve(args: argparse.Namespace, check_paths: bool = True,
+            problem: Callable[[FacefillError], None] = raise_problem) -> JobSpec:
+    """Turn parsed options into a :class:`JobSpec`, raising a one-line error for bad input.
+
+    ``problem`` receives what only a real submit must refuse (missing shards or image): a dry
+    run passes a function that warns instead, so it works on any machine.
+    """
     executor = choose_executor(args)
+    validate(args, executor)
     config, short = _config_arg(args)
     run_dir = Path(args.run_dir or f"runs/{short}").expanduser().resolve()
     data = Path(args.data or ("data/shards/64" if short == "smoke" else "data/shards/128")).expanduser().resolve()
+    for option, path in (("--run-dir", run_dir), ("--data", data)):
+        check_text(option, str(path))  # the current folder is part of a relative path
     if check_paths:
-        _check_data(data)
-    if args.max_resubmits < 0:
-        raise ConfigError(f"--max-resubmits {args.max_resubmits} must be 0 or more")
-    if args.nodes < 1:
-        raise ConfigError(f"--nodes {args.nodes} must be 1 or more")
-    if args.chain < 0 or args.chain == 1:
-        raise ConfigError(f"--chain {args.chain}: pre-submit at least 2 parts, or leave it out for self-resubmission")
-    if args.chain and executor != "pbs":
-        raise ConfigError("--chain needs --executor pbs (other executors resubmit themselves)")
-    if args.nodes > 1 and executor == "local":
-        raise ConfigError("--nodes > 1 needs a scheduler: use --executor pbs or slurm")
-
-    profile: dict[str, Any] = load_profile(args.profile) if executor == "pbs" else {}
-    res = dict(profile.get("resources") or {})
-    queue = args.queue
-    if executor == "pbs":
-        queue = queue or profile["default_queue"]
-        if queue not in profile["queues"]:
-            raise ConfigError(f"unknown queue {queue!r} for profile {profile['name']}: use one of "
-                              f"{sorted(profile['queues'])} (or add it to a --profile YAML)")
-        limit_s = parse_walltime(profile["queues"][queue]["max_walltime"])
-        walltime_s = parse_walltime(args.walltime) if args.walltime else limit_s
-        if walltime_s > limit_s:
-            raise ConfigError(f"--walltime {format_walltime(walltime_s)} exceeds queue {queue}'s limit "
-                              f"{format_walltime(limit_s)}: lower it or use a longer queue (e.g. gpu_long)")
-        margin_s = parse_walltime(profile.get("safety_margin", "00:15:00"))
-    else:
-        walltime_s = parse_walltime(args.walltime or LOCAL_DEFAULT_WALLTIME)
-        margin_s = 120 if executor == "local" else 900
-
-    ngpus = args.ngpus if args.ngpus is not None else (int(res.get("ngpus") or 0) if executor == "pbs" else 0)
-    ncpus = args.ncpus if args.ncpus is not None else int(res.get("ncpus") or max(1, ngpus * 4))
-    mem = args.mem or res.get("mem")
-    if mem and not MEM_RE.match(str(mem)):
-        raise ConfigError(f"--mem {mem!r} is not a PBS size: write e.g. 32gb or 500mb")
-    scratch = args.scratch if args.scratch is not None else res.get("scratch")
-    if scratch in ("none", ""):
-        scratch = None
-    if scratch and "=" not in scratch:
-        raise ConfigError(f"--scratch {scratch!r}: write the resource and size, e.g. scratch_local=20gb")
-    gpu_cap = args.gpu_cap or res.get("gpu_cap")
-
-    container = args.container or ("singularity" if executor == "pbs" else "none")
-    image = None
-    if container == "singularity":
-        image = args.image or (profile.get("container") or {}).get("image")
-        if not image:
-            raise ConfigError("no Singularity image: pass --image FILE.sif, set container.image in the profile, "
-                              "or use --container none")
-        if check_paths and not image.startswith(("docker://", "library://", "oras://")) and not Path(image).exists():
-            raise DataError(f"{image}: Singularity image not found; build it (containers/README.md), "
-                            "pass --image, or use --container none")
-    elif args.image:
-        raise ConfigError("--image given with --container none: drop one of them")
-
-    train_args: list[str] = []
-    if args.max_steps is not None:
-        train_args += ["--max-steps", str(args.max_steps)]
-    device = args.device or ("cuda" if ngpus > 0 else None)
-    if device:
-        train_args += ["--device", device]
-    for item in args.set:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"--set {item!r}: write section.key=value, e.g. train.batch_size=8")
-        train_args += ["--set", item]
-    if args.force:
-        train_args += ["--force"]
-
-    python = "python" if image else sys.executable
+        check_data(data, problem)
+    profile = site_profile(args, executor)
+    queue, walltime_s, margin_s = queue_and_walltime(args, executor, profile)
+    res = resources(args, executor, profile)
+    image = container_image(args, executor, profile, problem, check_paths)
+    eval_args = evaluation_args() if args.then_evaluate else []
     return JobSpec(
         run_dir=str(run_dir), config=config, data=str(data), executor=executor,
         name=_job_name(run_dir, args.name), walltime_s=walltime_s,
-        time_limit_s=trainer_time_limit(walltime_s, margin_s), max_resubmits=args.max_resubmits,
-        then_evaluate=args.then_evaluate, chain=args.chain, queue=queue, ncpus=ncpus, ngpus=ngpus,
-        nodes=args.nodes, mem=mem, scratch=scratch, gpu_cap=gpu_cap, image=image,
-        directives=[*(profile.get("directives") or []), *args.pbs_directive], train_args=train_args,
-        trainer_module=args.trainer_module, python=python, profile=profile,
+        time_limit_s=part_time_limit(walltime_s, margin_s), max_resubmits=args.max_resubmits,
+        then_evaluate=args.then_evaluate, eval_args=eval_args,
+        eval_walltime_s=evaluation_walltime(res["ngpus"], 1 + len(eval_args) // 2) if args.then_evaluate else 0,
+        chain=args.chain, queue=queue, nodes=args.nodes, image=image, **res,
+        directives=[*(profile.get("directives") or []), *args.pbs_directive],
+        train_args=trainer_args(args, res["ngpus"]), trainer_module=args.trainer_module,
+        python="python" if image else sys.executable, profile=profile,
     )
-
-
-def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)

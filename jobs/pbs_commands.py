@@ -2,7 +2,8 @@
 
 Formats follow a real OpenPBS 23.06 server (see tests and ../shared/fixtures/openpbs): ``qsub``
 prints only the job id; ``qstat -x -f -F json`` lists finished jobs too (state F with
-``Exit_status``); an unknown id makes ``qstat`` exit 153 with "Unknown Job Id" on stderr.
+``Exit_status``); an unknown id makes ``qstat`` exit 153 with "Unknown Job Id" on stderr; a
+multi-id ``qstat -x -f -F json ID1 ID2`` answers only ID1 (exit 0), so unanswered ids are asked alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ QSTAT_UNKNOWN_RC = 153
 WALLTIME_EXIT = -29  # JOB_EXEC_KILL_WALLTIME
 SIGNAL_EXIT_BASE = 256
 RETRY_DELAYS_S = (2.0, 5.0, 15.0)
+
+
+# What must never reach a ``#PBS`` line: a control character ends the directive and starts a shell
+# line of the script; ``$(…)``, backticks and ``;`` are shell the moment anything evaluates it.
+UNSAFE_DIRECTIVE_TEXT = re.compile(r"[\x00-\x1f\x7f]|\$\(|`|;")
+
+
+def unsafe_directive_text(value: str) -> str | None:
+    """Describe the first thing in ``value`` that must not reach a ``#PBS`` directive, or None."""
+    found = UNSAFE_DIRECTIVE_TEXT.search(value)
+    if found is None:
+        return None
+    text = found.group()
+    return f"a control character ({text!r})" if len(text) == 1 and (ord(text) < 32 or ord(text) == 127) else repr(text)
 
 
 class QsubError(FacefillError):
@@ -124,17 +139,8 @@ def _matches(asked: str, known: str) -> bool:
     return known == asked or known.startswith(asked + ".") or asked.startswith(known + ".")
 
 
-def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] | None = None) -> dict[str, JobState]:
-    """States of ``job_ids`` with ONE ``qstat -x -f -F json`` call (plus retries).
-
-    Ids the server does not know are absent from the result. A failure that is not "Unknown Job
-    Id" (server busy, network) is retried; if it persists QstatError is raised — callers must not
-    conclude that the jobs are gone.
-    """
-    ids = [str(j) for j in job_ids if j]
-    if not ids:
-        return {}
-    retry_delays = RETRY_DELAYS_S if retry_delays is None else retry_delays
+def _ask_qstat(ids: Sequence[str], retry_delays: Sequence[float]) -> tuple[dict[str, JobState], set[str]]:
+    """One ``qstat -x -f -F json IDS`` (plus retries): (jobs it answered, ids it called unknown)."""
     last_error = ""
     for attempt in range(len(retry_delays) + 1):
         if attempt:
@@ -154,14 +160,38 @@ def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] | None = No
             last_error = f"unreadable qstat JSON ({exc})"
             continue
         if out.returncode == 0 or (out.returncode == QSTAT_UNKNOWN_RC and unknown) or (jobs and unknown):
-            result: dict[str, JobState] = {}
-            for asked in ids:
-                hit = next((st for known, st in jobs.items() if _matches(asked, known)), None)
-                if hit is not None:
-                    result[asked] = hit
-            return result
+            return jobs, unknown
         last_error = " ".join(out.stderr.split()) or f"exit {out.returncode}"
     raise QstatError(last_error)
+
+
+def _find(asked: str, jobs: dict[str, JobState]) -> JobState | None:
+    return next((st for known, st in jobs.items() if _matches(asked, known)), None)
+
+
+def job_states(job_ids: Sequence[str], retry_delays: Sequence[float] | None = None) -> dict[str, JobState]:
+    """States of ``job_ids``: one batched ``qstat -x -f -F json`` call, then one call per id it
+    left unanswered.
+
+    OpenPBS 23.06 answers a multi-id call with the FIRST job only (exit 0, no error), so an id
+    that is neither in the answer nor reported unknown is asked again alone. Ids the server does
+    not know are absent from the result. A failure that is not "Unknown Job Id" (server busy,
+    network) is retried; if it persists QstatError is raised — callers must not conclude that the
+    jobs are gone.
+    """
+    ids = [str(j) for j in job_ids if j]
+    if not ids:
+        return {}
+    retry_delays = RETRY_DELAYS_S if retry_delays is None else retry_delays
+    jobs, unknown = _ask_qstat(ids, retry_delays)
+    result: dict[str, JobState] = {}
+    for asked in ids:
+        hit = _find(asked, jobs)
+        if hit is None and not any(_matches(asked, u) for u in unknown) and len(ids) > 1:
+            hit = _find(asked, _ask_qstat([asked], retry_delays)[0])
+        if hit is not None:
+            result[asked] = hit
+    return result
 
 
 def qdel(job_ids: Sequence[str]) -> tuple[list[str], str]:

@@ -1,13 +1,16 @@
-"""Render the PBS Pro script of a chain part from a :class:`JobSpec` (template in templates/)."""
+"""Render the PBS Pro script of a chain part from a :class:`JobSpec` (template in templates/).
+
+The script holds the directives and what must be shell; the trainer command, limits and the
+chain's rules stay in ``spec.json`` and ``jobs.part``, so there is one copy of each.
+"""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
 
-from jobs.chain import bash_decide_function
-from jobs.options import JobSpec
 from jobs.paths import LOGS_DIR
+from jobs.spec import JobSpec
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "facefill.pbs.sh"
 
@@ -49,23 +52,15 @@ def render(spec: JobSpec) -> str:
         "DIRECTIVES": "\n".join(directives(spec)),
         "RUN_DIR": q(spec.run_dir),
         "DATA": q(spec.data),
-        "CONFIG": q(spec.config),
         "PROJECT_ROOT": q(spec.project_root),
         "IMAGE": q(spec.image or ""),
         "PYTHON": q(spec.python),
-        "TRAINER_MODULE": q(spec.trainer_module),
-        "TRAIN_ARGS": " ".join(q(a) for a in spec.train_args),
-        "TIME_LIMIT": str(spec.time_limit_s),
         "NGPUS": str(spec.ngpus),
         "NODES": str(spec.nodes),
-        "MAX_RESUBMITS": str(spec.max_resubmits),
-        "THEN_EVALUATE": "1" if spec.then_evaluate else "0",
-        "CHAIN_LENGTH": str(spec.chain),
         "STAGE_DATA": "1" if scratch_cfg.get("stage_data", True) else "0",
         "SCRATCH_ENV": q(scratch_cfg.get("env") or "SCRATCHDIR"),
         "SCRATCH_CLEANUP": q(scratch_cfg.get("cleanup") or ""),
         "LAUNCHER": q(spec.profile.get("multinode_launcher") or "pbsdsh"),
-        "DECIDE_FUNCTION": bash_decide_function(),
     }
     text = TEMPLATE.read_text()
     for key, value in values.items():

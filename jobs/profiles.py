@@ -6,7 +6,6 @@ a few lines of YAML rather than a code change.
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from inpaint.errors import ConfigError
+from inpaint.merge import deep_merge
 from jobs.walltime import parse_walltime
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
@@ -40,16 +40,6 @@ def default_profile_name() -> str:
     if env:
         return env
     return "metacentrum" if METACENTRUM_MARKER.is_dir() else "generic-pbs"
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _read_yaml(path: Path) -> dict:
@@ -100,4 +90,4 @@ def load_profile(name_or_path: str | None = None) -> dict:
     data = _read_yaml(path)
     base_name = data.pop("base", None) if "base" in data else "generic-pbs"
     base = load_profile(base_name) if base_name else {}
-    return _validate(_merge(base, data), path)
+    return _validate(deep_merge(base, data), path)

@@ -1,68 +1,142 @@
 """``python -m jobs.status RUN_DIR``: where a chain stands, part by part.
 
-PBS states come from ONE batched ``qstat -x -f -F json`` call (finished jobs included); a qstat
-that keeps failing is reported as "unknown", never as a lost job.
+Each part's job is looked up where it ran: PBS in one batched ``qstat -x -f -F json`` call
+(finished jobs included; ids a server leaves unanswered are asked alone), SLURM with ``squeue``
+then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``), a local part by its pid. A
+scheduler that cannot answer is reported as "unknown", never as a lost job. A part whose job
+ended without recording its end (killed at walltime, node failure, ``scancel -s KILL``) is found
+from the scheduler's state, and the chain is reported stopped instead of "running" or
+"evaluating" forever.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from inpaint.cli import run_cli
+from inpaint.contract import SAMPLES_DIR, read_status
 from inpaint.errors import ConfigError
 from inpaint.process import pid_alive
 from jobs import ledger, lock
-from jobs.chain_state import read_chain_state
-from jobs.paths import LEDGER, under
+from jobs.chain_state import ENDED, read_chain_state
+from jobs.paths import EVAL_DIR, LEDGER, under
+
+PBS_WORDS = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}
 
 
-def scheduler_states(parts: list[dict]) -> tuple[dict[str, str], str | None]:
-    """job id -> state words, for every PBS part at once; (states, warning)."""
-    pbs_ids = [p["job_id"] for p in parts if p.get("executor") == "pbs" and p.get("job_id")]
-    states: dict[str, str] = {}
-    warning = None
-    if pbs_ids:
-        from jobs.pbs_commands import QstatError, describe_exit, job_states
-        try:
-            found = job_states(pbs_ids)
-        except QstatError as exc:
-            return {}, f"qstat did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
-        for job_id in pbs_ids:
-            st = found.get(job_id)
-            if st is None:
-                states[job_id] = "gone from PBS history"
-            elif st.finished:
-                states[job_id] = f"F: {describe_exit(st.exit_status)}"
-            else:
-                words = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}
-                states[job_id] = f"{st.state}: {words.get(st.state, st.state)}" + (f" ({st.comment})" if st.state == "Q" and st.comment else "")
+@dataclass(frozen=True)
+class Seen:
+    """What a scheduler says of one job: words for people, and whether the job has ended."""
+
+    words: str
+    ended: bool
+
+
+def _pbs_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
+    from jobs.pbs_commands import QstatError, describe_exit, job_states
+
+    try:
+        found = job_states(ids)
+    except QstatError as exc:
+        return {}, f"qstat did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
+    seen: dict[str, Seen] = {}
+    for job_id in ids:
+        st = found.get(job_id)
+        if st is None:
+            seen[job_id] = Seen("gone from PBS history", True)
+        elif st.finished:
+            seen[job_id] = Seen(f"F: {describe_exit(st.exit_status)}", True)
+        else:
+            comment = f" ({st.comment})" if st.state == "Q" and st.comment else ""
+            seen[job_id] = Seen(f"{st.state}: {PBS_WORDS.get(st.state, st.state)}{comment}", False)
+    return seen, None
+
+
+def _slurm_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
+    from jobs.slurm_commands import SlurmQueryError, job_state
+
+    seen: dict[str, Seen] = {}
+    try:
+        for job_id in ids:
+            job = job_state(job_id)
+            seen[job_id] = (Seen("gone from SLURM (ended longer ago than its MinJobAge, 5 min by default)", True)
+                            if job is None else Seen(job.describe(), job.ended))
+    except SlurmQueryError as exc:
+        return {}, f"SLURM did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
+    return seen, None
+
+
+def scheduler_states(parts: list[dict]) -> tuple[dict[str, Seen], list[str]]:
+    """job id -> what its scheduler says, for every part that has a job; (states, warnings)."""
+    seen: dict[str, Seen] = {}
+    warnings: list[str] = []
+    for executor, ask in (("pbs", _pbs_states), ("slurm", _slurm_states)):
+        ids = [str(p["job_id"]) for p in parts if p.get("executor") == executor and p.get("job_id")]
+        if ids:
+            found, warning = ask(ids)
+            seen.update(found)
+            if warning:
+                warnings.append(warning)
     for p in parts:
         if p.get("executor") == "local" and p.get("job_id") and "exit_code" not in p:
-            alive = pid_alive(int(p["job_id"])) if str(p["job_id"]).isdigit() else False
-            states[p["job_id"]] = "running" if alive else "gone"
-    return states, warning
+            job = str(p["job_id"])
+            alive = pid_alive(int(job)) if job.isdigit() else False
+            seen[job] = Seen("running", False) if alive else Seen("gone", True)
+    return seen, warnings
+
+
+def unrecorded_end(part: dict, seen: dict[str, Seen]) -> Seen | None:
+    """The scheduler's word for a part whose job ended without the part recording its end."""
+    state = seen.get(str(part.get("job_id")))
+    return state if state is not None and state.ended and "exit_code" not in part else None
+
+
+def effective_chain(run_dir: Path, chain: dict, parts: list[dict], seen: dict[str, Seen]) -> dict:
+    """chain.json, unless its newest part ended without a word: then the chain has stopped."""
+    if not parts or chain.get("state") in ENDED:
+        return chain
+    last = parts[-1]
+    ended = unrecorded_end(last, seen)
+    if ended is None:
+        return chain
+    how = "ended without an end record" if last.get("start_time") else "ended before it started"
+    reason = (f"part {last['part']} ({last.get('kind', 'train')}) {how} ({ended.words}); read its log with "
+              f"`python -m jobs.logs {run_dir} --part {last['part']}`, then submit again")
+    return {**chain, "state": "stopped", "reason": reason, "recorded_state": chain.get("state"),
+            "recorded_reason": chain.get("reason")}
 
 
 def summarize_outputs(run_dir: Path | str) -> str:
-    """What the run has produced so far, for the end of a chain and for status."""
+    """What the run has produced so far (from the trainer's status.json), for status and chain ends."""
     run = Path(run_dir)
-    status = ledger.read_status_json(run)
-    ckpts = sorted((run / "checkpoints").glob("step-*.pt"))
+    status = read_status(run)
     lines = [f"run dir: {run}"]
     if status:
         lines.append(f"  trainer: {status.get('state')} at step {status.get('step')}/{status.get('total_steps')}"
                      f" (epoch {status.get('epoch')}): {status.get('message', '')}")
-    if ckpts:
-        lines.append(f"  latest checkpoint: {ckpts[-1]} ({len(ckpts)} kept)")
-    samples = sorted((run / "samples").glob("*.png"))
+        if status.get("checkpoint"):
+            lines.append(f"  latest checkpoint: {run / status['checkpoint']}")
+    samples = sorted((run / SAMPLES_DIR).glob("*.png"))
     if samples:
         lines.append(f"  samples: {samples[-1]} ({len(samples)} images)")
-    if (run / "eval").is_dir():
-        lines.append(f"  evaluation: {run / 'eval'}")
+    if (run / EVAL_DIR).is_dir():
+        lines.append(f"  evaluation: {run / EVAL_DIR}")
     return "\n".join(lines)
+
+
+def _part_state(part: dict, seen: dict[str, Seen]) -> str:
+    state = seen.get(str(part.get("job_id", "?")))
+    if unrecorded_end(part, seen) is not None:
+        return f"ended without an end record [{state.words}]" if part.get("start_time") else f"never ran [{state.words}]"
+    if part.get("action"):
+        return f"{part['action']} [{state.words}]" if state else part["action"]
+    return state.words if state else ""
 
 
 def render_status(run_dir: Path | str) -> tuple[str, dict]:
@@ -70,25 +144,22 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     if not under(run, LEDGER).is_file():
         raise ConfigError(f"{under(run, LEDGER)}: no chain recorded here; is {run} a run dir made by jobs.submit?")
     parts = ledger.read_parts(run)
-    states, warning = scheduler_states(parts)
-    chain = read_chain_state(run)
+    seen, warnings = scheduler_states(parts)
+    chain = effective_chain(run, read_chain_state(run), parts, seen)
     lines = [f"chain: {chain.get('state', '?')} — {chain.get('reason', '')}"]
-    if warning:
-        lines.append(f"warning: {warning}")
+    lines += [f"warning: {w}" for w in warnings]
     lines.append(f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action")
     for p in parts:
-        job = str(p.get("job_id", "?"))
-        what = p.get("action") or states.get(job, "")
-        if p.get("action") and job in states:
-            what = f"{p['action']} [{states[job]}]"
-        lines.append(f"{p['part']:>4}  {p.get('kind', 'train'):8}  {job:22}  {p.get('submit_time', ''):20}  "
-                     f"{p.get('start_time', ''):20}  {p.get('end_time', ''):20}  {str(p.get('exit_code', '')):>4}  "
-                     f"{str(p.get('step', '')):>8}  {what}")
+        lines.append(f"{p['part']:>4}  {p.get('kind', 'train'):8}  {str(p.get('job_id', '?')):22}  "
+                     f"{p.get('submit_time', ''):20}  {p.get('start_time', ''):20}  {p.get('end_time', ''):20}  "
+                     f"{str(p.get('exit_code', '')):>4}  {str(p.get('step', '')):>8}  {_part_state(p, seen)}")
     owner = lock.read_owner(run)
     if owner:
         lines.append(f"owner: {owner.get('executor')} job {owner.get('job_id')}")
     lines.append(summarize_outputs(run))
-    return "\n".join(lines), {"chain": chain, "parts": parts, "scheduler": states, "warning": warning}
+    data = {"chain": chain, "parts": parts, "scheduler": {job: s.words for job, s in seen.items()},
+            "warning": "; ".join(warnings) or None}
+    return "\n".join(lines), data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
     text, data = render_status(args.run_dir)
-    print(json.dumps(data, indent=1) if args.json else text)
+    try:
+        print(json.dumps(data, indent=1) if args.json else text, flush=True)
+    except BrokenPipeError:
+        # the reader left (`| head`): not an error; point stdout at /dev/null so the final flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

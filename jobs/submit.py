@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +11,23 @@ from typing import Sequence
 
 from inpaint.atomic import atomic_open
 from inpaint.cli import run_cli
-from jobs import ledger, lock
+from inpaint.errors import FacefillError
+from jobs import lock
 from jobs.chain_state import write_chain_state
-from jobs.options import JobSpec, parse, resolve
-from jobs.paths import CHAIN_STATE, LOGS_DIR, PBS_SCRIPT, under
+from jobs.options import parse, resolve
+from jobs.part import TRAIN, record_submission
+from jobs.paths import CHAIN_STATE, JOBS_DIR, LOGS_DIR, PBS_SCRIPT, under
+from jobs.spec import JobSpec
 
 
-def _write_script(spec: JobSpec, text: str) -> Path:
+def write_script(spec: JobSpec) -> Path:
+    """Save the spec the parts read and render the PBS script beside it (executable)."""
+    from jobs.pbs_script import render
+
+    spec.save()
     path = under(spec.run_dir, PBS_SCRIPT)
     with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+        f.write(render(spec))
         os.fchmod(f.fileno(), 0o755)
     return path
 
@@ -27,14 +35,13 @@ def _write_script(spec: JobSpec, text: str) -> Path:
 def submit_pbs(spec: JobSpec) -> list[str]:
     """qsub the first part (or the K parts of ``--chain K``); nothing stays queued on error."""
     from jobs import pbs_commands
-    from jobs.pbs_script import render
 
-    script = _write_script(spec, render(spec))
+    script = write_script(spec)
     (Path(spec.run_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     ids: list[str] = []
     try:
         for part in range(1, max(spec.chain, 1) + 1):
-            extra = ["-v", f"FACEFILL_PART={part},FACEFILL_MODE=train"]
+            extra = ["-v", f"FACEFILL_PART={part},FACEFILL_MODE={TRAIN}"]
             if ids:
                 extra = ["-W", f"depend=afterany:{ids[-1]}", *extra]
             ids.append(pbs_commands.qsub(script, extra))
@@ -42,9 +49,8 @@ def submit_pbs(spec: JobSpec) -> list[str]:
         if ids:
             pbs_commands.qdel(list(reversed(ids)))
         raise
-    for part, job_id in enumerate(ids, start=1):
-        ledger.append_event(spec.run_dir, "submit", part, job_id=job_id, executor="pbs", kind="train")
-    lock.write_owner(spec.run_dir, "pbs", ids[0])
+    for part, job_id in reversed(list(enumerate(ids, start=1))):
+        record_submission(spec, part, TRAIN, job_id)  # the first part owns the run dir
     return ids
 
 
@@ -59,56 +65,78 @@ def _start_background(argv: Sequence[str], run_dir: str) -> int:
     return proc.pid
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    detached = "--foreground-after-fork" in argv
-    args = parse([a for a in argv if a != "--foreground-after-fork"])
-    spec = resolve(args)
+def _warn(error: FacefillError) -> None:
+    print(f"warning: {error} (dry run: not checked further)", file=sys.stderr)
 
-    if args.estimate:
-        from jobs.estimate import print_estimate
-        return print_estimate(spec, args.img_per_s)
-    if args.dry_run:
-        if spec.executor == "pbs":
-            from jobs.pbs_script import render
-            print(render(spec), end="")
-        else:
-            print(f"# {spec.executor} executor, parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s")
-            print(" ".join(spec.trainer_command()))
-        return 0
 
-    lock.check_unlocked(spec.run_dir)
-    if spec.executor == "local" and args.no_wait and not detached:
-        Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
-        pid = _start_background(argv, spec.run_dir)
-        print(f"chain running in the background (pid {pid}); follow it with: "
-              f"python -m jobs.status {spec.run_dir}  (log: {Path(spec.run_dir) / LOGS_DIR / 'chain.log'})")
-        return 0
+def dry_run(spec: JobSpec) -> int:
+    """Print what would be submitted (PBS: the script) and the trainer command each part runs."""
+    if spec.executor == "pbs":
+        from jobs.pbs_script import render
+        print(render(spec), end="")
+    print(f"# {spec.executor} executor, parts of {spec.walltime}; each runs (the --time-limit becomes a --deadline "
+          "fixed when the part starts):")
+    print(("# " if spec.executor == "pbs" else "") + " ".join([spec.python, "-m", *spec.trainer_argv()]))
+    return 0
 
-    Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
-    spec.save()
-    # A new chain must not inherit the end state of an old one (parts skip an ended chain).
+
+def submit_first(spec: JobSpec) -> list[str]:
+    """Submit part 1 (PBS: and the pre-submitted parts); restore the previous chain state on error."""
     previous = under(spec.run_dir, CHAIN_STATE)
     previous_text = previous.read_text() if previous.is_file() else None
+    # A new chain must not inherit the end state of an old one (parts skip an ended chain).
     write_chain_state(spec.run_dir, "submitted", "first part submitted", 0, None, None, spec.executor)
     try:
         if spec.executor == "pbs":
-            ids = submit_pbs(spec)
-        else:
-            from jobs.submitit_chain import submit_part
-            job_id = submit_part(spec, 1)
-    except Exception:
+            return submit_pbs(spec)
+        from jobs.submitit_chain import submit_part
+
+        spec.save()
+        job_id = submit_part(spec, 1)
+        record_submission(spec, 1, TRAIN, job_id)
+        return [job_id]
+    except BaseException:
         if previous_text is None:
             previous.unlink(missing_ok=True)
         else:
             previous.write_text(previous_text)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    detached = "--foreground-after-fork" in argv
+    args = parse([a for a in argv if a != "--foreground-after-fork"])
+    checks_only = args.dry_run or args.estimate
+    spec = resolve(args, **({"problem": _warn} if checks_only else {}))
+    if args.estimate:
+        from jobs.estimate import print_estimate
+        return print_estimate(spec, args.img_per_s, args.max_steps)
+    if args.dry_run:
+        return dry_run(spec)
+
+    created = [p for p in (Path(spec.run_dir), under(spec.run_dir, JOBS_DIR)) if not p.exists()]
+    if not detached:  # a detached chain runs on the claim its parent took for it
+        lock.claim(spec.run_dir)
+    try:
+        if spec.executor == "local" and args.no_wait and not detached:
+            pid = _start_background(argv, spec.run_dir)
+            lock.write_owner(spec.run_dir, "local", str(pid), pid)
+            print(f"chain running in the background (pid {pid}); follow it with: "
+                  f"python -m jobs.status {spec.run_dir}  (log: {Path(spec.run_dir) / LOGS_DIR / 'chain.log'})")
+            return 0
+        ids = submit_first(spec)
+    except BaseException:
+        lock.release(spec.run_dir, str(os.getpid()))
+        for path in created:  # a refused first submission leaves no folder it made
+            shutil.rmtree(path, ignore_errors=True)
         raise
     if spec.executor == "pbs":
         print(f"submitted {ids[0]}" + (f" (+{len(ids) - 1} held: {' '.join(ids[1:])})" if len(ids) > 1 else ""))
         print(f"run dir: {spec.run_dir}   status: python -m jobs.status {spec.run_dir}")
         return 0
 
-    print(f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {job_id} "
+    print(f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
           f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} resubmits)",
           flush=True)
     if spec.executor == "slurm":

@@ -1,35 +1,35 @@
 """Local and SLURM chains through submitit's own executors.
 
-Each part is a submitit job running :func:`run_part`: it starts the trainer CLI, applies the
-shared exit-code table (:func:`jobs.chain.decide`) and, on 75, submits its successor from inside
-the job — the same self-resubmission as the PBS script, so no process has to watch the chain.
+Each part is a submitit job running :func:`run_part`: it starts the trainer CLI and hands the
+rest to ``jobs.part`` (the decision and every record, exactly as the PBS script does) and, when
+told to, submits its successor from inside the job — the same self-resubmission as on PBS, so
+no process has to watch the chain.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-from jobs import chain, ledger, lock
-from jobs.chain_state import read_chain_state, write_chain_state
-from jobs.options import JobSpec
+from jobs import part as chain_part
 from jobs.paths import SUBMITIT_DIR, under
+from jobs.spec import JobSpec
 
 TIMEOUT_GRACE_MIN = 5  # submitit's hard kill comes this long after the part's walltime
 
 
-def make_executor(spec: JobSpec) -> Any:
-    """A submitit executor for ``spec.executor`` ("local" or "slurm") with the part's resources."""
+def make_executor(spec: JobSpec, kind: str = chain_part.TRAIN) -> Any:
+    """A submitit executor for ``spec.executor`` ("local" or "slurm") with the part's resources;
+    an evaluation part gets its own walltime."""
     import submitit
 
     folder = under(spec.run_dir, SUBMITIT_DIR)  # flat: <job id>_0_log.out beside the pickles
     executor = submitit.AutoExecutor(folder=folder, cluster=spec.executor)
+    walltime_s = spec.eval_walltime_s if kind == chain_part.EVALUATE and spec.eval_walltime_s else spec.walltime_s
     params: dict[str, Any] = {
-        "timeout_min": int(spec.walltime_s // 60) + TIMEOUT_GRACE_MIN,
+        "timeout_min": int(walltime_s // 60) + TIMEOUT_GRACE_MIN,
         "name": spec.name,
     }
     if spec.executor == "slurm":
@@ -55,16 +55,17 @@ def _mem_gb(mem: str) -> float:
     return float(text)
 
 
-def submit_part(spec: JobSpec, part: int, kind: str = "train") -> str:
-    """Submit part ``part`` (or the evaluation); record it in the ledger and as the run dir's owner."""
-    job = make_executor(spec).submit(run_part, spec, part, kind)
-    job_id = str(job.job_id)
-    ledger.append_event(spec.run_dir, "submit", part, job_id=job_id, executor=spec.executor, kind=kind)
-    lock.write_owner(spec.run_dir, spec.executor, job_id, pid=int(job_id) if spec.executor == "local" else None)
-    return job_id
+def submit_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> str:
+    """Queue part ``part`` (or the evaluation) with submitit; its id. The caller records it
+    (``jobs.part.record_submission`` for the first part, ``jobs.part.submitted`` for successors)."""
+    from jobs.slurm_commands import refused_submission
+
+    executor = make_executor(spec, kind)
+    with refused_submission(executor.folder, f"{'sbatch' if spec.executor == 'slurm' else 'submitit'} (part {part})"):
+        return str(executor.submit(run_part, spec, part, kind).job_id)
 
 
-def _current_job_id(spec: JobSpec) -> str:
+def _current_job_id() -> str:
     try:
         import submitit
 
@@ -95,57 +96,22 @@ def _run(cmd: list[str], spec: JobSpec) -> tuple[int, str]:
     return (128 - code if code < 0 else code), last[:300]  # killed by signal N: 128+N, as a shell says
 
 
-def run_part(spec: JobSpec, part: int, kind: str = "train") -> dict:
-    """Body of one submitit job: train (or evaluate), then decide and hand on."""
-    run_dir = spec.run_dir
-    job_id = _current_job_id(spec)
-    if read_chain_state(run_dir).get("state") in ("cancelled",):
-        return {"exit_code": None, "action": chain.STOP, "reason": "cancelled before start"}
-    ledger.append_event(run_dir, "start", part, job_id=job_id, executor=spec.executor,
-                        host=socket.gethostname(), kind=kind, pid=os.getpid())
-    lock.write_owner(run_dir, spec.executor, job_id, pid=int(job_id) if job_id.isdigit() and spec.executor == "local" else None)
-
-    if kind == "evaluate":
-        code, last = _run([spec.python, "-m", "inpaint.evaluate", "--run-dir", run_dir, "--data", spec.data,
-                           "--out", str(Path(run_dir) / "eval")], spec)
-        ledger.append_event(run_dir, "end", part, exit_code=code, kind=kind, status_line=last)
-        if code == 0:
-            write_chain_state(run_dir, "evaluated", f"evaluation written to {run_dir}/eval", part, code, job_id, spec.executor)
-        else:
-            write_chain_state(run_dir, "stopped", f"evaluation failed (exit {code}): read {run_dir}/jobs/submitit",
-                              part, code, job_id, spec.executor)
-        lock.release(run_dir, job_id)
-        return {"exit_code": code, "action": chain.DONE if code == 0 else chain.STOP}
-
-    step_before = ledger.read_status_json(run_dir).get("step")
-    code, last = _run(spec.trainer_command(), spec)
-    step = ledger.read_status_json(run_dir).get("step")
-    progressed = step_before is None or step is None or step > step_before
-    decision = chain.decide(code, part, spec.max_resubmits, spec.then_evaluate, progressed=progressed)
-    action, reason = decision.action, decision.reason
-    if action == chain.RESUBMIT and read_chain_state(run_dir).get("state") == "cancelled":
-        action, reason = chain.STOP, "cancelled with jobs.cancel"
-    ledger.append_event(run_dir, "end", part, exit_code=code, step=step, action=action, reason=reason,
-                        status_line=last)
-    print(f"[facefill] part {part}: trainer exit {code} at step {step}: {action} ({reason})", flush=True)
-
+def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
+    """Body of one submitit job: start, run the trainer (or the evaluation), decide, hand on."""
+    job_id = _current_job_id()
+    skip = chain_part.start(spec, part, kind, job_id, pid=os.getpid())
+    if skip:
+        print(f"[facefill] {skip}", flush=True)
+        return {"exit_code": None, "action": "skip", "reason": skip}
+    code, last = _run([spec.python, "-m", *chain_part.command(spec, part, kind, job_id)], spec)
+    ending = chain_part.end(spec, part, kind, job_id, code, status_line=last)
     next_id = None
-    if action in (chain.RESUBMIT, chain.EVALUATE):
-        kind_next = "evaluate" if action == chain.EVALUATE else "train"
+    if ending.next_kind:
         try:
-            next_id = submit_part(spec, part + 1, kind_next)
+            next_id = submit_part(spec, part + 1, ending.next_kind)
         except Exception as exc:  # the scheduler refused: say so in the run dir, do not lose the run
-            write_chain_state(run_dir, "stopped", f"could not submit part {part + 1}: {exc}; run jobs.submit again",
-                              part, code, job_id, spec.executor)
-            lock.release(run_dir, job_id)
-            return {"exit_code": code, "action": chain.STOP, "reason": str(exc)}
-        state = "evaluating" if action == chain.EVALUATE else "running"
-        write_chain_state(run_dir, state, f"{reason}; part {part + 1} is {next_id}", part, code, job_id, spec.executor)
-    elif action == chain.DONE:
-        write_chain_state(run_dir, "done", reason, part, code, job_id, spec.executor)
-        lock.release(run_dir, job_id)
-    else:
-        if read_chain_state(run_dir).get("state") != "cancelled":  # keep the user's word for it
-            write_chain_state(run_dir, "stopped", reason, part, code, job_id, spec.executor)
-        lock.release(run_dir, job_id)
-    return {"exit_code": code, "step": step, "action": action, "reason": reason, "next_job_id": next_id}
+            chain_part.submitted(spec, part, job_id, error=str(exc))
+            return {"exit_code": code, "action": "stop", "reason": str(exc)}
+        chain_part.submitted(spec, part, job_id, next_job_id=next_id)
+    return {"exit_code": code, "action": ending.decision.action, "reason": ending.decision.reason,
+            "next_job_id": next_id}

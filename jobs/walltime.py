@@ -34,12 +34,25 @@ def format_walltime(seconds: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
-def trainer_time_limit(walltime_s: int, safety_margin_s: int) -> int:
-    """The trainer's ``--time-limit``: walltime minus a margin for the final checkpoint.
+def part_time_limit(walltime_s: int, safety_margin_s: int) -> int:
+    """The trainer's budget in one part: walltime minus the site's margin for the final checkpoint.
 
-    PBS gives no warning before the walltime kill (SIGTERM, SIGKILL 10 s later), so the trainer
-    must stop on its own. The margin never eats more than a tenth of a short walltime, so tests
-    and short debug queues still get useful parts.
+    The one place the budget is computed; a part turns it into the trainer's ``--deadline`` when
+    it starts. PBS gives no warning before the walltime kill (and the kill itself may come up to
+    ~2 min late), so the trainer must stop on its own. The margin never eats more than a tenth of
+    a short walltime, so tests and short debug queues still get useful parts.
     """
     margin = min(int(safety_margin_s), walltime_s // 10)
     return max(1, walltime_s - margin)
+
+
+# Evaluation of the reference protocol: 6 buckets x 500 pairs, measured per pair and scored column.
+EVAL_PAIRS = 3000
+EVAL_PAIR_S = {"gpu": 0.02, "cpu": 0.16}   # 3,000 pairs: ~1 min on a GPU, ~8 min on a CPU node
+EVAL_STARTUP_S = 600                        # image start, staging, LPIPS/dlib weights, the report
+
+
+def evaluation_walltime(gpus: int, columns: int = 1) -> int:
+    """Walltime of the evaluation part: 3x the measured pair time per scored column, plus start-up."""
+    per_pair = EVAL_PAIR_S["gpu" if gpus else "cpu"]
+    return int(EVAL_STARTUP_S + 3 * EVAL_PAIRS * per_pair * max(1, columns))

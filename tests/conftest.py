@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from slurm_cluster import slurm_cluster  # noqa: F401  (a real one-node SLURM cluster, session scope)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

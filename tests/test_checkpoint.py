@@ -1,22 +1,24 @@
-"""inpaint.checkpoint: atomic keep-last-K saving, fallback past damaged checkpoints, and
-loading generators from run dirs, checkpoints and exported fp16 weights."""
+"""inpaint.checkpoint and inpaint.weights: atomic keep-last-K saving, fallback past damaged
+checkpoints (set aside, never kept in a keep slot), stale temporaries, and loading generators from
+run dirs, checkpoints and exported fp16/fp32 weights."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from inpaint.checkpoint import (
-    CheckpointWarning, export_weights, find_checkpoints, load_generator, load_latest, read_checkpoint,
-    save_checkpoint, weights_sidecar,
+    CheckpointWarning, find_checkpoints, load_latest, read_checkpoint, remove_stale_temporaries, save_checkpoint,
 )
 from inpaint.config import load_config
 from inpaint.errors import CheckpointError
 from inpaint.models import build_discriminator, build_generator
 from inpaint.training.rng import capture_rng_state
+from inpaint.weights import WeightsCard, export_weights, load_generator, weights_sidecar
 
 TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]"]
 
@@ -97,11 +99,15 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
         with torch.no_grad():
             torch.testing.assert_close(g.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
 
-    from inpaint.checkpoint import main as checkpoint_cli
+    from inpaint.weights import main as weights_cli
 
-    assert checkpoint_cli(["export", str(tmp_path / "run"), str(tmp_path / "shipped" / "tiny.pt")]) == 0
+    assert weights_cli(["export", str(tmp_path / "run"), str(tmp_path / "shipped" / "tiny.pt")]) == 0
     shipped = tmp_path / "shipped" / "tiny.pt"
-    assert export_weights(ckpt, tmp_path / "fp32.pt", half=False).is_file()
+    fp32 = export_weights(ckpt, tmp_path / "fp32.pt", half=False)
+    g32, _ = load_generator(fp32)  # full precision: the same function as the checkpoint's generator
+    assert all(v.dtype == torch.float32 for v in torch.load(fp32, weights_only=True).values() if v.is_floating_point())
+    with torch.no_grad():
+        torch.testing.assert_close(g32.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
     assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["dmfb_blocks"] == 1
     assert all(v.dtype == torch.float16 for v in torch.load(shipped, weights_only=True).values() if v.is_floating_point())
     assert shipped.stat().st_size < ckpt.stat().st_size
@@ -132,8 +138,8 @@ def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
 def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: Path) -> None:
     """The sidecar says which checkpoint, step, epoch and data the weights come from, carries the
     file's sha256 (checked on every load), and the evaluation averages when given."""
-    from data_prep.checksum import sha256_file
-    from inpaint.checkpoint import main as checkpoint_cli
+    from inpaint.shard_format import sha256_file
+    from inpaint.weights import main as weights_cli
 
     state = make_state(12, seed=1)
     state["epoch"], state["data"] = 2, {"size": 64, "train_faces": 540, "train_masks": 300}
@@ -145,7 +151,7 @@ def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: 
         {"name": "model2", "buckets": {"Average": {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}}}]}))
 
     shipped = tmp_path / "ship" / "model2.pt"
-    assert checkpoint_cli(["export", str(tmp_path / "model2"), str(shipped), "--metrics", str(report)]) == 0
+    assert weights_cli(["export", str(tmp_path / "model2"), str(shipped), "--metrics", str(report)]) == 0
     meta = json.loads(weights_sidecar(shipped).read_text())
     assert meta["sha256"] == sha256_file(shipped)
     assert (meta["checkpoint"], meta["step"], meta["epoch"]) == ("step-000000012.pt", 12, 2)
@@ -155,10 +161,66 @@ def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: 
     load_generator(shipped)  # the recorded hash matches
 
     with pytest.raises(CheckpointError, match="no model named 'model3'"):
-        checkpoint_cli(["export", str(tmp_path / "model2"), str(tmp_path / "x.pt"), "--metrics", str(report),
+        weights_cli(["export", str(tmp_path / "model2"), str(tmp_path / "x.pt"), "--metrics", str(report),
                         "--model-name", "model3"])
     data = bytearray(shipped.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped bit pattern in the middle of a tensor
     shipped.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="does not match the sha256"):
         load_generator(shipped)
+
+
+def test_unreadable_checkpoints_are_set_aside_and_take_no_keep_slot(tmp_path: Path) -> None:
+    """Before: the broken newest checkpoint kept its slot and pruning deleted good ones."""
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, make_state(step), keep=3)
+    newest = find_checkpoints(tmp_path)[0]
+    newest.write_bytes(newest.read_bytes()[:500])
+    with pytest.warns(CheckpointWarning, match="set aside as step-000000003.pt.corrupt"):
+        state, path = load_latest(tmp_path, set_aside_unreadable=True)
+    assert state["step"] == 2 and (tmp_path / "checkpoints" / "step-000000003.pt.corrupt").is_file()
+    save_checkpoint(tmp_path, make_state(4), keep=2)
+    assert [p.name for p in find_checkpoints(tmp_path)] == ["step-000000004.pt", "step-000000002.pt"]
+    # A reader that does not own the run dir renames nothing; all unreadable is still an error.
+    save_checkpoint(tmp_path, make_state(5), keep=2).write_bytes(b"broken")
+    with pytest.warns(CheckpointWarning):
+        assert load_latest(tmp_path)[0]["step"] == 4
+    assert (tmp_path / "checkpoints" / "step-000000005.pt").is_file()
+    for p in find_checkpoints(tmp_path):
+        p.write_bytes(b"broken")
+    with pytest.warns(CheckpointWarning), pytest.raises(CheckpointError, match="none of the 2"):
+        load_latest(tmp_path, set_aside_unreadable=True)
+    assert len(find_checkpoints(tmp_path)) == 2  # nothing set aside: no silent fresh start
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = [f"step-000000007.pt.tmp-{dead.pid}", f"step-000000008.pt.tmp-{alive.pid}",
+                 f"step-000000009.pt.tmp-{os.getpid()}", "notes.txt.tmp-1"]
+        for name in names:
+            (folder / name).write_bytes(b"half")
+        removed = remove_stale_temporaries(tmp_path)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert [p.name for p in removed] == [names[0]]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names[1:])
+
+
+def test_weights_card_keeps_keys_it_does_not_name(tmp_path: Path) -> None:
+    record = {"config": {"name": "x"}, "step": 3, "sha256": "ab", "shards": {"encoding": "raw"}, "training": [1]}
+    card = WeightsCard.from_dict(record)
+    assert card.step == 3 and card.extra == {"shards": {"encoding": "raw"}, "training": [1]}
+    card.write(tmp_path / "w.json")
+    assert json.loads((tmp_path / "w.json").read_text()) == record
+    (tmp_path / "bad.json").write_text(json.dumps({"step": 3}))
+    with pytest.raises(CheckpointError, match="'config' entry"):
+        WeightsCard.read(tmp_path / "bad.json")

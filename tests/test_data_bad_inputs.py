@@ -3,7 +3,10 @@ converted, never fatal (unless --strict)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -15,6 +18,8 @@ from data_prep.pack import main as pack_main
 from data_prep.sources import list_images
 from inpaint.data import FaceShards, read_index
 from inpaint.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +123,72 @@ def test_reader_sees_converted_images_in_range(packed_bad: Path) -> None:
     for i in range(len(ds)):
         img = ds[i]["image"]
         assert img.shape == (3, 64, 64) and -1.0 <= img.min() and img.max() <= 1.0
+
+
+def _tangled_folder(data_root: Path, folder: Path) -> list[str]:
+    """Six real photos in ``people/``, a folder link back to the top (a loop), a link to itself and
+    a locked folder ``locked/`` holding one more photo; returns the photos' names."""
+    real = sorted(list_images(data_root / "faces"))[::1500][:7]
+    (folder / "people").mkdir(parents=True)
+    (folder / "locked").mkdir()
+    for name in real[:6]:
+        shutil.copy(data_root / "faces" / name, folder / "people" / Path(name).name)
+    shutil.copy(data_root / "faces" / real[6], folder / "locked" / Path(real[6]).name)
+    os.symlink("..", folder / "people" / "back_to_top")  # faces/people/back_to_top -> faces
+    os.symlink("self.jpg", folder / "self.jpg")  # resolving it fails with ELOOP
+    return [Path(n).name for n in real]
+
+
+def _pack_args(faces: Path, out: Path) -> list[str]:
+    return ["--faces", str(faces), "--masks", "generate", "--mask-count", "24", "--out", str(out),
+            "--size", "32", "--workers", "1", "--min-per-cell", "1"]
+
+
+def test_symlink_loops_are_skipped_with_a_reason(data_root: Path, tmp_path: Path) -> None:
+    names = _tangled_folder(data_root, tmp_path / "faces")
+    assert pack_main(_pack_args(tmp_path / "faces", tmp_path / "o")) == 0
+    index = read_index(tmp_path / "o")
+    reasons = {s["path"]: s["reason"] for s in index["skipped"] if s["kind"] == "faces"}
+    assert set(reasons) == {"people/back_to_top", "self.jpg"}
+    assert "symlink loop" in reasons["people/back_to_top"] and "listed as ." in reasons["people/back_to_top"]
+    assert "symlink loop" in reasons["self.jpg"]
+    stored = set(_stored(tmp_path / "o"))
+    assert stored == {f"people/{n}" for n in names[:6]} | {f"locked/{names[6]}"}  # each photo once
+    with pytest.raises(DataError, match=r"(self.jpg|back_to_top): symlink loop.*--strict"):
+        pack_main(_pack_args(tmp_path / "faces", tmp_path / "strict") + ["--strict"])
+
+
+def _without_root_file_access(locked: Path) -> list[str]:
+    """A command prefix under which the mode-000 folder ``locked`` really is unreadable: as root,
+    without the capabilities that let root read any folder (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH);
+    the empty prefix when an ordinary user already cannot read it; None when neither works here."""
+    if subprocess.run([sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(locked)],
+                      capture_output=True).returncode != 0:
+        return []  # not root: the mode alone locks it
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") is None:
+        return None
+    probe = subprocess.run(prefix + [sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(locked)],
+                           capture_output=True, text=True)
+    return prefix if probe.returncode != 0 and "Permission denied" in probe.stderr else None
+
+
+def test_an_unreadable_sub_folder_is_skipped_with_a_reason(data_root: Path, tmp_path: Path) -> None:
+    names = _tangled_folder(data_root, tmp_path / "faces")
+    (tmp_path / "faces" / "locked").chmod(0)
+    try:
+        prefix = _without_root_file_access(tmp_path / "faces" / "locked")
+        if prefix is None:
+            pytest.skip("running as root and setpriv cannot drop CAP_DAC_OVERRIDE here, so a mode-000 "
+                        "folder stays readable")
+        done = subprocess.run(prefix + [sys.executable, "-m", "data_prep.pack",
+                                        *_pack_args(tmp_path / "faces", tmp_path / "o")],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    finally:
+        (tmp_path / "faces" / "locked").chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    reasons = {s["path"]: s["reason"] for s in read_index(tmp_path / "o")["skipped"] if s["kind"] == "faces"}
+    assert reasons["locked"] == "cannot list this folder (Permission denied)"
+    assert set(_stored(tmp_path / "o")) == {f"people/{n}" for n in names[:6]}

@@ -19,7 +19,7 @@ from data_prep.faces import parse_utkface_labels
 from data_prep.mask_gen import generate_mask
 from data_prep.pack import main as pack_main
 from data_prep.sources import default_data_root, list_images
-from data_prep.splits import face_order
+from data_prep.splits import face_order, face_split
 from inpaint.buckets import BUCKET_EDGES, bucket_of
 from inpaint.data import FaceShards, MaskShards, read_index
 from inpaint.errors import DataError
@@ -346,3 +346,53 @@ def test_unlabelled_faces_give_an_empty_balanced_split_and_one_warning(
     assert err.count("eval_balanced split is empty") == 1 and "Others/female" not in err
     with pytest.raises(DataError, match="add labelled faces"):
         pack(faces, "generate", tmp_path / "strict", "--mask-count", "24", "--strict")
+
+
+def test_identical_photos_with_different_labels_are_recorded_as_conflicts(
+        data_root: Path, face_names: list[str], tmp_path: Path, capsys) -> None:
+    """UTKFace holds byte-identical photos under names with different labels (two ages for one
+    face): the copy is dropped as a duplicate, and the manifest keeps both names and both labels."""
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:12])
+    source = face_names[0]
+    age, gender, race = parse_utkface_labels(source)
+    older = f"{age + 10}_{gender}_{race}_20170101000000000.jpg.chip.jpg"  # same bytes, another age
+    shutil.copy(data_root / "faces" / source, faces / older)
+    (faces / "same").mkdir()
+    shutil.copy(data_root / "faces" / face_names[1], faces / "same" / Path(face_names[1]).name)  # same labels
+    out = pack(faces, "generate", tmp_path / "o", "--mask-count", "24")
+    summary = capsys.readouterr().out
+    index = read_index(out)
+    conflicts = index["label_conflicts"]
+    assert len(conflicts) == 1
+    names = {Path(source).name: [age, gender, race], older: [age + 10, gender, race]}
+    assert dict(zip(conflicts[0]["paths"], conflicts[0]["labels"])) == names
+    kept, dropped = conflicts[0]["paths"]
+    reasons = {s["path"]: s["reason"] for s in index["skipped"] if s["kind"] == "faces"}
+    (same_dropped,) = set(reasons) - {dropped}  # one of the two same-label copies, whichever came second
+    assert same_dropped in {Path(face_names[1]).name, f"same/{Path(face_names[1]).name}"}
+    assert f"exact duplicate of {kept}" in reasons[dropped] and "different labels" in reasons[dropped]
+    assert "exact duplicate" in reasons[same_dropped] and "different labels" not in reasons[same_dropped]
+    assert "1 duplicate with conflicting labels" in summary
+    (out / "index.json").unlink()  # a resumed pack reuses the shards and still knows the conflict
+    pack(faces, "generate", out, "--mask-count", "24")
+    assert read_index(out)["label_conflicts"] == conflicts
+
+
+def test_all_test_packs_every_face_as_test_and_balances_from_them(
+        data_root: Path, face_names: list[str], tmp_path: Path, capsys) -> None:
+    """A held-out face set (another UTKFace sample, CelebA crops) is scored whole: no training
+    faces, every usable face in ``test``, and the balanced split chosen from all of them."""
+    faces = copy_faces(data_root, tmp_path / "faces", face_names[:80])
+    out = pack(faces, "generate", tmp_path / "o", "--mask-count", "24", "--all-test")
+    index = read_index(out)
+    counts = index["counts"]["faces"]
+    assert counts["train"] == 0 and counts["test"] == 80 and index["args"]["all_test"] is True
+    assert sorted(split_paths(out, "faces", "test")) == sorted(Path(n).name for n in face_names[:80])
+    assert 0 < counts["eval_balanced"] == index["balanced"]["total"]
+    assert set(split_paths(out, "faces", "eval_balanced")) <= set(split_paths(out, "faces", "test"))
+    usual_test = sum(face_split(Path(n).name) == "test" for n in face_names[:80])
+    assert counts["eval_balanced"] > usual_test // 2  # chosen from all 80, not from the usual ~8
+    assert "split 'train' is empty" not in capsys.readouterr().err  # asked for: no warning
+    assert len(FaceShards(out, "test")) == 80 and len(FaceShards(out, "train")) == 0
+    pack(faces, "generate", out, "--mask-count", "24")  # another job: repacked, not reused as is
+    assert read_index(out)["counts"]["faces"]["train"] > 0

@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from inpaint.data import FaceShards, MaskShards, read_index
 from inpaint.errors import DataError
+from inpaint.shard_format import is_lock_error
 
 
 def test_face_items_follow_the_contract(shards64: Path) -> None:
@@ -77,11 +80,54 @@ def test_pickled_dataset_carries_no_handle(shards64: Path) -> None:
 def test_unreadable_shard_is_a_clear_error(shards64: Path, tmp_path: Path) -> None:
     root = Path(shutil.copytree(shards64, tmp_path / "s"))
     (root / "faces-test-00000.h5").write_bytes(b"garbage, not HDF5\n" * 100)
-    with pytest.raises(DataError, match=r"faces-test-00000.h5: unreadable HDF5 shard"):
+    with pytest.raises(DataError, match=r"faces-test-00000.h5: truncated or damaged HDF5 shard"):
         FaceShards(root, "test")
     (root / "masks-train-00000.h5").unlink()
     with pytest.raises(DataError, match=r"masks-train-00000.h5: shard listed in index.json is missing"):
         MaskShards(root, "train")
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.001])
+def test_truncated_shard_is_called_damaged_not_a_locking_problem(shards64: Path, tmp_path: Path,
+                                                                  kept: float) -> None:
+    """HDF5 says "truncated file: ... sblock->base_addr" for a cut-off shard; "sblock" contains
+    "lock", which once sent people to HDF5_USE_FILE_LOCKING instead of to verify and a repack."""
+    root = Path(shutil.copytree(shards64, tmp_path / "s"))
+    path = root / "faces-train-00000.h5"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(DataError) as caught:
+        FaceShards(root, "train")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: truncated or damaged HDF5 shard") and "\n" not in message
+    assert f"python -m data_prep.verify {root}" in message and "data_prep.pack" in message
+    assert "LOCKING" not in message and "cannot lock" not in message
+
+
+def test_a_shard_locked_by_a_writer_gets_the_locking_hint(shards64: Path, tmp_path: Path) -> None:
+    """A real lock conflict (another process holds the shard open for writing) still names
+    HDF5_USE_FILE_LOCKING, and ``is_lock_error`` tells it from a damaged file."""
+    root = Path(shutil.copytree(shards64, tmp_path / "s"))
+    path = root / "masks-test-00000.h5"
+    env = {k: v for k, v in os.environ.items() if k != "HDF5_USE_FILE_LOCKING"}
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); "
+                               "print('open', flush=True); time.sleep(60)", str(path)],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(DataError, match=r"masks-test-00000.h5: HDF5 cannot lock the file .*"
+                                            r"HDF5_USE_FILE_LOCKING=FALSE"):
+            MaskShards(root, "test")
+        with pytest.raises(OSError) as locked:
+            h5py.File(path, "r")
+        assert is_lock_error(locked.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(OSError) as truncated:
+        h5py.File(path, "r")
+    assert "sblock" in str(truncated.value) and not is_lock_error(truncated.value)
 
 
 def test_unknown_split_and_missing_folder(shards64: Path, tmp_path: Path) -> None:

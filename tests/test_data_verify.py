@@ -14,10 +14,11 @@ from pathlib import Path
 import h5py
 import pytest
 
-from data_prep.checksum import sha256_file
+from data_prep.journal import JOURNAL_NAME
 from data_prep.verify import main as verify_main
 from inpaint.data import FaceShards, read_index
 from inpaint.errors import DataError
+from inpaint.shard_format import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -67,6 +68,16 @@ def test_structure_checked_without_hash(shards: Path) -> None:
     (shards / "index.json").write_text(json.dumps(index))
     with pytest.raises(DataError, match="masks-test-00000.h5"):
         verify_main([str(shards), "--no-hash"])
+
+
+def test_truncated_shard_is_reported_as_damaged_not_as_a_lock_problem(shards: Path, capsys) -> None:
+    path = shards / "faces-train-00000.h5"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match="faces-train-00000.h5"):
+        verify_main([str(shards), "--no-hash"])  # past the hash check: HDF5 itself must refuse it
+    bad = [line for line in capsys.readouterr().out.splitlines() if line.startswith("BAD ")]
+    assert len(bad) == 1 and bad[0].startswith("BAD faces-train-00000.h5 (truncated or damaged HDF5 file")
+    assert "LOCKING" not in bad[0]
 
 
 def test_mask_ratio_tampering_is_detected(shards: Path) -> None:
@@ -129,7 +140,7 @@ def test_sigkill_mid_run_leaves_nothing_that_verifies_and_rerun_completes(data_r
     assert f"({len(finished)} reused from an earlier run)" in rerun.stdout
     assert rerun.stdout.strip().splitlines()[-1] == str(out)
     assert verify_main([str(out)]) == 0
-    assert not list(out.glob("*.tmp-*")) and not (out / ".pack-progress.json").exists()
+    assert not list(out.glob("*.tmp-*")) and not (out / JOURNAL_NAME).exists()
 
     clean = tmp_path / "clean"
     subprocess.run(_pack_cmd(data_root / "faces", clean), env=ENV, cwd=tmp_path, capture_output=True,

@@ -14,21 +14,9 @@ from PIL import Image
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.errors import CheckpointError, ConfigError, DataError
 from inpaint.evaluate import main
+from eval_support import make_weights
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def make_weights(path: Path, seed: int, overrides: list[str] | None = None) -> Path:
-    """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random smoke generator."""
-    from inpaint.config import load_config
-    from inpaint.models import build_generator
-
-    cfg = load_config("smoke", overrides)
-    torch.manual_seed(seed)
-    model = build_generator(cfg["model"])
-    torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, path)
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg}))
-    return path
 
 
 def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_path: Path) -> None:
@@ -37,27 +25,33 @@ def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_p
     common = ["--data", str(shards64), "--pairs-per-bucket", "2", "--no-identity", "--quiet", "--batch-size", "8"]
     assert main(["--checkpoint", str(a), "--checkpoint", str(b), "--out", str(tmp_path / "both"),
                  "--samples", str(tmp_path / "samples"), *common]) == 0
-    assert main(["--checkpoint", str(b), "--out", str(tmp_path / "only_b"), "--no-demographics", *common]) == 0
+    assert main(["--checkpoint", str(b), "--out", str(tmp_path / "only_b"), "--no-demographics", "--no-baseline", *common]) == 0
 
     # Same pairs whatever the models, the run and the flags.
     assert (tmp_path / "both" / "pairs.json").read_bytes() == (tmp_path / "only_b" / "pairs.json").read_bytes()
     both = json.loads((tmp_path / "both" / "metrics.json").read_text())
     only_b = json.loads((tmp_path / "only_b" / "metrics.json").read_text())
-    assert [m["name"] for m in both["models"]] == ["model_a", "model_b"]
-    assert both["models"][1]["buckets"] == only_b["models"][0]["buckets"]  # model_b scored identically
-    assert both["models"][0]["buckets"]["Average"]["std_l1"] != both["models"][1]["buckets"]["Average"]["std_l1"]
+    # Navier–Stokes is a column by default (OpenCV is in [dev]), first: the anchor the models are read against.
+    assert [m["name"] for m in both["models"]] == ["navier-stokes", "model_a", "model_b"]
+    assert [m["name"] for m in only_b["models"]] == ["model_b"]  # --no-baseline
+    assert both["models"][2]["buckets"] == only_b["models"][0]["buckets"]  # model_b scored identically
+    assert both["models"][1]["buckets"]["Average"]["std_l1"] != both["models"][2]["buckets"]["Average"]["std_l1"]
+    assert both["models"][0]["buckets"]["Average"]["std_l1"] < both["models"][1]["buckets"]["Average"]["std_l1"]
+    assert [bool(m.get("gain_over_baseline")) for m in both["models"]] == [False, True, True]
     assert both["lpips"]["available"] and not both["identity"]["available"]
     assert both["protocol"]["balanced_pairs"] > 0 and only_b["protocol"]["balanced_pairs"] == 0
     assert only_b["models"][0]["demographics"] == {}
 
     report = (tmp_path / "both" / "report.md").read_text()
-    assert "| Hole ratio | model_a | model_b |" in report
+    assert "| Hole ratio | navier-stokes | model_a | model_b |" in report
+    assert "### model_b: gain over navier-stokes" in report
+    assert "Classical baselines: **none** — skipped (--no-baseline)" in (tmp_path / "only_b" / "report.md").read_text()
     assert "Identity: **unavailable** — skipped (--no-identity)" in report
     assert all(f"| {label} |" in report for label in (*BUCKET_LABELS, "Average"))
 
     grid = Image.open(tmp_path / "both" / "grid.png")
-    assert grid.width > 4 * 64 and grid.height > 6 * 64  # 4 columns (input, 2 models, truth), 6 bucket rows
-    for name in ("model_a", "model_b"):
+    assert grid.width > 5 * 64 and grid.height > 6 * 64  # 5 columns (input, baseline, 2 models, truth), 6 bucket rows
+    for name in ("navier-stokes", "model_a", "model_b"):
         written = list((tmp_path / "samples" / name).rglob("*.png"))
         assert len(written) == 12 + both["protocol"]["balanced_pairs"]  # every composite, test and balanced
     assert not list(tmp_path.rglob("*.tmp-*"))
@@ -83,3 +77,14 @@ def test_bad_inputs_are_clear_errors_and_write_nothing(shards64: Path, tmp_path:
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: nothing to evaluate") and proc.stderr.count("\n") == 1
+
+
+def test_every_option_says_what_it_does_in_help() -> None:
+    from inpaint.evaluate import build_parser
+
+    parser = build_parser()
+    silent = [a.option_strings[-1] for a in parser._actions if a.option_strings and not a.help]
+    assert silent == []
+    text = parser.format_help()
+    for option in ("--pairs-per-bucket", "--batch-size", "--device", "--baseline", "--no-baseline"):
+        assert option in text

@@ -1,12 +1,13 @@
-"""The exit-code table is one definition: Python's decide() and the rendered PBS script agree.
+"""The chain's one decision, in Python, and the PBS script that defers to it.
 
-The PBS side is proven by running the real rendered script under bash with stub qsub,
-singularity and nvidia-smi on PATH and a stub trainer that exits with the code under test.
+The exit-code table is tested once, on :func:`jobs.chain.decide`. The rendered PBS script is run
+under bash with stub qsub, singularity and nvidia-smi on PATH, a stub trainer that exits with the
+code under test, and a ``python3`` without site-packages: every record the part writes comes from
+``python3 -m jobs.part`` with only the standard library and the project.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import subprocess
@@ -16,39 +17,28 @@ import pytest
 
 from jobs import chain, ledger
 from jobs.chain_state import read_chain_state
-from jobs.options import JobSpec
-from jobs.pbs_script import render
+from jobs.part import command
 from jobs.profiles import load_profile
-from jobs.submit import _write_script
+from jobs.spec import JobSpec
+from jobs.submit import write_script
 from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
-CODES = (0, 75, 1, 2, 3, 137, 143, 255)
 
-
-def test_python_table_matches_the_contract():
-    assert chain.decide(0, 1, 5).action == chain.DONE
+def test_decision_table():
+    assert chain.decide(0, 1, 5) == chain.Decision(chain.DONE, "training finished")
     assert chain.decide(0, 1, 5, then_evaluate=True).action == chain.EVALUATE
     assert chain.decide(75, 1, 5).action == chain.RESUBMIT
     assert chain.decide(75, 6, 5).action == chain.STOP  # 5 resubmissions happened already
     assert "--max-resubmits 5" in chain.decide(75, 6, 5).reason
     assert chain.decide(75, 2, 5, successor_queued=True).action == chain.CONTINUE
-    assert chain.decide(75, 2, 5, progressed=False).action == chain.STOP
-    assert "train.log" in chain.decide(1, 1, 5).reason
-    assert "signal 9" in chain.decide(137, 1, 5).reason
-    assert all(chain.decide(c, 1, 5).action == chain.STOP for c in (1, 2, 3, 255))
-
-
-def test_bash_table_agrees_with_python_on_every_input(tmp_path):
-    grid = list(itertools.product(CODES, (1, 3, 4), (0, 3), (0, 1), (0, 1), (0, 1)))
-    lines = [chain.bash_decide_function()]
-    lines += [f"facefill_decide {c} {p} {m} {e} {q} {g}" for c, p, m, e, q, g in grid]
-    script = tmp_path / "decide.sh"
-    script.write_text("\n".join(lines) + "\n")
-    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout
-    got = [tuple(line.split("\t", 1)) for line in out.splitlines()]
-    want = [(d.action, d.reason) for d in (chain.decide(c, p, m, bool(e), bool(q), bool(g))
-                                           for c, p, m, e, q, g in grid)]
-    assert got == want
+    assert "made no progress" in chain.decide(75, 2, 5, progressed=False).reason
+    assert "train.log" in chain.decide(1, 1, 5).reason and "exit 2" in chain.decide(2, 1, 5).reason
+    assert "signal 9" in chain.decide(137, 1, 5).reason and "unexpected code 3" in chain.decide(3, 1, 5).reason
+    assert all(chain.decide(c, 1, 5).action == chain.STOP for c in (1, 2, 3, 137, 143, 255))
+    # a cancelled chain says so, whatever ended the part (qdel/scancel send SIGTERM: 75 or 143)
+    for code in (75, 143, 1):
+        assert chain.decide(code, 2, 5, progressed=False, cancelled=True) == chain.Decision(chain.STOP, chain.CANCELLED_REASON)
+    assert chain.decide(0, 2, 5, then_evaluate=True, cancelled=True).action == chain.DONE
 
 
 def _spec(tmp_path: Path, **over) -> JobSpec:
@@ -60,14 +50,15 @@ def _spec(tmp_path: Path, **over) -> JobSpec:
         queue="gpu", ncpus=8, ngpus=1, mem="32gb", scratch="scratch_local=20gb", image=str(image),
         train_args=["--device", "cuda", "--max-steps", "30"], trainer_module="stubtrainer",
         python="python", project_root=str(REPO_ROOT), profile=load_profile("metacentrum"),
+        eval_walltime_s=900, eval_args=["--baseline", "navier-stokes"],
     )
     base.update(over)
     return JobSpec(**base)
 
 
 def _run_part(spec: JobSpec, tmp_path: Path, part: int, plan: str, job_id: str, mode: str = "train",
-              **env_extra: str) -> subprocess.CompletedProcess:
-    bindir, log = stub_bin(tmp_path)
+              stubs_extra: dict | None = None, **env_extra: str) -> subprocess.CompletedProcess:
+    bindir, log = stub_bin(tmp_path, **(stubs_extra or {}))
     stubs = make_stub_trainer(tmp_path / "stubpkg")
     env = stub_env(bindir, log, PYTHONPATH=str(stubs), STUB_PLAN=plan, PBS_JOBID=job_id,
                    PBS_O_WORKDIR=str(tmp_path), FACEFILL_PART=str(part), FACEFILL_MODE=mode, **env_extra)
@@ -77,51 +68,65 @@ def _run_part(spec: JobSpec, tmp_path: Path, part: int, plan: str, job_id: str, 
     return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path / "stubpkg")
 
 
-@pytest.mark.parametrize("code,part,max_resubmits,then_evaluate", [
-    (0, 1, 3, False), (0, 2, 3, True), (75, 1, 3, False), (75, 4, 3, False), (1, 1, 3, False),
-    (2, 2, 3, False), (143, 1, 3, False),
-])
-def test_rendered_pbs_script_acts_like_decide(tmp_path, code, part, max_resubmits, then_evaluate):
-    spec = _spec(tmp_path, max_resubmits=max_resubmits, then_evaluate=then_evaluate)
-    script = _write_script(spec, render(spec))
+@pytest.mark.parametrize("code,part,then_evaluate", [(0, 1, False), (0, 2, True), (75, 1, False), (75, 4, False),
+                                                     (1, 1, False), (143, 1, False)])
+def test_rendered_pbs_script_follows_the_python_decision(tmp_path, code, part, then_evaluate):
+    spec = _spec(tmp_path, then_evaluate=then_evaluate)
+    script = write_script(spec)
     proc = _run_part(spec, tmp_path, part, str(code), f"{part}0.vm")
+    out = proc.stdout + proc.stderr
     log = tmp_path / "stublog"
-    expected = chain.decide(code, part, max_resubmits, then_evaluate)
-    end = [e for e in ledger.read_events(spec.run_dir) if e["event"] == "end"][-1]
-    assert (end["action"], end["reason"], end["exit_code"]) == (expected.action, expected.reason, code), proc.stdout + proc.stderr
+    expected = chain.decide(code, part, spec.max_resubmits, then_evaluate)
+    start, end = [e for e in ledger.read_events(spec.run_dir) if e["event"] in ("start", "end")]
+    assert (start["job_id"], start["kind"], start["start_step"]) == (f"{part}0.vm", "train", None), out
+    assert (end["action"], end["reason"], end["exit_code"], end["step"]) == (
+        expected.action, expected.reason, code, 10 if code in (0, 75) else 0), out
     qsubs = calls(log, "qsub")
     state = read_chain_state(spec.run_dir)
     if expected.action in (chain.RESUBMIT, chain.EVALUATE):
-        mode = "evaluate" if expected.action == chain.EVALUATE else "train"
-        assert qsubs == [f"-v FACEFILL_PART={part + 1},FACEFILL_MODE={mode} {script}"]
-        assert state["state"] == ("evaluating" if mode == "evaluate" else "running")
-        owner = json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())
-        assert owner["job_id"] == "101.vm"  # the successor owns the run dir now
+        evaluate = expected.action == chain.EVALUATE
+        walltime = " -l walltime=00:15:00" if evaluate else ""
+        assert qsubs == [f"-v FACEFILL_PART={part + 1},FACEFILL_MODE={'evaluate' if evaluate else 'train'}{walltime} {script}"]
+        # the chain record names the job carrying it on, so a part killed without an end is detectable
+        assert (state["state"], state["next_job_id"]) == ("evaluating" if evaluate else "running", "101.vm")
+        assert json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())["job_id"] == "101.vm"
+        assert ledger.read_parts(spec.run_dir)[-1] == {"part": part + 1, "job_id": "101.vm", "executor": "pbs",
+                                                       "kind": "evaluate" if evaluate else "train",
+                                                       "submit_time": ledger.read_parts(spec.run_dir)[-1]["submit_time"]}
         assert proc.returncode == 0
     else:
         assert qsubs == []
-        assert state["state"] == ("done" if expected.action == chain.DONE else "stopped")
-        assert state["reason"] == expected.reason
+        assert (state["state"], state["reason"]) == ("done" if expected.action == chain.DONE else "stopped", expected.reason)
         assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
-        assert proc.returncode == (0 if code == 0 else code)
-    # the trainer ran inside the image with the contract's arguments and a GPU check before it
+        assert proc.returncode == code  # a stopped chain shows as a failed job in qstat
+    # the trainer ran inside the image with the contract's arguments, a deadline fixed at the
+    # part's start (the spec's time limit from then), and a GPU check before it
     sing = calls(log, "singularity")
     assert len(sing) == 1 and sing[0].startswith(f"exec --nv -B {spec.run_dir} ")
-    assert f" {spec.image} python -m stubtrainer --config smoke --data {spec.data} --run-dir {spec.run_dir} --time-limit " in sing[0]
-    assert sing[0].endswith("--device cuda --max-steps 30")
-    assert calls(log, "nvidia-smi")
+    match = re.search(rf" {spec.image} python -m stubtrainer --config smoke --data {spec.data} "
+                      rf"--run-dir {spec.run_dir} --deadline (\d+) --device cuda --max-steps 30$", sing[0])
+    assert match, sing[0]
+    assert int(match.group(1)) == int(start["deadline"]) and calls(log, "nvidia-smi")
+
+
+def test_evaluation_part_has_its_own_command_and_records(tmp_path):
+    spec = _spec(tmp_path, then_evaluate=True)
+    assert command(spec, 3, "evaluate", "7.vm", "/scratch/shards") == [
+        "inpaint.evaluate", "--run-dir", spec.run_dir, "--data", "/scratch/shards", "--out",
+        str(Path(spec.run_dir) / "eval"), "--baseline", "navier-stokes"]
 
 
 def test_pbs_chain_runs_to_the_end_through_self_resubmission(tmp_path):
     """qsub queues; the test plays the PBS server, running each queued part in turn."""
     spec = _spec(tmp_path, max_resubmits=5)
-    _write_script(spec, render(spec))
+    write_script(spec)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    bindir, log = stub_bin(tmp_path, clean_scratch="#!/bin/bash\n" + 'printf "%s\\n" "$*" >> "$STUB_LOG/clean_scratch.calls"\n')
+    cleaner = {"clean_scratch": "#!/bin/bash\n" + 'printf "%s\\n" "$*" >> "$STUB_LOG/clean_scratch.calls"\n'}
+    log = tmp_path / "stublog"
     part, job_id = 1, "100.vm"
     for _ in range(10):
-        proc = _run_part(spec, tmp_path, part, "75,75,0", job_id, SCRATCHDIR=str(scratch))
+        proc = _run_part(spec, tmp_path, part, "75,75,0", job_id, stubs_extra=cleaner, SCRATCHDIR=str(scratch))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         queued = sorted(log.glob("queued.*"), key=lambda p: int(p.suffix[1:]))
         if not queued:
@@ -133,7 +138,7 @@ def test_pbs_chain_runs_to_the_end_through_self_resubmission(tmp_path):
     parts = ledger.read_parts(spec.run_dir)
     assert [p["exit_code"] for p in parts] == [75, 75, 0]
     assert [p["job_id"] for p in parts] == ["100.vm", "101.vm", "102.vm"]
-    assert [p["step"] for p in parts] == [10, 20, 30]
+    assert [(p.get("start_step"), p["step"]) for p in parts] == [(None, 10), (10, 20), (20, 30)]
     assert read_chain_state(spec.run_dir)["state"] == "done"
     # shards were staged into scratch and the trainer read them from there; scratch was cleaned
     trainer_calls = [json.loads(l) for l in (Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()]
@@ -144,29 +149,41 @@ def test_pbs_chain_runs_to_the_end_through_self_resubmission(tmp_path):
 
 def test_presubmitted_chain_part_skips_when_run_already_finished(tmp_path):
     spec = _spec(tmp_path, chain=3)
-    _write_script(spec, render(spec))
+    write_script(spec)
     first = _run_part(spec, tmp_path, 1, "0", "1.vm")
     assert first.returncode == 0 and read_chain_state(spec.run_dir)["state"] == "done"
     second = _run_part(spec, tmp_path, 2, "0", "2.vm")
-    assert second.returncode == 0 and "chain already ended" in second.stdout
+    assert second.returncode == 0 and "chain already ended (done)" in second.stdout
     assert len((Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()) == 1
 
 
-def test_presubmitted_part_does_not_qsub_again(tmp_path):
+def test_presubmitted_part_does_not_qsub_again_and_hands_ownership_on(tmp_path):
     spec = _spec(tmp_path, chain=3)
-    _write_script(spec, render(spec))
+    write_script(spec)
+    ledger.append_event(spec.run_dir, "submit", 2, job_id="2.vm", executor="pbs", kind="train")
     proc = _run_part(spec, tmp_path, 1, "75", "1.vm")
     assert proc.returncode == 0
     assert calls(tmp_path / "stublog", "qsub") == []
-    assert read_chain_state(spec.run_dir)["state"] == "running"
+    assert (read_chain_state(spec.run_dir)["state"], read_chain_state(spec.run_dir)["next_job_id"]) == ("running", "2.vm")
+    assert json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())["job_id"] == "2.vm"
     last = _run_part(spec, tmp_path, 3, "75", "3.vm")  # the last pre-submitted part hands on itself
     assert last.returncode == 0 and len(calls(tmp_path / "stublog", "qsub")) == 1
 
 
 def test_stalled_part_stops_instead_of_looping(tmp_path):
     spec = _spec(tmp_path)
-    _write_script(spec, render(spec))
+    write_script(spec)
     _run_part(spec, tmp_path, 1, "75", "1.vm", STUB_STEPS="10")
     proc = _run_part(spec, tmp_path, 2, "75", "2.vm", STUB_STEPS="0")
     assert read_chain_state(spec.run_dir)["state"] == "stopped"
     assert "made no progress" in read_chain_state(spec.run_dir)["reason"], proc.stdout
+
+
+def test_refused_successor_stops_the_chain_with_qsubs_words(tmp_path):
+    spec = _spec(tmp_path)
+    write_script(spec)
+    refusing = {"qsub": "#!/bin/bash\necho 'qsub: Unknown queue' >&2\nexit 170\n", "sleep": "#!/bin/bash\nexit 0\n"}
+    proc = _run_part(spec, tmp_path, 1, "75", "1.vm", stubs_extra=refusing)
+    state = read_chain_state(spec.run_dir)
+    assert state["state"] == "stopped" and "could not submit part 2: qsub: Unknown queue" in state["reason"], proc.stdout
+    assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()

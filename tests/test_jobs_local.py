@@ -6,6 +6,7 @@ one runs the real trainer on the packed 64 px shards.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import subprocess
@@ -46,9 +47,12 @@ def test_chain_of_three_parts_finishes_and_ledger_lists_every_part(tmp_path):
     assert all(p["executor"] == "local" and p["job_id"] and p["submit_time"] and p["start_time"] and p["end_time"]
                for p in parts)
     assert len({p["job_id"] for p in parts}) == 3
-    # every part got the contract's arguments, with the part's time limit (60 s minus margin)
+    # every part got the contract's arguments, with a deadline of the part's time limit (60 s
+    # minus margin) from the part's start, fixed once by jobs.part
     calls = [json.loads(l) for l in (tmp_path / "run" / "stub_calls.jsonl").read_text().splitlines()]
-    assert all(c["argv"][c["argv"].index("--time-limit") + 1] == "54" for c in calls)
+    starts = [e for e in ledger.read_events(tmp_path / "run") if e["event"] == "start"]
+    assert [c["argv"][c["argv"].index("--deadline") + 1] for c in calls] == [str(int(e["deadline"])) for e in starts]
+    assert all(53 <= e["deadline"] - _iso_s(e["time"]) <= 55 for e in starts)
     assert all(c["argv"][c["argv"].index("--run-dir") + 1] == str(tmp_path / "run") for c in calls)
     assert read_chain_state(tmp_path / "run")["state"] == "done"
     assert not (tmp_path / "run" / "jobs" / "owner.json").exists()
@@ -109,7 +113,7 @@ REAL_TRAIN = ["--device", "cpu", "--set", "data.workers=0", "--set", "train.batc
 
 
 def _iso_s(text: str) -> float:
-    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def test_real_trainer_split_into_parts_ends_where_an_uninterrupted_run_ends(tmp_path, shards64):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 
 import pytest
 
@@ -52,6 +53,37 @@ def test_one_batched_qstat_call_for_all_jobs(tmp_path, monkeypatch):
     assert [states[j].state for j in ("26.vm", "28.vm", "30.vm")] == ["F", "F", "R"]
 
 
+# OpenPBS 23.06 answers `qstat -x -f -F json ID1 ID2 ...` with the FIRST job only (exit 0, no
+# error); this stub does the same from the recorded output.
+FIRST_ID_ONLY = r'''
+import json, sys
+ids = [a for a in sys.argv[1:] if not a.startswith("-") and a != "json"]
+data = json.load(open(sys.argv[0] + ".json"), strict=False)
+data["Jobs"] = {j: info for j, info in data["Jobs"].items() if ids and j == ids[0]}
+if not data["Jobs"]:
+    print(f"qstat: Unknown Job Id {ids[0]}", file=sys.stderr)
+    del data["Jobs"]
+print(json.dumps(data, indent=1))
+sys.exit(0 if "Jobs" in data else 153)
+'''
+
+
+def test_every_id_is_answered_by_a_server_that_answers_only_the_first(tmp_path, monkeypatch):
+    log = _qstat_stub(tmp_path, monkeypatch, f'exec {sys.executable} "$0.py" "$@"\n')
+    stub = tmp_path / "stubbin" / "qstat"
+    (stub.parent / "qstat.py").write_text(f"import sys; sys.argv[0] = {str(stub)!r}\n" + FIRST_ID_ONLY)
+    (stub.parent / "qstat.json").write_text(QSTAT_JSON.read_text())
+    states = job_states(["26.vm", "28.vm", "30.vm", "99999.vm"], retry_delays=())
+    assert {j: s.state for j, s in states.items()} == {"26.vm": "F", "28.vm": "F", "30.vm": "R"}
+    assert calls(log, "qstat")[0] == "-x -f -F json 26.vm 28.vm 30.vm 99999.vm"
+    # and jobs.status shows every part's PBS state, none "gone from PBS history"
+    run = tmp_path / "run"
+    for part, job in enumerate(("26.vm", "28.vm", "30.vm"), start=1):
+        ledger.append_event(run, "submit", part, job_id=job, executor="pbs")
+    _, data = status.render_status(run)
+    assert data["scheduler"] == {"26.vm": "F: killed at walltime", "28.vm": "F: succeeded", "30.vm": "R: running"}
+
+
 def test_unknown_job_is_absent_not_an_error(tmp_path, monkeypatch):
     text, rc = (FIXTURES / "qstat_unknown_job.txt").read_text().split("\nunknown rc=")
     err, out = text.split("\n", 1)
@@ -99,6 +131,22 @@ def test_status_follows_a_chain_through_walltime_kill_and_resubmission(tmp_path,
                                  "30.vm": "R: running", "31.vm": "H: held"}
     assert "resubmit [F: succeeded]" in text
     assert [p["job_id"] for p in data["parts"]] == ["26.vm", "28.vm", "30.vm", "31.vm"]
+
+
+def test_a_part_killed_at_walltime_without_an_end_record_is_reported(tmp_path, monkeypatch):
+    """2.vm (recorded: killed at walltime, Exit_status -29) was the evaluation; it never wrote its end."""
+    from jobs.chain_state import write_chain_state
+
+    _qstat_stub(tmp_path, monkeypatch, f"cat {QSTAT_JSON}\n")
+    run = tmp_path / "run"
+    ledger.append_event(run, "submit", 1, job_id="1.vm", executor="pbs", kind="train")
+    ledger.append_event(run, "end", 1, exit_code=0, step=300, action="evaluate", reason="training finished")
+    ledger.append_event(run, "submit", 2, job_id="2.vm", executor="pbs", kind="evaluate")
+    ledger.append_event(run, "start", 2, job_id="2.vm", executor="pbs", kind="evaluate")
+    write_chain_state(run, "evaluating", "training finished; evaluation submitted", 1, 0, "1.vm", "pbs")
+    text, data = status.render_status(run)
+    assert data["chain"]["state"] == "stopped" and data["chain"]["recorded_state"] == "evaluating"
+    assert text.startswith("chain: stopped — part 2 (evaluate) ended without an end record (F: killed at walltime)")
 
 
 def test_qdel_reports_what_it_could_not_delete(tmp_path, monkeypatch):

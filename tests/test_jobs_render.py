@@ -1,6 +1,8 @@
-"""Rendered PBS scripts against golden files, and the submit-time errors that submit nothing.
+"""Rendered PBS scripts: one full golden script, the directive block of every other case, and the
+submit-time errors that submit nothing.
 
-Regenerate the golden files after an intended change with FACEFILL_UPDATE_GOLDEN=1.
+Regenerate the golden file after an intended change with FACEFILL_UPDATE_GOLDEN=1 (the test then
+skips, telling you to review the diff: a rewritten file is never compared with itself).
 """
 
 from __future__ import annotations
@@ -18,65 +20,102 @@ from jobs.pbs_commands import QsubError
 from jobs.pbs_script import render
 from test_jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "gpu_long.pbs.sh"
 RUN = "/storage/brno2/home/jdoe/facefill/runs"
 DATA = "/storage/brno2/home/jdoe/facefill/data/shards/128"
+LOGS = f"#PBS -o {RUN}/case/logs/"
+SELECT = "#PBS -l select=1:ncpus=8:ngpus=1:mem=32gb:scratch_local=20gb"
 
+# case -> (options, its #PBS block)
 CASES = {
-    "gpu": ["--model", "2"],
-    "gpu_long": ["--model", "3", "--queue", "gpu_long", "--then-evaluate"],
-    "custom_resources": ["--model", "1", "--walltime", "12:00:00", "--ncpus", "16", "--mem", "64gb",
-                         "--scratch", "scratch_ssd=50gb", "--gpu-cap", "compute_80",
-                         "--set", "train.batch_size=8", "--max-resubmits", "5"],
-    "extra_directives": ["--model", "2", "--pbs-directive", "-m ae", "--pbs-directive", "-A open-24-7"],
-    "container_none": ["--model", "2", "--container", "none", "--profile", "generic-pbs"],
-    "multi_gpu": ["--model", "2", "--ngpus", "2"],
-    "multi_node": ["--model", "2", "--nodes", "2", "--ngpus", "2", "--scratch", "none"],
-    "chain": ["--model", "2", "--chain", "4"],
+    "gpu": (["--model", "2"],
+            ["#PBS -N ff-case", "#PBS -q gpu", SELECT, "#PBS -l walltime=24:00:00", "#PBS -j oe", LOGS]),
+    "gpu_long": (["--model", "3", "--queue", "gpu_long", "--then-evaluate"],
+                 ["#PBS -N ff-case", "#PBS -q gpu_long", SELECT, "#PBS -l walltime=336:00:00", "#PBS -j oe", LOGS]),
+    "custom_resources": (["--model", "1", "--walltime", "12:00:00", "--ncpus", "16", "--mem", "64gb",
+                          "--scratch", "scratch_ssd=50gb", "--gpu-cap", "compute_80",
+                          "--set", "train.batch_size=8", "--max-resubmits", "5"],
+                         ["#PBS -N ff-case", "#PBS -q gpu",
+                          "#PBS -l select=1:ncpus=16:ngpus=1:mem=64gb:scratch_ssd=50gb:gpu_cap=compute_80",
+                          "#PBS -l walltime=12:00:00", "#PBS -j oe", LOGS]),
+    "extra_directives": (["--model", "2", "--pbs-directive", "-m ae", "--pbs-directive", "-A open-24-7"],
+                         ["#PBS -m ae", "#PBS -A open-24-7", "#PBS -N ff-case", "#PBS -q gpu", SELECT,
+                          "#PBS -l walltime=24:00:00", "#PBS -j oe", LOGS]),
+    "container_none": (["--model", "2", "--container", "none", "--profile", "generic-pbs"],
+                       ["#PBS -N ff-case", "#PBS -q gpu", "#PBS -l select=1:ncpus=4:ngpus=1:mem=16gb",
+                        "#PBS -l walltime=24:00:00", "#PBS -j oe", LOGS]),
+    "multi_gpu": (["--model", "2", "--ngpus", "2"],
+                  ["#PBS -N ff-case", "#PBS -q gpu", SELECT.replace("ngpus=1", "ngpus=2"), "#PBS -l walltime=24:00:00",
+                   "#PBS -j oe", LOGS]),
+    "multi_node": (["--model", "2", "--nodes", "2", "--ngpus", "2", "--scratch", "none"],
+                   ["#PBS -N ff-case", "#PBS -q gpu", "#PBS -l select=2:ncpus=8:ngpus=2:mem=32gb",
+                    "#PBS -l walltime=24:00:00", "#PBS -l place=scatter", "#PBS -j oe", LOGS]),
+    "chain": (["--model", "2", "--chain", "4"],
+              ["#PBS -N ff-case", "#PBS -q gpu", SELECT, "#PBS -l walltime=24:00:00", "#PBS -j oe", LOGS]),
 }
 
 
-def _render_case(argv: list[str]) -> str:
+def _resolve_case(argv: list[str]):
     args = parse([*argv, "--executor", "pbs", "--data", DATA, "--run-dir", f"{RUN}/case"]
                  + ([] if "--profile" in argv else ["--profile", "metacentrum"]))
     spec = resolve(args, check_paths=False)
     spec.project_root = "/storage/brno2/home/jdoe/facefill"  # machine-independent golden files
     if spec.image is None:
         spec.python = "/storage/brno2/home/jdoe/venv/bin/python"
-    return render(spec)
+    return spec
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_rendered_script_matches_golden_and_parses(case, tmp_path):
-    text = _render_case(CASES[case])
-    golden = GOLDEN / f"{case}.pbs.sh"
+def _render_case(argv: list[str]) -> str:
+    return render(_resolve_case(argv))
+
+
+def check_golden(text: str, golden: Path) -> None:
+    """Compare with the golden file; with FACEFILL_UPDATE_GOLDEN set, rewrite it and skip instead."""
     if os.environ.get("FACEFILL_UPDATE_GOLDEN"):
         golden.write_text(text)
+        pytest.skip(f"{golden} rewritten: review the diff, then run again without FACEFILL_UPDATE_GOLDEN")
     assert text == golden.read_text(), f"{golden} differs; FACEFILL_UPDATE_GOLDEN=1 rewrites it after review"
+
+
+def test_updating_a_golden_file_never_passes_as_a_comparison(tmp_path, monkeypatch):
+    golden = tmp_path / "g.sh"
+    golden.write_text("old\n")
+    monkeypatch.setenv("FACEFILL_UPDATE_GOLDEN", "1")
+    with pytest.raises(pytest.skip.Exception, match="rewritten"):
+        check_golden("new\n", golden)
+    assert golden.read_text() == "new\n"
+
+
+def test_full_script_matches_its_golden_file_and_parses(tmp_path):
+    text = _render_case(CASES["gpu_long"][0])
+    check_golden(text, GOLDEN)
     script = tmp_path / "s.sh"
     script.write_text(text)
     subprocess.run(["bash", "-n", str(script)], check=True)
 
 
-def test_directives_order_and_resources():
-    text = _render_case(CASES["extra_directives"])
-    pbs = [line for line in text.splitlines() if line.startswith("#PBS")]
-    assert pbs[:2] == ["#PBS -m ae", "#PBS -A open-24-7"]  # the user's come first
-    assert "#PBS -l select=1:ncpus=8:ngpus=1:mem=32gb:scratch_local=20gb" in pbs
-    assert "#PBS -l walltime=24:00:00" in pbs and "#PBS -j oe" in pbs
-    assert f"#PBS -o {RUN}/case/logs/" in pbs
-    custom = _render_case(CASES["custom_resources"])
-    assert "#PBS -l select=1:ncpus=16:ngpus=1:mem=64gb:scratch_ssd=50gb:gpu_cap=compute_80" in custom
-    assert "TIME_LIMIT=42300" in custom  # 12 h minus the profile's 15 min margin
-    long = _render_case(CASES["gpu_long"])
-    assert "#PBS -q gpu_long" in long and "#PBS -l walltime=336:00:00" in long
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_directive_block_of_each_case(case, tmp_path):
+    options, block = CASES[case]
+    text = _render_case(options)
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash" and lines[1:1 + len(block)] == block
+    assert not any(line.startswith("#PBS") for line in lines[1 + len(block):])  # qsub reads only the top block
 
 
-def test_scale_options_change_the_launch():
-    assert "--nproc-per-node \"$NGPUS\"" in _render_case(CASES["multi_gpu"])
-    multi = _render_case(CASES["multi_node"])
-    assert "#PBS -l select=2:ncpus=8:ngpus=2:mem=32gb" in multi and "#PBS -l place=scatter" in multi
-    assert "pbsdsh -u -- /bin/bash \"$SCRIPT\" --node-launch" in multi
+def test_one_time_budget_from_the_profile_margin():
+    """walltime - the site profile's margin, computed once; parts turn it into the trainer's deadline."""
+    assert _resolve_case(CASES["custom_resources"][0]).time_limit_s == 12 * 3600 - 15 * 60
+    spec = _resolve_case(CASES["gpu_long"][0])
+    assert spec.time_limit_s == 336 * 3600 - 15 * 60
+    # the evaluation part has its own walltime: minutes, not the training queue's 336 hours
+    assert 5 * 60 <= spec.eval_walltime_s <= 60 * 60
+    assert _resolve_case(CASES["gpu"][0]).eval_walltime_s == 0
+
+
+def test_scale_options_reach_the_script():
+    assert "NGPUS=2" in _render_case(CASES["multi_gpu"][0])
+    assert "NODES=2" in _render_case(CASES["multi_node"][0])
 
 
 def _submit_env(tmp_path, monkeypatch, qsub_text=None):
@@ -131,12 +170,12 @@ def test_qsub_refusal_shows_its_message(tmp_path, monkeypatch, fixture, needle):
 
 
 @pytest.mark.parametrize("extra,error,needle", [
-    (["--queue", "gpu_huge"], ConfigError, "unknown queue 'gpu_huge'.*gpu_long"),
+    (["--queue", "gpu_huge"], ConfigError, "--queue 'gpu_huge' is unknown to profile metacentrum.*gpu_long"),
     (["--walltime", "25:00:00"], ConfigError, "exceeds queue gpu's limit 24:00:00"),
     (["--walltime", "1 day"], ConfigError, "not a walltime"),
     (["--image", "/nonexistent/img.sif"], DataError, "Singularity image not found"),
     (["--data", "/nonexistent/shards"], DataError, "data folder not found"),
-    (["--mem", "lots"], ConfigError, "not a PBS size"),
+    (["--mem", "lots"], ConfigError, "--mem 'lots': write a PBS size"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_submitted(tmp_path, monkeypatch, extra, error, needle):
     log = _submit_env(tmp_path, monkeypatch)

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from jobs import ledger
 from jobs.chain_state import read_chain_state
-from jobs.options import JobSpec
-from jobs.pbs_script import render
 from jobs.profiles import load_profile
-from jobs.submit import _write_script
+from jobs.spec import JobSpec
+from jobs.submit import write_script
 from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 STUB_PBSDSH = "#!/bin/bash\n" + 'printf "%s\\n" "$*" >> "$STUB_LOG/pbsdsh.calls"\n' + r'''
@@ -46,7 +45,7 @@ def _spec(tmp_path: Path, data: Path, **over) -> JobSpec:
 def test_two_gpus_launch_two_ranks_of_the_real_trainer(tmp_path, shards64):
     spec = _spec(tmp_path, shards64, train_args=["--device", "cpu", "--max-steps", "2", "--set", "data.workers=0",
                                                  "--set", "train.batch_size=2"])
-    script = _write_script(spec, render(spec))
+    script = write_script(spec)
     bindir, log = stub_bin(tmp_path)
     env = stub_env(bindir, log, PBS_JOBID="7.vm", FACEFILL_PART="1", OMP_NUM_THREADS="1")
     env.pop("SCRATCHDIR", None)
@@ -62,7 +61,7 @@ def test_two_nodes_start_one_torchrun_each_with_a_shared_rendezvous(tmp_path):
     stubs = make_stub_trainer(tmp_path / "stubpkg")
     spec = _spec(tmp_path, fake_shards(tmp_path / "shards"), nodes=2, ngpus=1, trainer_module="stubtrainer",
                  train_args=["--device", "cpu"])
-    script = _write_script(spec, render(spec))
+    script = write_script(spec)
     nodefile = tmp_path / "nodefile"
     nodefile.write_text("localhost\nlocalhost\n")
     bindir, log = stub_bin(tmp_path, pbsdsh=STUB_PBSDSH)
@@ -71,7 +70,9 @@ def test_two_nodes_start_one_torchrun_each_with_a_shared_rendezvous(tmp_path):
     env.pop("SCRATCHDIR", None)
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert calls(log, "pbsdsh") == [f"-u -- /bin/bash {script} --node-launch localhost {spec.data} 8.vm"]
+    [launch] = calls(log, "pbsdsh")  # the command comes from jobs.part, deadline included
+    assert launch.startswith(f"-u -- /bin/bash {script} --node-launch localhost {spec.data} 8.vm stubtrainer --config smoke ")
+    assert " --deadline " in launch and launch.endswith(" --device cpu")
     ranks = [json.loads(l) for l in (Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()]
     assert sorted(r["rank"] for r in ranks) == ["0", "1"] and {r["world"] for r in ranks} == {"2"}
     # the exit code that decides comes from the trainer's status.json (launchers do not pass 75 on)

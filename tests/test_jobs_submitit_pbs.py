@@ -105,9 +105,10 @@ def test_result_and_exception_round_trip(pbs_server, tmp_path):
 
 
 def test_checkpointable_job_is_requeued_before_walltime_and_resumes(pbs_server, tmp_path):
-    ex = submitit.AutoExecutor(tmp_path / "sub", cluster="pbs")
-    ex.update_parameters(pbs_walltime="00:00:07", pbs_signal_delay_s=3)  # USR2 after 4 s
-    job = ex.submit(SlowCounter(), 24)  # 6 s of work: needs at least one requeue
+    # a loaded machine may spend seconds starting each job: room for requeues that make little progress
+    ex = submitit.AutoExecutor(tmp_path / "sub", cluster="pbs", pbs_max_num_timeout=10)
+    ex.update_parameters(pbs_walltime="00:00:10", pbs_signal_delay_s=3)  # USR2 after 7 s
+    job = ex.submit(SlowCounter(), 32)  # 8 s of work: needs at least one requeue
     done, jobs = job.result()
     assert done == 24
     requeued = requeue_record(job.paths.folder, job.job_id).read_text().split()
@@ -157,3 +158,42 @@ def test_bad_parameters_are_refused_before_submission(tmp_path, pbs_server):
     with pytest.raises(ValueError, match="one task per job"):
         ex.update_parameters(tasks_per_node=4)
     assert calls(pbs_server, "qsub") == []
+
+
+# Every parameter that reaches a #PBS directive, under the name the user passes it as.
+DIRECTIVE_PARAMETERS = {"pbs_queue": "gpu", "pbs_account": "proj1", "pbs_gpu_cap": "compute_70",
+                        "pbs_select_extra": "scratch_local=10gb", "pbs_additional_directives": ["-m ae"]}
+HOSTILE_VALUES = ("\ntouch pwned #", "\rtouch pwned", "x$(touch pwned)", "x`touch pwned`", "x; touch pwned")
+
+
+@pytest.mark.parametrize("parameter", sorted(DIRECTIVE_PARAMETERS))
+@pytest.mark.parametrize("hostile", HOSTILE_VALUES, ids=("newline", "cr", "dollar-paren", "backtick", "semicolon"))
+def test_hostile_parameter_values_are_refused_naming_the_parameter(pbs_server, tmp_path, parameter, hostile):
+    from inpaint.errors import FacefillError
+
+    ex = submitit.AutoExecutor(tmp_path / "sub", cluster="pbs")
+    ex.update_parameters(timeout_min=5, **DIRECTIVE_PARAMETERS)  # the good values pass
+    bad = [hostile] if parameter == "pbs_additional_directives" else hostile
+    with pytest.raises(ValueError) as info:
+        ex.update_parameters(**{parameter: bad})
+    assert isinstance(info.value, FacefillError)
+    message = str(info.value)
+    assert parameter in message and len(message.splitlines()) == 1, message
+    assert calls(pbs_server, "qsub") == [] and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_VALUES, ids=("newline", "cr", "dollar-paren", "backtick", "semicolon"))
+def test_hostile_text_mem_is_refused(pbs_server, tmp_path, hostile):
+    ex = PBSExecutor(tmp_path / "sub")  # AutoExecutor's mem_gb is numeric; the executor's own mem is text
+    with pytest.raises(ValueError, match="^mem="):
+        ex.update_parameters(mem="16gb" + hostile)
+    assert calls(pbs_server, "qsub") == []
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_VALUES, ids=("newline", "cr", "dollar-paren", "backtick", "semicolon"))
+def test_hostile_folder_is_refused_before_anything_is_written(pbs_server, tmp_path, hostile):
+    folder = tmp_path / f"sub{hostile}"
+    with pytest.raises(ValueError, match="folder") as info:
+        submitit.AutoExecutor(folder, cluster="pbs")
+    assert len(str(info.value).splitlines()) == 1
+    assert calls(pbs_server, "qsub") == [] and not folder.exists()

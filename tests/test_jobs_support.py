@@ -85,13 +85,20 @@ echo "$n.vm"
 STUB_NVIDIA_SMI = "#!/bin/bash\n" + RECORD + 'echo "0, NVIDIA H100 80GB HBM3 (stub), 81559 MiB, 550.54"\n'
 
 
+# The grid node's plain python3, outside the container: this interpreter WITHOUT site-packages
+# (-S), so whatever the job script runs with it must need only the standard library + the project.
+PLAIN_PYTHON3 = f"#!/bin/bash\nexec {sys.executable} -S \"$@\"\n"
+
+
 def stub_bin(tmp: Path, **extra: str) -> tuple[Path, Path]:
-    """A PATH folder with stub singularity/nvidia-smi/qsub (+ ``extra`` name → script text),
-    a ``python`` pointing at this interpreter, and the folder their call records go to."""
+    """A PATH folder with stub singularity/nvidia-smi/qsub (+ ``extra`` name → script text), a
+    ``python`` pointing at this interpreter, a ``python3`` without site-packages, and the folder
+    their call records go to."""
     bindir, log = tmp / "stubbin", tmp / "stublog"
     bindir.mkdir(parents=True, exist_ok=True)
     log.mkdir(parents=True, exist_ok=True)
-    scripts = {"singularity": STUB_SINGULARITY, "nvidia-smi": STUB_NVIDIA_SMI, "qsub": STUB_QSUB_QUEUE, **extra}
+    scripts = {"singularity": STUB_SINGULARITY, "nvidia-smi": STUB_NVIDIA_SMI, "qsub": STUB_QSUB_QUEUE,
+               "python3": PLAIN_PYTHON3, **extra}
     for name, text in scripts.items():
         write_exe(bindir / name, text)
     python = bindir / "python"

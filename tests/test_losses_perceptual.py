@@ -1,5 +1,6 @@
-"""Perceptual loss: real VGG16 weights from the shared folder, both accepted file layouts, and
-the refusal to fall back to random weights silently."""
+"""Perceptual loss: equal to an independent torchvision computation on real faces, real VGG16
+weights from the shared folder, both accepted file layouts, and the refusal to fall back to
+random weights silently."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torchvision.models import vgg16
 
 import inpaint.pretrained
 from inpaint.errors import CheckpointError
@@ -45,6 +48,65 @@ def test_real_vgg_is_zero_for_identical_images_and_positive_otherwise(data_root:
     shifted = torch.roll(images, shifts=2, dims=-1)
     swapped = images.flip(0)
     assert 0 < loss(shifted, images) < loss(swapped, images)  # a 2-px shift is closer than another face
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def torchvision_features(weights_root: Path) -> torch.nn.Module:
+    """torchvision's own ``vgg16().features[:16]`` with the shared weights (built once: the
+    full VGG16 it is cut from takes seconds to initialise)."""
+    torch.manual_seed(0)
+    features = vgg16(weights=None).features[:16].eval()
+    features.load_state_dict(torch.load(weights_root / FEATURES_FILE, map_location="cpu", weights_only=True))
+    return features
+
+
+def _independent_perceptual(output: torch.Tensor, target: torch.Tensor, features: torch.nn.Module) -> torch.Tensor:
+    """The loss as the reference defines it, computed with nothing from ``inpaint.perceptual``:
+    images in [-1, 1] taken to [0, 1] and ImageNet-normalised, mean L1 at relu1_2, relu2_2,
+    relu3_3 of torchvision's VGG16, summed."""
+    taps = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15}
+    for name, i in taps.items():  # each tap is the ReLU right after conv{n}_2 / conv3_3
+        assert isinstance(features[i], torch.nn.ReLU) and isinstance(features[i - 1], torch.nn.Conv2d), name
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def maps(images: torch.Tensor) -> list[torch.Tensor]:
+        x, out = ((images + 1) / 2 - mean) / std, []
+        for i, layer in enumerate(features):
+            x = layer(x)
+            if i in taps.values():
+                out.append(x)
+        return out
+
+    with torch.no_grad():
+        return sum(F.l1_loss(a, b) for a, b in zip(maps(output), maps(target)))
+
+
+def test_matches_an_independent_torchvision_vgg16_computation(data_root: Path, weights_root: Path,
+                                                              torchvision_features: torch.nn.Module) -> None:
+    path = weights_root / FEATURES_FILE
+    loss = PerceptualLoss(_cfg(perceptual_weights=str(path)))
+    torch.set_num_threads(1)  # steady on a busy 2-core box; restored by the fixture below
+    target = faces(data_root, n=3)
+    for output in (torch.roll(target, shifts=3, dims=-1), target * 0.8 + 0.1):
+        with torch.no_grad():
+            ours = loss(output, target)
+        expected = _independent_perceptual(output, target, torchvision_features)
+        assert expected > 0.01
+        assert abs(ours.item() - expected.item()) < 1e-5, (ours.item(), expected.item())
+    generator_loss = GeneratorLoss({"global_l1": 0.0, "hole_l1": 0.0, "adversarial": 0.0, "perceptual": 0.05,
+                                    "perceptual_weights": str(path)})
+    with torch.no_grad():
+        terms = generator_loss(target.flip(0), target, torch.ones(3, 1, 64, 64))
+    assert abs(terms["perceptual"].item() - _independent_perceptual(target.flip(0), target, torchvision_features).item()) < 1e-5
+    assert terms["total"].item() == pytest.approx(terms["perceptual"].item(), abs=1e-6)  # 0.05·P / 0.05
 
 
 def test_vgg_stays_frozen_and_out_of_the_generator(weights_root: Path) -> None:

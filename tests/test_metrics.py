@@ -31,7 +31,8 @@ def test_known_mse_gives_known_psnr_in_both_conventions() -> None:
     # In [0, 1] the error halves: 0.05, MSE 0.0025 → 26.0206 dB.
     assert torch.allclose(std["l1"], torch.full((2,), 0.05), atol=1e-6)
     assert torch.allclose(std["psnr"], torch.full((2,), 10 * math.log10(1 / 0.0025)), atol=1e-4)
-    assert metrics.psnr_value(0.0025) == pytest.approx(26.0206, abs=1e-4)
+    assert metrics.psnr_from_mse(torch.tensor([0.0025])).item() == pytest.approx(26.0206, abs=1e-4)
+    assert metrics.psnr_from_mse(torch.tensor([0.0])).item() == pytest.approx(100.0)  # floored, finite
 
 
 def test_standard_convention_scores_the_composite_not_the_raw_output() -> None:
@@ -78,12 +79,19 @@ def test_ssim_falls_with_noise_and_is_symmetric() -> None:
     assert torch.allclose(metrics.ssim_per_image(x, heavy), s_heavy, atol=1e-6)
 
 
-def test_gaussian_window_is_normalised_with_sigma_1_5() -> None:
-    w = metrics.gaussian_window()
-    assert w.shape == (11, 11)
-    assert w.sum().item() == pytest.approx(1.0, abs=1e-6)
-    # Ratio of the centre to a neighbour one pixel away along an axis: exp(1 / (2·1.5²)).
-    assert (w[5, 5] / w[5, 6]).item() == pytest.approx(math.exp(1 / 4.5), rel=1e-5)
+def test_ssim_window_is_a_normalised_gaussian_with_sigma_1_5() -> None:
+    """The 1-D window SSIM convolves with (twice: rows, then columns)."""
+    g = metrics.gaussian_kernel_1d()
+    assert g.shape == (11,) and g.dtype == torch.float32
+    assert g.sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.equal(g, g.flip(0))
+    # Ratio of the centre to its neighbour: exp(1 / (2·1.5²)).
+    assert (g[5] / g[6]).item() == pytest.approx(math.exp(1 / 4.5), rel=1e-5)
+    # The separable window is the 2-D window of Wang et al.: a delta image blurs to it.
+    delta = torch.zeros(1, 1, 21, 21)
+    delta[..., 10, 10] = 1.0
+    blurred = torch.nn.functional.conv2d(torch.nn.functional.conv2d(delta, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+    assert torch.allclose(blurred[0, 0], torch.outer(g, g).flip(0, 1), atol=1e-7)
 
 
 def _load_example(path: Path) -> torch.Tensor:

@@ -62,11 +62,11 @@ def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_
     would never run them; switched on here, a stopped-and-resumed run must still retrace a
     straight one."""
     if speed == "gpu-like":
-        import inpaint.training.loop as loop
+        import inpaint.training.networks as networks
         from inpaint.training.environment import SpeedPaths
 
         gpu_like = SpeedPaths(amp_dtype=torch.bfloat16, channels_last=True, fused_adam=True, compile=False)
-        monkeypatch.setattr(loop, "speed_paths", lambda cfg, device: gpu_like)
+        monkeypatch.setattr(networks, "speed_paths", lambda cfg, device: gpu_like)
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(args(shards64, straight, "--max-steps", "8", "--deterministic")) == 0
     assert main(args(shards64, split, "--max-steps", "4", "--deterministic")) == 0
@@ -83,6 +83,7 @@ def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [4, 5, 8]
     assert status(split)["state"] == "finished" and status(split)["step"] == 8
+    assert status(split)["images_per_s"] > 0 and status(split)["checkpoint"] == "checkpoints/step-000000008.pt"
     assert (split / "samples" / "epoch-0001.png").is_file() and (split / "config.yaml").is_file()
 
 
@@ -98,6 +99,8 @@ def test_time_limit_stops_with_75_and_a_rerun_ends_like_an_uninterrupted_run(sha
     assert stopped["state"] == "stopped" and stopped["step"] < 40
     assert proc.stdout.strip().splitlines()[-1].startswith(f"stopped (exit 75) step {stopped['step']}/40")
     assert weights(limited)["step"] == stopped["step"]  # the checkpoint is where we stopped
+    assert stopped["checkpoint"] == f"checkpoints/step-{stopped['step']:09d}.pt" and stopped["total_steps"] == 40
+    assert (stopped["images_per_s"] > 0) if stopped["step"] else stopped["images_per_s"] is None  # a loaded CPU may fit no step
     assert main(args(shards64, limited, "--max-steps", total, "--deterministic")) == 0
     assert status(limited)["step"] == status(straight)["step"] == 40
     assert_same_weights(weights(limited), weights(straight))
@@ -132,8 +135,15 @@ def test_changed_config_is_refused_unless_forced(shards64: Path, tmp_path: Path)
     assert main(args(shards64, run, "--max-steps", "2")) == 0
     with pytest.raises(ConfigError, match=r"optim\.lr: 0\.0002 → 0\.001.*--force"):
         main(args(shards64, run, "--max-steps", "3", sets=("optim.lr=0.001",)))
-    assert weights(run)["step"] == 2 and status(run)["exit_code"] == 2
+    refused = status(run)  # the newest valid checkpoint's position, not 0
+    assert weights(run)["step"] == 2 and refused["exit_code"] == 2 and refused["step"] == 2
+    assert refused["checkpoint"] == "checkpoints/step-000000002.pt" and refused["total_steps"] == 3
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = run / "checkpoints" / f"step-000000003.pt.tmp-{dead.pid}"  # a killed writer's leftover
+    stale.write_bytes(b"half a checkpoint")
     assert main(args(shards64, run, "--max-steps", "3", "--force", sets=("optim.lr=0.001",))) == 0
+    assert not stale.exists()
     resumed = weights(run)
     assert resumed["step"] == 3 and resumed["config"]["optim"]["lr"] == 0.001
     assert resumed["opt_g"]["param_groups"][0]["lr"] == 0.001
@@ -149,6 +159,7 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_warning(shards64: Path, tmp
     with pytest.warns(CheckpointWarning, match="step-000000004"):
         assert main(args(shards64, run, "--max-steps", "5", sets=("train.checkpoint_every_steps=2",))) == 0
     assert "resumed from" in (run / "train.log").read_text() and "step-000000002.pt" in (run / "train.log").read_text()
+    assert (run / "checkpoints" / "step-000000004.pt.corrupt").is_file()  # set aside, not retried or kept
     assert weights(run)["step"] == 5
 
 
@@ -194,9 +205,20 @@ def test_two_process_gloo_ddp_run_finishes(shards64: Path, tmp_path: Path) -> No
     assert "68 steps/epoch" in log  # 274 faces / (2 per batch x 2 ranks)
 
 
-def test_plot_draws_loss_curves(shards64: Path, tmp_path: Path) -> None:
+def test_loss_curves_in_the_plot_and_in_tensorboard(shards64: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert main(args(shards64, run, "--max-steps", "10", sets=("train.log_every_steps=2",))) == 0
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for name in ("g_total", "d_loss", "hole_l1", "img_per_s", "lr"):
+        scalars = events.Scalars(name)
+        assert [e.step for e in scalars] == [2, 4, 6, 8, 10]
+        assert [e.value for e in scalars] == pytest.approx([r[name] for r in logged], rel=1e-6)
+    assert [e.step for e in events.Images("samples")] == [10]  # the sample sheet of the (partial) epoch
     from inpaint.plot import main as plot_main
 
     assert plot_main([str(run)]) == 0

@@ -17,7 +17,7 @@ from inpaint.training.deadline import Deadline
 from inpaint.training.pairs import EpochBatches, TrainingPairs, epoch_order
 from inpaint.training.resume import check_config, check_data, config_differences
 from inpaint.training.rng import capture_rng_state, restore_rng_state
-from inpaint.training.status import Outcome, read_status, write_status
+from inpaint.contract import Outcome, read_status, write_status
 
 
 def test_epoch_batches_cover_each_epoch_once_and_reshuffle() -> None:
@@ -120,11 +120,12 @@ def test_config_differences_ignore_run_length_and_logging_only() -> None:
 
 
 def test_status_file_is_complete_json(tmp_path: Path) -> None:
+    assert read_status(tmp_path) == {}  # absent: a run not started yet
     out = Outcome(75, "stopped early", epoch=1, step=40, total_steps=300)
     write_status(tmp_path, out)
     status = read_status(tmp_path)
     assert status["state"] == "stopped" and status["exit_code"] == 75 and status["step"] == 40
-    assert set(status) == {"state", "exit_code", "epoch", "step", "total_steps", "message", "time"}
+    assert set(status) == {"state", "exit_code", "epoch", "step", "total_steps", "images_per_s", "checkpoint", "message", "time"}
     assert out.line().startswith("stopped (exit 75) step 40/300")
     assert not list(tmp_path.glob("*.tmp-*"))
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from inpaint.atomic import write_bytes, write_json  # noqa: E402
 from inpaint.training.metrics_log import read_metrics  # noqa: E402
-from inpaint.training.status import read_status  # noqa: E402
+from inpaint.contract import read_status  # noqa: E402
 
 MODELS = ("model1", "model2", "model3")
 PART_BYTES = 15 * 2**20  # $OUT returns files of at most 16 MiB
@@ -182,7 +182,7 @@ class Session:
         # The weights come back even if the evaluation failed: they are the scarce part of a lease.
         export = self.runs / "export" / "model2.pt"
         metrics = ["--metrics", str(eval_dir / "metrics.json")] if evaluated else []
-        run([sys.executable, "-m", "inpaint.checkpoint", "export", str(self.runs / "model2"), str(export), *metrics],
+        run([sys.executable, "-m", "inpaint.weights", "export", str(self.runs / "model2"), str(export), *metrics],
             self.env, self.runs / "eval.txt")
         meta_path = export.with_suffix(".json")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_prep.faces import GENDER_NAMES as GENDERS, RACE_NAMES as RACES  # the packer's label codes
+from inpaint.shard_format import GENDER_NAMES as GENDERS, RACE_NAMES as RACES  # the shards' label codes
 UNKNOWN = "unknown"
 
 

@@ -15,7 +15,7 @@ from inpaint.evaluation.grid import GridCollector
 from inpaint.evaluation.report import ModelResult
 from inpaint.evaluation.runner import Generator, Scorers, score_pairs
 from inpaint.evaluation.samples import SampleWriter, chain_hooks
-from inpaint.inference.progress import Progress
+from inpaint.progress_line import ProgressLine
 
 
 def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, balanced: Any | None,
@@ -33,7 +33,7 @@ def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, 
     hook = chain_hooks(collector.for_model(name) if collector else None, writer)
     per_pair = score_pairs(generator, faces, masks, test_pairs, batch_size=batch_size, device=device, scorers=scorers,
                            workers=workers, hook=hook, autocast_dtype=autocast_dtype,
-                           progress=None if quiet else Progress(f"{name}: test pairs", len(test_pairs), "pairs"))
+                           progress=None if quiet else ProgressLine(f"{name}: test pairs", len(test_pairs), "pairs"))
     result = ModelResult(name=name, source="", info={}, buckets=summary.bucket_table(per_pair, pair_buckets))
     if balanced is not None and pairs.balanced:
         groups = demographics.group_columns(balanced.labels)
@@ -41,8 +41,10 @@ def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, 
         bwriter = SampleWriter(samples_dir, name, ["balanced"] * len(pairs.balanced), pairs.balanced) if samples_dir else None
         bal = score_pairs(generator, balanced, masks, pairs.balanced, batch_size=batch_size, device=device, scorers=scorers,
                           workers=workers, hook=bwriter, autocast_dtype=autocast_dtype,
-                          progress=None if quiet else Progress(f"{name}: balanced pairs", len(pairs.balanced), "pairs"))
+                          progress=None if quiet else ProgressLine(f"{name}: balanced pairs", len(pairs.balanced), "pairs"))
         orders = demographics.group_orders()
+        result.balanced_per_pair = bal
+        result.balanced_cells = groups["race_gender"][faces_idx]
         for kind, column in groups.items():
             table = summary.group_means(bal, column[faces_idx], orders[kind])
             result.demographics[kind] = table

@@ -16,6 +16,7 @@ from typing import Any
 
 from inpaint.atomic import write_text
 from inpaint.buckets import BUCKET_LABELS
+from inpaint.evaluation.fairness import GAIN_METRICS, GainMetric
 from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY, METRICS, available_metrics
 from inpaint.identity import SAME_PERSON_THRESHOLD
 
@@ -31,6 +32,13 @@ class ModelResult:
     buckets: Table
     demographics: dict[str, Table] = field(default_factory=dict)
     spreads: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Gain over the reference baseline per race × gender cell (see inpaint.evaluation.fairness);
+    #: empty for the baseline itself or when it was not scored.
+    gains: dict[str, Any] = field(default_factory=dict)
+    #: Per-pair metrics on the balanced split and the race × gender cell of each pair: what the
+    #: paired gains are computed from. Kept in memory only, not written.
+    balanced_per_pair: dict[str, Any] = field(default_factory=dict, repr=False)
+    balanced_cells: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Evaluation:
     lpips_reason: str = ""      # empty = LPIPS computed
     identity_reason: str = ""   # empty = identity computed
     extra: dict[str, Any] = field(default_factory=dict)
+    gain_reason: str = ""       # why no model has gains over the reference baseline (empty = some have)
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -70,7 +79,13 @@ def render_markdown(ev: Evaluation) -> str:
     if p.get("shortfalls"):
         lines.append("- **Fewer pairs than requested** in " + ", ".join(f"{k} ({v})" for k, v in p["shortfalls"].items())
                      + ": the shards hold fewer test masks in those buckets (each mask is used once per bucket).")
-    lines.append("- Models: " + ", ".join(f"**{m.name}** (`{m.source}`)" for m in ev.models))
+    models = [m for m in ev.models if m.info.get("kind") != "baseline"]
+    baselines = [m for m in ev.models if m.info.get("kind") == "baseline"]
+    if models:
+        lines.append("- Models: " + ", ".join(f"**{m.name}** (`{m.source}`)" for m in models))
+    reason = (ev.extra.get("baselines") or {}).get("reason")
+    lines.append("- Classical baselines: " + (", ".join(f"**{m.name}** (`{m.source}`)" for m in baselines) if baselines
+                                             else f"**none** — {reason or 'not requested'}"))
     lines.append("- LPIPS: " + ("AlexNet v0.1" if not ev.lpips_reason else f"**unavailable** — {ev.lpips_reason}"))
     lines.append("- Identity: " + (f"dlib ResNet face descriptor, same-person threshold {SAME_PERSON_THRESHOLD}"
                                    if not ev.identity_reason else f"**unavailable** — {ev.identity_reason}"))
@@ -121,9 +136,51 @@ def render_markdown(ev: Evaluation) -> str:
                         lines.append(f"- {_short_name(x.key)}: best {s['best']} ({_fmt(x.key, s['best_value'])}), "
                                      f"worst {s['worst']} ({_fmt(x.key, s['worst_value'])})")
                 lines.append("")
+    lines += _gain_section(ev)
     if ev.extra.get("grid"):
         lines += ["## Samples", "", f"![comparison grid]({ev.extra['grid']})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _gain_cell(metric: GainMetric, value: dict[str, float] | None) -> str:
+    if not value:
+        return "–"
+    return f"{metric.fmt.format(value['gain'])} [{metric.fmt.format(value['low'])}, {metric.fmt.format(value['high'])}]"
+
+
+def _gain_section(ev: Evaluation) -> list[str]:
+    """Per model, the gain over the reference baseline in each race × gender cell, with intervals."""
+    with_gains = [m for m in ev.models if m.gains]
+    if not with_gains:
+        if ev.gain_reason and any(m.demographics for m in ev.models):
+            return ["## Fairness as gain over the classical fill", "", f"Unavailable: {ev.gain_reason}", ""]
+        return []
+    first = with_gains[0].gains
+    lines = [f"## Fairness as gain over {first['baseline']} (eval_balanced, race × gender)", "",
+             f"Raw per-group numbers mostly measure the faces (the classical fill spreads too), so this is each "
+             f"model's gain over **{first['baseline']}** on the identical pairs: positive = better than the "
+             f"baseline, for LPIPS too (baseline − model). Mean of per-face differences, "
+             f"[{first['confidence']:.0%} interval] from a paired bootstrap over faces ({first['resamples']} "
+             f"resamples, seed {first['seed']}). ⚠ marks cells with fewer than {first['min_faces']} faces. "
+             f"*Spread* is the gap between the largest and the smallest gain.", ""]
+    for m in with_gains:
+        cells = m.gains["cells"]
+        shown = [x for x in GAIN_METRICS if any(x.key in row for row in cells.values())]
+        lines += [f"### {m.name}: gain over {m.gains['baseline']}", ""]
+        body = [[cell + (" ⚠" if row["few_faces"] else ""), str(row["n"])] + [_gain_cell(x, row.get(x.key)) for x in shown]
+                for cell, row in cells.items()]
+        spreads = m.gains["spread"]
+        body.append(["**spread (largest − smallest)**", ""] + [
+            x.fmt.format(spreads[x.key]["gap"]).lstrip("+") if x.key in spreads else "–" for x in shown])
+        lines += _md_table(["Cell", "Faces"] + [x.title for x in shown], body) + [""]
+        for x in shown:
+            if x.key in spreads:
+                sp = spreads[x.key]
+                lines.append(f"- {x.title}: largest gain {sp['best']} ({x.fmt.format(sp['best_gain'])}), smallest "
+                             f"{sp['worst']} ({x.fmt.format(sp['worst_gain'])})"
+                             + (f" — involves a cell with fewer than {m.gains['min_faces']} faces" if sp["few_faces"] else ""))
+        lines.append("")
+    return lines
 
 
 _SHORT = {"ref_l1": "L1 ref", "ref_psnr": "PSNR ref", "std_l1": "L1 std", "std_hole_l1": "hole L1 std",
@@ -157,7 +214,9 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "identity": {"available": not ev.identity_reason, "reason": ev.identity_reason or None,
                      "threshold": SAME_PERSON_THRESHOLD},
         "models": [{"name": m.name, "source": m.source, **m.info, "buckets": m.buckets,
-                    "demographics": m.demographics, "spreads": m.spreads} for m in ev.models],
+                    "demographics": m.demographics, "spreads": m.spreads,
+                    **({"gain_over_baseline": m.gains} if m.gains else {})} for m in ev.models],
+        **({"gain_over_baseline_reason": ev.gain_reason} if ev.gain_reason else {}),
         **ev.extra,
     })
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from inpaint import metrics
 from inpaint.identity import SAME_PERSON_THRESHOLD, FaceDescriber
-from inpaint.inference.progress import Progress
+from inpaint.progress_line import ProgressLine
 from inpaint.lpips import LPIPS
 from inpaint.visual import to_uint8
 
@@ -58,7 +58,7 @@ def module_generator(model: torch.nn.Module) -> Generator:
 
 def score_pairs(generator: Generator, faces: Dataset, masks: Dataset, pairs: Sequence[tuple[int, int]], *,
                 batch_size: int = 16, device: torch.device | str = "cpu", scorers: Scorers | None = None,
-                workers: int = 0, hook: BatchHook | None = None, progress: Progress | None = None,
+                workers: int = 0, hook: BatchHook | None = None, progress: ProgressLine | None = None,
                 autocast_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
     """Per-pair metrics (arrays of length ``len(pairs)``, keys :data:`METRIC_KEYS`; NaN where a
     scorer is unavailable).

@@ -8,6 +8,7 @@ option and every way a mask can be unusable is a clear error naming the file.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +19,53 @@ from inpaint.errors import DataError
 HOLE_CONVENTIONS = ("white", "black")
 
 
+#: Largest photo or mask decoded, in pixels: Pillow's own decompression-bomb threshold (89 Mpx,
+#: ~270 MB as RGB). Above it Pillow only warns (and raises only at twice that), so a few-kB file
+#: declaring 12000×12000 would still be decoded; here anything over the threshold is refused.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
 def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
-    """A decoded image, upright as viewers show it (EXIF orientation applied)."""
+    """A decoded image, upright as viewers show it (EXIF orientation applied).
+
+    Every way a file can fail to decode is a :class:`DataError` naming it: Pillow's decoders signal
+    a damaged file with many exception types (OSError, SyntaxError, struct.error, EOFError, …), and
+    one bad photo must not abort a folder of good ones.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            return ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return ImageOps.exif_transpose(img)
     except FileNotFoundError:
         raise DataError(f"{what} {path} does not exist: check the path") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{what} {path} cannot be read as an image ({exc}): give a PNG, JPEG or other image file") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise DataError(f"{what} {path} declares {_declared_size(path)} px, over the {MAX_PIXELS / 1e6:.0f} Mpx limit that "
+                        "guards against decompression bombs: downscale it first") from None
+    except MemoryError:
+        raise DataError(f"{what} {path} is too large to decode in the memory available: downscale it") from None
+    except UnidentifiedImageError as exc:
+        raise DataError(f"{what} {path} cannot be read as an image ({exc}): give a PNG, JPEG or other image file") from None
+    except Exception as exc:  # noqa: BLE001 — see the docstring: any decoder failure means an unreadable file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{what} {path} cannot be read as an image ({reason}): give a PNG, JPEG or other image file") from None
+
+
+def _declared_size(path: Path) -> str:
+    """"W×H" from the file's header, read without decoding (bomb checks off for this one look)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as img:
+                    return f"{img.width}×{img.height}"
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+    except Exception:  # noqa: BLE001 — only for the message
+        return "a size"
 
 
 #: Photo modes inpainted as 8-bit colour; 16-bit and float photos would lose precision silently.
@@ -71,12 +108,30 @@ def hole_from_mask_image(img: Image.Image, hole: str = "white") -> np.ndarray:
     return bright if hole == "white" else ~bright
 
 
+class MaskWarning(UserWarning):
+    """A mask that is usable but probably not what the user meant (e.g. the photo itself)."""
+
+
+#: A mask is "essentially two-valued" when at most this share of its pixels is grey (neither within
+#: an eighth of the range of black nor of white): antialiased or JPEG-saved brush edges stay well
+#: under it (a few %), a photo is far over it (most of its pixels are mid-tones).
+MAX_GREY_SHARE = 0.10
+
+
+def grey_share(img: Image.Image) -> float:
+    """Share of the mask's pixels that are neither near black nor near white."""
+    values, top = _levels(img)
+    values = np.asarray(values, dtype=np.float64)
+    return float(((values > top / 8.0) & (values < top * 7.0 / 8.0)).mean())
+
+
 def load_hole(path: str | os.PathLike, photo_size: tuple[int, int], hole: str = "white",
               photo_name: str | os.PathLike = "the photo") -> np.ndarray:
     """The hole of mask file ``path`` for a photo of ``photo_size`` (width, height).
 
     Raises :class:`DataError` for a mask of another size, a mask without any hole, and a mask
-    that is all hole (nothing left to inpaint from).
+    that is all hole (nothing left to inpaint from); warns (:class:`MaskWarning`) when the mask is
+    not essentially two-valued, as when the photo itself is passed as its mask.
     """
     path = Path(path)
     img = open_image(path, "mask")
@@ -85,6 +140,11 @@ def load_hole(path: str | os.PathLike, photo_size: tuple[int, int], hole: str = 
                         "draw the mask on the photo itself so both have one size")
     mask = hole_from_mask_image(img, hole)
     other = "black" if hole == "white" else "white"
+    grey = grey_share(img)
+    if grey > MAX_GREY_SHARE:
+        warnings.warn(MaskWarning(f"mask {path} is not black and white ({grey:.0%} of its pixels are grey): is it the photo "
+                                  f"itself? its hole is taken where it is {'brighter' if hole == 'white' else 'darker'} than "
+                                  "mid-grey; give a mask with the hole painted " + hole), stacklevel=2)
     if not mask.any():
         raise DataError(f"mask {path} marks no hole (no {hole} pixels): paint the hole {hole}, "
                         f"or pass --mask-hole {other} if your holes are {other}")

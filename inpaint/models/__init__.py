@@ -8,16 +8,17 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from inpaint.config import DEFAULTS
+from inpaint.config import ModelSection, section_defaults
 from inpaint.errors import ConfigError
 from inpaint.models.discriminator import SNPatchGAN
 from inpaint.models.dmfb import DMFB_VARIANTS, DenseMultiscaleFusionBlock
 from inpaint.models.gated import GatedConv2d, GatedDeconv2d
 from inpaint.models.generator import GatedUNet
+from inpaint.models.prefill import ClassicalPrefill, with_prefill
 
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "count_parameters",
-    "GatedConv2d", "GatedDeconv2d", "DenseMultiscaleFusionBlock", "GatedUNet", "SNPatchGAN",
+    "GatedConv2d", "GatedDeconv2d", "DenseMultiscaleFusionBlock", "GatedUNet", "SNPatchGAN", "ClassicalPrefill",
 ]
 
 
@@ -38,12 +39,21 @@ GENERATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"gated_unet":
 DISCRIMINATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"sn_patchgan": _sn_patchgan}
 
 
-def _build(registry: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]], key: str, model_cfg: Mapping[str, Any]) -> nn.Module:
-    cfg = dict(DEFAULTS["model"])
+def _complete(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema's model defaults overlaid with ``model_cfg``; unknown keys and combinations the
+    schema refuses (e.g. a residual without a fill) are a ConfigError."""
+    cfg = section_defaults("model")
     unknown = sorted(set(model_cfg) - set(cfg))
     if unknown:
         raise ConfigError(f"unknown model key(s) {', '.join(unknown)}: use only {', '.join(cfg)}")
     cfg.update(model_cfg)
+    problem = ModelSection(**cfg).check()
+    if problem:
+        raise ConfigError(problem)
+    return cfg
+
+
+def _build(registry: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]], key: str, cfg: Mapping[str, Any]) -> nn.Module:
     name = cfg[key]
     if name not in registry:
         raise ConfigError(f"unknown model.{key} '{name}': use one of {', '.join(sorted(registry))}")
@@ -51,13 +61,15 @@ def _build(registry: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]], key
 
 
 def build_generator(model_cfg: Mapping[str, Any]) -> nn.Module:
-    """The generator named by ``model_cfg["generator"]`` (the ``model`` section of a config)."""
-    return _build(GENERATORS, "generator", model_cfg)
+    """The generator named by ``model_cfg["generator"]`` (the ``model`` section of a config),
+    behind the classical fill of ``model.prefill``/``model.residual`` when they ask for one."""
+    cfg = _complete(model_cfg)
+    return with_prefill(_build(GENERATORS, "generator", cfg), cfg["prefill"], cfg["residual"])
 
 
 def build_discriminator(model_cfg: Mapping[str, Any]) -> nn.Module:
     """The discriminator named by ``model_cfg["discriminator"]``."""
-    return _build(DISCRIMINATORS, "discriminator", model_cfg)
+    return _build(DISCRIMINATORS, "discriminator", _complete(model_cfg))
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -47,10 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = args.overrides + ([f"data.size={args.size}"] if args.size else [])
     configs = [load_config(name, overrides) for name in args.config]  # all errors before output
-    print(f"{'config':<10} {'px':>4} {'G params':>12} {'D params':>11} {'G GFLOP/img':>12} {'D GFLOP/img':>12}")
+    w = max(10, *(len(cfg["name"]) for cfg in configs))
+    print(f"{'config':<{w}} {'px':>4} {'G params':>12} {'D params':>11} {'G GFLOP/img':>12} {'D GFLOP/img':>12}")
     for cfg in configs:
         s = model_summary(cfg)
-        print(f"{s['name']:<10} {s['size']:>4} {s['g_params']:>12,} {s['d_params']:>11,} {s['g_gflops']:>12.2f} {s['d_gflops']:>12.3f}")
+        print(f"{s['name']:<{w}} {s['size']:>4} {s['g_params']:>12,} {s['d_params']:>11,} {s['g_gflops']:>12.2f} {s['d_gflops']:>12.3f}")
     print("GFLOP = forward pass, 2 FLOPs per multiply-add; a training step costs about 3x forward")
     return 0
 

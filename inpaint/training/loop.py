@@ -19,25 +19,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from inpaint.checkpoint import (
-    CHECKPOINT_FORMAT, CheckpointWarning, bare_module, find_checkpoints, load_latest, read_checkpoint, save_checkpoint,
+    CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, free_bytes, format_bytes, is_disk_full,
+    load_latest, read_checkpoint, save_checkpoint,
 )
 from inpaint.config import resolve_config, save_config
-from inpaint.errors import CheckpointError, ConfigError, FacefillError
+from inpaint.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
+from inpaint.errors import ConfigError, FacefillError
+from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
-from inpaint.training.environment import backend_flags, configure_backends, resolve_device, restore_backend_flags, speed_paths
-from inpaint.training.inputs import open_training_data, sample_batch, seed_worker
-from inpaint.training.progress import format_duration, setup_logging
 from inpaint.training.distributed import DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown
+from inpaint.training.environment import backend_flags, configure_backends, resolve_device, restore_backend_flags
+from inpaint.training.inputs import open_training_data, sample_batch
 from inpaint.training.metrics_log import RunningLosses, all_finite, append_metrics, truncate_metrics_after
+from inpaint.training.networks import TrainingModels
 from inpaint.training.pairs import EpochBatches, TrainingPairs
 from inpaint.training.resume import check_config, check_data, data_fingerprint
 from inpaint.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from inpaint.training.run_dir import RunDir
 from inpaint.training.signals import StopRequest
-from inpaint.training.status import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, Outcome, write_status
+from inpaint.training.tensorboard_log import TensorBoardLog
+from inpaint.training.train_log import format_duration
 
 log = logging.getLogger("facefill.train")
 
@@ -67,194 +71,125 @@ class Position:
     epoch_step: int = 0
 
 
+@dataclass
+class TrainingData:
+    """The training stream: shard index, the train splits, their batch order and loader, and the
+    fixed batch for the per-epoch pictures (rank 0 only)."""
+
+    index: dict[str, Any]
+    faces: Dataset
+    masks: Dataset
+    sampler: EpochBatches
+    fingerprint: dict[str, Any]          # what a checkpoint records to refuse other shards on resume
+    loader: DataLoader
+    samples: dict[str, torch.Tensor] | None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.steps_per_epoch
+
+
 # --- the trainer -----------------------------------------------------------------------------
 
 class Trainer:
-    """Holds the models, optimizers and position; :meth:`run` trains until done, told to stop,
-    out of time, or the loss stops being finite."""
+    """Holds the networks, data, position and deadline of one training process; built whole by
+    :meth:`open` (which starts a run or resumes the run dir's newest valid checkpoint), then
+    :meth:`run` trains until done, told to stop, out of time, or the loss stops being finite."""
 
-    def __init__(self, opts: TrainOptions, stop: StopRequest | None = None) -> None:
-        self.opts = opts
-        self.stop = stop or StopRequest()
-        self.cfg = opts.config
-        self.run_dir = Path(opts.run_dir)
-        self.pos = Position()
-        self.total_steps: int | None = None
-        self.last_saved_step: int | None = None
+    def __init__(self, opts: TrainOptions, stop: StopRequest, run: RunDir, dist: DistInfo, device: torch.device,
+                 data: TrainingData, models: TrainingModels, pos: Position, total_steps: int, deadline: Deadline,
+                 board: TensorBoardLog | None) -> None:
+        self.opts, self.cfg, self.stop, self.run_dir = opts, opts.config, stop, run
+        self.dist, self.device, self.data, self.models = dist, device, data, models
+        self.pos, self.total_steps, self.deadline, self.board = pos, total_steps, deadline, board
+        self.last_saved_step: int | None = pos.step if run.checkpoint is not None else None
+        self.images_trained = 0          # by this process, for the measured throughput
+        self.step_seconds = 0.0
 
     # set-up ------------------------------------------------------------------------------
-    def setup(self) -> None:
-        opts, cfg = self.opts, self.cfg
+    @classmethod
+    def open(cls, opts: TrainOptions, stop: StopRequest, run: RunDir, dist: DistInfo, device: torch.device) -> "Trainer":
+        """Read the run dir's newest valid checkpoint (if any), open the shards, build the
+        networks and load the checkpoint into them (refusing a changed config or shard set)."""
+        cfg = opts.config
         tcfg = cfg["train"]
-        device = resolve_device(opts.device)
-        self.dist = init_distributed(device.type)
-        if device.type == "cuda" and self.dist.enabled:
-            device = torch.device("cuda", self.dist.local_rank)
-        self.device = device
-        configure_backends(device, opts.deterministic)
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        barrier(self.dist)
-        self._file_handler = setup_logging(self.run_dir, self.dist.is_main)
+        found = _newest_valid_checkpoint(run, dist)  # first: a failure below still reports its step
 
-        self.index, faces, masks = open_training_data(opts.data_root, cfg, self.dist.world_size)
-        self.sampler = EpochBatches(len(faces), tcfg["batch_size"], tcfg["seed"], self.dist.rank, self.dist.world_size)
-        self.steps_per_epoch = self.sampler.steps_per_epoch
-        self.total_steps = tcfg["epochs"] * self.steps_per_epoch
+        index, faces, masks = open_training_data(opts.data_root, cfg, dist.world_size)
+        sampler = EpochBatches(len(faces), tcfg["batch_size"], tcfg["seed"], dist.rank, dist.world_size)
+        total_steps = tcfg["epochs"] * sampler.steps_per_epoch
         if tcfg["max_steps"] is not None:
-            self.total_steps = min(self.total_steps, tcfg["max_steps"])
-        self.fingerprint = data_fingerprint(self.index, len(faces), len(masks))
+            total_steps = min(total_steps, tcfg["max_steps"])
+        run.total_steps = total_steps
+        fingerprint = data_fingerprint(index, len(faces), len(masks))
 
         seed_everything(tcfg["seed"])  # model initialisation depends on it
-        self._build_models()
-        self._resume()
-        if self.dist.is_main:
-            save_config(cfg, self.run_dir / "config.yaml")
+        models = TrainingModels.build(cfg, device, dist)
+        if found is None:
+            pos, timing = Position(), {}
+            log.info("starting a new run in %s (%d steps: %d epochs x %d steps/epoch%s)", run.path, total_steps,
+                     tcfg["epochs"], sampler.steps_per_epoch, f", capped at {tcfg['max_steps']}" if tcfg["max_steps"] else "")
+        else:
+            pos, timing = _resume(found, opts, models, fingerprint, sampler.steps_per_epoch, dist)
+            log.info("resumed from %s: epoch %d, step %d/%d", found[1], pos.epoch + 1, pos.step, total_steps)
+        if dist.is_main:
+            truncate_metrics_after(run.path, pos.step)  # steps logged after the checkpoint are retrained
+            save_config(cfg, run.path / CONFIG_FILE)
 
         pairs = TrainingPairs(faces, masks, tcfg["seed"], cfg["data"]["mask_flip_p"])
-        workers = cfg["data"]["workers"]
-        loader_seed = torch.Generator()
-        loader_seed.manual_seed(tcfg["seed"])
-        self.loader = DataLoader(
-            pairs, batch_sampler=self.sampler, num_workers=workers, pin_memory=device.type == "cuda",
-            persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-            worker_init_fn=seed_worker, generator=loader_seed,
-        )
-        self.samples = sample_batch(opts.data_root, self.index, faces, masks) if self.dist.is_main else None
+        loader = make_loader(pairs, sampler, cfg["data"]["workers"], tcfg["seed"], pin_memory=device.type == "cuda")
+        samples = sample_batch(opts.data_root, index, faces, masks) if dist.is_main else None
+        data = TrainingData(index, faces, masks, sampler, fingerprint, loader, samples)
 
-    def _build_models(self) -> None:
-        from inpaint.losses import GeneratorLoss, discriminator_loss
-        from inpaint.models import build_discriminator, build_generator, count_parameters
+        deadline = Deadline.from_args(opts.time_limit, opts.deadline, opts.start_time)
+        deadline.seed_estimates(timing.get("step_s"), timing.get("checkpoint_s"))
+        deadline.seed_estimates(None, estimated_checkpoint_seconds(models.generator, models.discriminator))
+        board = TensorBoardLog.open(run.path, pos.step) if dist.is_main else None
+        return cls(opts, stop, run, dist, device, data, models, pos, total_steps, deadline, board)
 
-        cfg, device = self.cfg, self.device
-        tcfg = cfg["train"]
-        self.generator = build_generator(cfg["model"]).to(device)
-        self.discriminator = build_discriminator(cfg["model"]).to(device)
-        speed = speed_paths(tcfg, device)
-        self.channels_last = speed.channels_last
-        if self.channels_last:
-            self.generator.to(memory_format=torch.channels_last)
-            self.discriminator.to(memory_format=torch.channels_last)
-        betas = tuple(cfg["optim"]["betas"])
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=speed.fused_adam)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=speed.fused_adam)
-        self.amp_dtype = speed.amp_dtype
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.generator_loss = GeneratorLoss(cfg["loss"]).to(device)
-        self.discriminator_loss = discriminator_loss
-        self.uses_adversarial = "adversarial" in self.generator_loss.weights
-
-        g_train: torch.nn.Module = self.generator
-        d_train: torch.nn.Module = self.discriminator
-        if self.dist.enabled:
-            ids = [device.index] if device.type == "cuda" else None
-            g_train = DDP(g_train, device_ids=ids)
-            d_train = DDP(d_train, device_ids=ids)
-        if speed.compile:
-            g_train = torch.compile(g_train)
-        self.g_train, self.d_train = g_train, d_train
-        log.info("models: generator %s (%.2f M params), discriminator %s (%.2f M params); device %s, precision %s%s",
-                 cfg["model"]["generator"], count_parameters(self.generator) / 1e6, cfg["model"]["discriminator"],
-                 count_parameters(self.discriminator) / 1e6, device,
-                 {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype],
-                 f", {self.dist.world_size} processes" if self.dist.enabled else "")
-
-    def _resume(self) -> None:
-        path = None
-        if self.dist.is_main:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", CheckpointWarning)
-                found = load_latest(self.run_dir)
-            for w in caught:  # into train.log as well, then on to the caller's warning filters
-                log.warning("%s", w.message)
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            path = str(found[1]) if found else None
-        path = broadcast_from_main(path, self.dist)
-        if path is None:
-            log.info("starting a new run in %s (%d steps: %d epochs x %d steps/epoch%s)", self.run_dir,
-                     self.total_steps, self.cfg["train"]["epochs"], self.steps_per_epoch,
-                     f", capped at {self.cfg['train']['max_steps']}" if self.cfg["train"]["max_steps"] else "")
-            if self.dist.is_main:
-                truncate_metrics_after(self.run_dir, 0)
-            return
-        t0 = time.time()
-        state = read_checkpoint(path)
-        path = Path(path)
-        try:  # fill in keys added to the defaults since the checkpoint was written
-            saved_cfg = resolve_config(state["config"], source=str(path))
-        except ConfigError:
-            saved_cfg = state["config"]
-        for diff in check_config(saved_cfg, self.cfg, path, self.opts.force):
-            log.warning("--force: continuing with changed %s", diff)
-        for diff in check_data(state.get("data"), self.fingerprint, self.opts.data_root, path, self.opts.force):
-            log.warning("--force: continuing on changed shards (%s)", diff)
-        try:
-            self.generator.load_state_dict(state["generator"])
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(
-                f"checkpoint {path} does not fit the configured model ({str(exc).splitlines()[0]}): "
-                "resume with the config it was trained with, or use a new --run-dir"
-            ) from exc
-        for opt in (self.opt_g, self.opt_d):  # --force may have changed them
-            for group in opt.param_groups:
-                group["lr"] = self.cfg["optim"]["lr"]
-                group["betas"] = tuple(self.cfg["optim"]["betas"])
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != self.dist.world_size:
-            log.warning("checkpoint was written by %d processes, this run has %d: the epoch continues with a "
-                        "different batch order than an uninterrupted run would use", saved_world, self.dist.world_size)
-        if self.scaler.is_enabled() and state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
-        self.pos = Position(epoch=int(state["epoch"]), step=int(state["step"]), epoch_step=int(state["epoch_step"]))
-        if self.pos.epoch_step >= self.steps_per_epoch:  # shard set changed under --force
-            self.pos = Position(epoch=self.pos.epoch + 1, step=self.pos.step, epoch_step=0)
-        self.last_saved_step = self.pos.step
-        self.resumed_timing = state.get("timing") or {}
-        if self.dist.is_main:
-            truncate_metrics_after(self.run_dir, self.pos.step)
-        log.info("resumed from %s: epoch %d, step %d/%d (loaded in %.1f s)", path, self.pos.epoch + 1,
-                 self.pos.step, self.total_steps, time.time() - t0)
+    def close(self) -> None:
+        """Stop the loader's workers and close the event file: nothing outlives the trainer."""
+        stop_workers(self.data.loader)
+        if self.board is not None:
+            self.board.close()
 
     # one step ----------------------------------------------------------------------------
     def _autocast(self):
-        if self.amp_dtype is None:
+        if self.models.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.models.amp_dtype)
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device, non_blocking=True)
-        return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
+        return t.contiguous(memory_format=torch.channels_last) if self.models.channels_last else t
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One D update then one G update; returns detached losses (still on the device)."""
+        m = self.models
         image, mask = self._to_device(batch["image"]), self._to_device(batch["mask"])
         masked = image * (1 - mask)
         with self._autocast():
-            fake = self.g_train(masked, mask)
+            fake = m.g_train(masked, mask)
             # Real and fake in one discriminator pass: one DDP forward per backward, half the launches.
-            logits = self.d_train(torch.cat((image, fake.detach())), torch.cat((mask, mask)))
+            logits = m.d_train(torch.cat((image, fake.detach())), torch.cat((mask, mask)))
             real_logits, fake_logits = logits.chunk(2)
-            d_loss = self.discriminator_loss(real_logits, fake_logits)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(d_loss).backward()
-        self.scaler.step(self.opt_d)
+            d_loss = m.discriminator_loss(real_logits, fake_logits)
+        m.opt_d.zero_grad(set_to_none=True)
+        m.scaler.scale(d_loss).backward()
+        m.scaler.step(m.opt_d)
 
         # The generator step goes through the bare discriminator with frozen weights: no wasted
         # D gradients, and no DDP reducer waiting for gradients that never come.
-        d_bare = bare_module(self.discriminator)
+        d_bare = bare_module(m.discriminator)
         d_bare.requires_grad_(False)
         try:
             with self._autocast():
-                adv_logits = d_bare(fake, mask) if self.uses_adversarial else None
-                losses = self.generator_loss(fake, image, mask, adv_logits)
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(losses["total"]).backward()
-            self.scaler.step(self.opt_g)
-            self.scaler.update()
+                adv_logits = d_bare(fake, mask) if m.uses_adversarial else None
+                losses = m.generator_loss(fake, image, mask, adv_logits)
+            m.opt_g.zero_grad(set_to_none=True)
+            m.scaler.scale(losses["total"]).backward()
+            m.scaler.step(m.opt_g)
+            m.scaler.update()
         finally:
             d_bare.requires_grad_(True)
         out = {f"g_{k}" if k == "total" else k: v.detach() for k, v in losses.items()}
@@ -262,80 +197,75 @@ class Trainer:
         return out
 
     # persistence -------------------------------------------------------------------------
-    def checkpoint_state(self, deadline: Deadline) -> dict[str, Any]:
+    def checkpoint_state(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.cfg,
-            "generator": bare_module(self.generator).state_dict(),
-            "discriminator": bare_module(self.discriminator).state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            **self.models.state(),
             "epoch": self.pos.epoch,
             "step": self.pos.step,
             "epoch_step": self.pos.epoch_step,
             "rng": capture_rng_state(),
             "time": time.time(),
-            "data": self.fingerprint,
-            "timing": deadline.summary(),
+            "data": self.data.fingerprint,
+            "timing": self.deadline.summary(),
             "world_size": self.dist.world_size,
         }
 
-    def save(self, deadline: Deadline) -> None:
+    def save(self) -> None:
         """Checkpoint now (rank 0 writes, the others wait); the duration feeds the deadline."""
         if self.last_saved_step == self.pos.step:
             return
         t0 = time.time()
         if self.dist.is_main:
-            path = save_checkpoint(self.run_dir, self.checkpoint_state(deadline), keep=self.cfg["train"]["checkpoint_keep"])
+            path = save_checkpoint(self.run_dir.path, self.checkpoint_state(), keep=self.cfg["train"]["checkpoint_keep"])
+            self.run_dir.mark_checkpoint(path, self.pos.epoch, self.pos.step)
         barrier(self.dist)
         seconds = time.time() - t0
-        deadline.record_checkpoint(seconds)
+        self.deadline.record_checkpoint(seconds)
         self.last_saved_step = self.pos.step
         if self.dist.is_main:
             log.info("checkpoint %s (%.2f s)", path.name, seconds)
 
     def write_samples(self, label: int) -> None:
         """``samples/epoch-<label>.png`` from the fixed sample batch, G in eval mode."""
-        if not self.dist.is_main or self.samples is None:
+        samples = self.data.samples
+        if not self.dist.is_main or samples is None:
             return
         from inpaint.visual import inpainting_grid, save_png
 
-        g = bare_module(self.generator)
+        g = bare_module(self.models.generator)
         was_training = g.training
         g.eval()
         try:
             with torch.no_grad(), self._autocast():
-                image = self._to_device(self.samples["image"])
-                mask = self._to_device(self.samples["mask"])
+                image = self._to_device(samples["image"])
+                mask = self._to_device(samples["mask"])
                 output = g(image * (1 - mask), mask).float()
         finally:
             g.train(was_training)
-        save_png(inpainting_grid(image, mask, output), self.run_dir / "samples" / f"epoch-{label:04d}.png")
+        picture = inpainting_grid(image, mask, output)
+        save_png(picture, self.run_dir.path / SAMPLES_DIR / f"epoch-{label:04d}.png")
+        if self.board is not None:
+            self.board.picture("samples", self.pos.step, picture)
 
     # the loop ----------------------------------------------------------------------------
+    def outcome(self, code: int, message: str) -> Outcome:
+        rate = self.images_trained / self.step_seconds if self.step_seconds > 0 else None
+        return self.run_dir.outcome(code, message, epoch=self.pos.epoch, step=self.pos.step,
+                                    total_steps=self.total_steps, images_per_s=rate)
+
     def run(self) -> Outcome:
-        tcfg = self.cfg["train"]
-        total = self.total_steps
-        deadline = Deadline.from_args(self.opts.time_limit, self.opts.deadline, self.opts.start_time)
-        timing = getattr(self, "resumed_timing", {})
-        deadline.seed_estimates(timing.get("step_s"), timing.get("checkpoint_s"))
-        deadline.seed_estimates(None, estimated_checkpoint_seconds(self.generator, self.discriminator))
-        return self._loop(deadline, self.stop, total, tcfg)
-
-    def _outcome(self, code: int, message: str) -> Outcome:
-        return Outcome(code, message, epoch=self.pos.epoch, step=self.pos.step, total_steps=self.total_steps)
-
-    def _loop(self, deadline: Deadline, stop: StopRequest, total: int, tcfg: dict[str, Any]) -> Outcome:
+        tcfg, total, deadline, stop = self.cfg["train"], self.total_steps, self.deadline, self.stop
         if self.pos.step >= total:
-            return self._outcome(EXIT_FINISHED, f"already finished ({self.pos.step} steps); raise train.epochs or --max-steps to train longer")
+            return self.outcome(EXIT_FINISHED, f"already finished ({self.pos.step} steps); raise train.epochs or --max-steps to train longer")
         images_per_step = tcfg["batch_size"] * self.dist.world_size
         running = RunningLosses()
         log_t0, log_step0 = time.time(), self.pos.step
-        self.generator.train()
-        self.discriminator.train()
-        self.sampler.set_epoch(self.pos.epoch, self.pos.epoch_step)
-        batches = iter(self.loader)
+        self.models.generator.train()
+        self.models.discriminator.train()
+        self.data.sampler.set_epoch(self.pos.epoch, self.pos.epoch_step)
+        batches = iter(self.data.loader)
         while self.pos.step < total:
             # Step boundary: the only place we stop, so a checkpoint is always a whole step.
             want_stop = stop.requested or deadline.must_stop()
@@ -347,58 +277,63 @@ class Trainer:
                 failure = self._check_finite(running)
                 if failure:
                     return failure
-                self.save(deadline)
-                return self._outcome(EXIT_STOPPED, f"stopped early ({reason}) with a checkpoint at step {self.pos.step}; run again to continue")
+                self.save()
+                return self.outcome(EXIT_STOPPED, f"stopped early ({reason}) with a checkpoint at step {self.pos.step}; run again to continue")
             t0 = time.time()
             try:
                 batch = next(batches)
             except StopIteration:  # the epoch is over
                 self._end_epoch()
-                batches = iter(self.loader)
+                batches = iter(self.data.loader)
                 continue
+            except FacefillError as exc:  # raised in a DataLoader worker: the one line it was
+                raise worker_error(exc) from None
             losses = self.train_step(batch)
             running.add(losses)
             self.pos.step += 1
             self.pos.epoch_step += 1
+            self.images_trained += images_per_step
 
             done = self.pos.step >= total
             if self.pos.step % tcfg["log_every_steps"] == 0 or done:
-                failure = self._log_progress(running, log_t0, log_step0, images_per_step, total)
+                failure = self._log_progress(running, log_t0, log_step0, images_per_step)
                 if failure:
                     return failure
                 log_t0, log_step0 = time.time(), self.pos.step
-            if self.pos.epoch_step >= self.steps_per_epoch and not done:
+            if self.pos.epoch_step >= self.data.steps_per_epoch and not done:
                 self._end_epoch()
-                batches = iter(self.loader)
+                batches = iter(self.data.loader)
             # Logging and the epoch's sample picture count as step time: they too must fit.
-            deadline.record_step(time.time() - t0)
+            seconds = time.time() - t0
+            deadline.record_step(seconds)
+            self.step_seconds += seconds
             if self.pos.step % tcfg["checkpoint_every_steps"] == 0 and not done:
                 failure = self._check_finite(running)
                 if failure:
                     return failure
-                self.save(deadline)
+                self.save()
         failure = self._check_finite(running)
         if failure:
             return failure
-        if self.pos.epoch_step >= self.steps_per_epoch:
+        if self.pos.epoch_step >= self.data.steps_per_epoch:
             self._end_epoch()
         else:
             self.write_samples(self.pos.epoch + 1)
-        self.save(deadline)
-        return self._outcome(EXIT_FINISHED, f"finished {self.pos.step} steps ({self.pos.epoch} full epochs) in {self.run_dir}")
+        self.save()
+        return self.outcome(EXIT_FINISHED, f"finished {self.pos.step} steps ({self.pos.epoch} full epochs) in {self.run_dir.path}")
 
     def _end_epoch(self) -> None:
         self.write_samples(self.pos.epoch + 1)
         self.pos.epoch += 1
         self.pos.epoch_step = 0
-        self.sampler.set_epoch(self.pos.epoch, 0)
+        self.data.sampler.set_epoch(self.pos.epoch, 0)
 
     def _nan_outcome(self, values: dict[str, float]) -> Outcome:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        last = find_checkpoints(self.run_dir)
-        keep = f"last good checkpoint {last[0]}" if last else "no checkpoint was written"
-        return self._outcome(EXIT_FAILED, f"non-finite values by step {self.pos.step} ({shown}); {keep}; "
-                                          "lower optim.lr or check the data before resuming")
+        last = self.run_dir.checkpoint
+        keep = f"last good checkpoint {last.path}" if last else "no checkpoint was written"
+        return self.outcome(EXIT_FAILED, f"non-finite values by step {self.pos.step} ({shown}); {keep}; "
+                                         "lower optim.lr or check the data before resuming")
 
     def _check_finite(self, running: RunningLosses) -> Outcome | None:
         """Before anything is saved: are the losses since the last log and the weights finite?
@@ -406,9 +341,7 @@ class Trainer:
         values = running.peek()
         if not self._finite_everywhere(values):
             return self._nan_outcome(values)
-        params = [p for m in (self.generator, self.discriminator) for p in m.parameters()]
-        weights_ok = bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
-        if any_rank(not weights_ok, self.dist, self.device):
+        if any_rank(not self.models.weights_finite(), self.dist, self.device):
             return self._nan_outcome({"weights": float("nan")})
         return None
 
@@ -416,18 +349,22 @@ class Trainer:
         # Collective: a rank that stopped alone would leave the others waiting forever.
         return not any_rank(not all_finite(values), self.dist, self.device)
 
-    def _log_progress(self, running: RunningLosses, t0: float, step0: int, images_per_step: int, total: int) -> Outcome | None:
+    def _log_progress(self, running: RunningLosses, t0: float, step0: int, images_per_step: int) -> Outcome | None:
         values = running.pop()
         if not self._finite_everywhere(values):
             return self._nan_outcome(values)
+        total = self.total_steps
         seconds = max(time.time() - t0, 1e-9)
         steps = self.pos.step - step0
         img_s = steps * images_per_step / seconds
         eta = (total - self.pos.step) * seconds / max(steps, 1)
         if self.dist.is_main:
+            lr = self.models.opt_g.param_groups[0]["lr"]
             record = {"step": self.pos.step, "epoch": self.pos.epoch + 1, "time": time.time(), **values,
-                      "img_per_s": img_s, "lr": self.opt_g.param_groups[0]["lr"]}
-            append_metrics(self.run_dir, record)
+                      "img_per_s": img_s, "lr": lr}
+            append_metrics(self.run_dir.path, record)
+            if self.board is not None:
+                self.board.scalars(self.pos.step, {**values, "img_per_s": img_s, "lr": lr})
             terms = " ".join(f"{k.replace('_l1', '')} {values[k]:.4f}" for k in ("global_l1", "hole_l1", "adversarial", "perceptual") if k in values)
             log.info("epoch %d/%d step %d/%d (%.1f%%) | %.1f img/s | ETA %s | G %.4f (%s) | D %.4f",
                      self.pos.epoch + 1, self.cfg["train"]["epochs"], self.pos.step, total, 100 * self.pos.step / total,
@@ -435,56 +372,117 @@ class Trainer:
         return None
 
 
-def _finish(trainer: Trainer, outcome: Outcome) -> Outcome:
-    """status.json and the one-line status (rank 0; stdout's last line)."""
-    is_main = getattr(trainer, "dist", DistInfo()).is_main
-    if is_main and trainer.run_dir.is_dir():
-        write_status(trainer.run_dir, outcome)
-    if is_main:
-        for h in log.handlers:
-            h.flush()
-        if isinstance(getattr(trainer, "_file_handler", None), logging.Handler):
-            trainer._file_handler.stream.write(outcome.line() + "\n")
-        print(outcome.line(), flush=True)
-    return outcome
+# --- resuming ----------------------------------------------------------------------------------
+
+def _newest_valid_checkpoint(run: RunDir, dist: DistInfo) -> tuple[dict[str, Any], Path] | None:
+    """Rank 0 reads the newest readable checkpoint (setting unreadable newer ones aside); the
+    others read the one it chose. Marks it in the run dir as the newest valid checkpoint."""
+    found = None
+    if dist.is_main:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CheckpointWarning)
+            found = load_latest(run.path, set_aside_unreadable=True)
+        for w in caught:  # into train.log as well, then on to the caller's warning filters
+            log.warning("%s", w.message)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    path = broadcast_from_main(str(found[1]) if found else None, dist)
+    if path is None:
+        return None
+    if found is None:
+        found = (read_checkpoint(path), Path(path))
+    state = found[0]
+    run.mark_checkpoint(found[1], int(state["epoch"]), int(state["step"]))
+    return found
+
+
+def _resume(found: tuple[dict[str, Any], Path], opts: TrainOptions, models: TrainingModels,
+            fingerprint: dict[str, Any], steps_per_epoch: int, dist: DistInfo) -> tuple[Position, dict[str, float]]:
+    """Check the checkpoint against the config and shards, load it; its position and timing."""
+    state, path = found
+    cfg = opts.config
+    try:  # fill in keys added to the defaults since the checkpoint was written
+        saved_cfg = resolve_config(state["config"], source=str(path))
+    except ConfigError:
+        saved_cfg = state["config"]
+    for diff in check_config(saved_cfg, cfg, path, opts.force):
+        log.warning("--force: continuing with changed %s", diff)
+    for diff in check_data(state.get("data"), fingerprint, opts.data_root, path, opts.force):
+        log.warning("--force: continuing on changed shards (%s)", diff)
+    models.load_state(state, path, cfg["optim"])
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != dist.world_size:
+        log.warning("checkpoint was written by %d processes, this run has %d: the epoch continues with a "
+                    "different batch order than an uninterrupted run would use", saved_world, dist.world_size)
+    restore_rng_state(state["rng"])
+    pos = Position(epoch=int(state["epoch"]), step=int(state["step"]), epoch_step=int(state["epoch_step"]))
+    if pos.epoch_step >= steps_per_epoch:  # shard set changed under --force
+        pos = Position(epoch=pos.epoch + 1, step=pos.step, epoch_step=0)
+    return pos, dict(state.get("timing") or {})
+
+
+# --- one training process ----------------------------------------------------------------------
+
+def disk_full_message(exc: BaseException, run: RunDir) -> str:
+    """One line: which file, that the disk is full, how much was free (and needed, for a checkpoint),
+    and what was kept."""
+    if isinstance(exc, DiskFullError):
+        what = str(exc)
+    else:
+        target = getattr(exc, "filename", None) or run.path
+        free = free_bytes(target)
+        what = (f"{target} could not be written: the disk is full ({format_bytes(free) if free is not None else 'no space'} free); "
+                "free space there or move the run dir to a larger file system")
+    last = run.checkpoint
+    return f"{what}; {f'last good checkpoint {last.path} kept' if last else 'no checkpoint was written'}"
 
 
 def train(opts: TrainOptions) -> Outcome:
-    """Set up, run, tear down; always leaves ``status.json`` and a status line behind.
+    """Set up, run, tear down; always leaves ``status.json`` and a status line behind (unless
+    another trainer holds the run dir: its status is not ours to overwrite).
 
-    Bad input (FacefillError) is re-raised after that for the CLI to turn into exit 2; any other
-    exception is a training failure: traceback on stderr, exit 1.
+    Bad input (FacefillError) is re-raised after that for the CLI to turn into exit 2; a full
+    disk is exit 1 with one line; any other exception is a training failure: traceback on
+    stderr, exit 1.
     """
     stop = StopRequest().install()  # before set-up: a signal during start-up must not kill us
-    trainer = Trainer(opts, stop)
     saved_backends = backend_flags()
+    dist = DistInfo()
+    run: RunDir | None = None
+    trainer: Trainer | None = None
     try:
+        device = resolve_device(opts.device)
+        dist = init_distributed(device.type)
+        if device.type == "cuda" and dist.enabled:
+            device = torch.device("cuda", dist.local_rank)
+        configure_backends(device, opts.deterministic)
+        run = RunDir.open(opts.run_dir, dist)
+        barrier(dist)
+
+        def outcome(code: int, message: str) -> Outcome:
+            return trainer.outcome(code, message) if trainer is not None else run.outcome(code, message)
+
         try:
-            trainer.setup()
-            outcome = trainer.run()
+            trainer = Trainer.open(opts, stop, run, dist, device)
+            result = trainer.run()
         except FacefillError as exc:
-            _finish(trainer, Outcome(EXIT_BAD_INPUT, str(exc), **_where(trainer)))
+            run.finish(outcome(EXIT_BAD_INPUT, str(exc)))
             raise
         except torch.cuda.OutOfMemoryError as exc:
             log.error("CUDA out of memory: %s", str(exc).splitlines()[0])
-            outcome = Outcome(EXIT_FAILED, "CUDA out of memory: lower train.batch_size or data.size, or use a GPU with more memory", **_where(trainer))
-        except Exception as exc:  # a bug or a crash: keep the traceback, report failure
-            traceback.print_exc()
-            handler = getattr(trainer, "_file_handler", None)
-            if handler is not None and handler.stream is not None:
-                handler.stream.write(traceback.format_exc())
-            outcome = Outcome(EXIT_FAILED, f"crashed with {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", **_where(trainer))
-        _finish(trainer, outcome)
-        return outcome
+            result = outcome(EXIT_FAILED, "CUDA out of memory: lower train.batch_size or data.size, or use a GPU with more memory")
+        except Exception as exc:
+            if is_disk_full(exc):
+                return run.finish(outcome(EXIT_FAILED, disk_full_message(exc, run)), to_stderr=True)
+            traceback.print_exc()  # a bug or a crash: keep the traceback, report failure
+            if run.log_file is not None:
+                run.log_file.write_line(traceback.format_exc())
+            result = outcome(EXIT_FAILED, f"crashed with {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return run.finish(result)
     finally:
+        if trainer is not None:
+            trainer.close()
+        if run is not None:
+            run.close()
         stop.restore()
-        shutdown(getattr(trainer, "dist", DistInfo()))
+        shutdown(dist)
         restore_backend_flags(saved_backends)  # in-process callers (tests, notebooks) get theirs back
-        for h in list(log.handlers):  # and no stale handlers if they train again
-            log.removeHandler(h)
-            if isinstance(h, logging.FileHandler):
-                h.close()
-
-
-def _where(trainer: Trainer) -> dict[str, int | None]:
-    return {"epoch": trainer.pos.epoch, "step": trainer.pos.step, "total_steps": trainer.total_steps}

@@ -12,8 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from inpaint.atomic import write_text
-
-METRICS_FILE = "metrics.jsonl"
+from inpaint.contract import METRICS_FILE
 
 
 class RunningLosses:

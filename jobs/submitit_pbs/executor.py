@@ -13,10 +13,24 @@ from pathlib import Path
 from submitit.core import core, utils
 
 from inpaint.errors import ConfigError
-from jobs.pbs_commands import JOB_ID_RE
+from jobs.pbs_commands import JOB_ID_RE, unsafe_directive_text
 from jobs.submitit_pbs.job import PBSJob
 from jobs.submitit_pbs.requeue import ORIGIN_ENV
 from jobs.walltime import format_walltime, parse_walltime
+
+
+class PBSParameterError(ConfigError, ValueError):
+    """A parameter PBS cannot take as given: a ValueError for submitit's callers, a one-line
+    FacefillError for the project's CLIs."""
+
+
+def check_directive_value(value: tp.Any, parameter: str) -> None:
+    """Refuse text that would break out of a ``#PBS`` line into the job script."""
+    for item in ([value] if isinstance(value, (str, Path)) else value if isinstance(value, (list, tuple)) else []):
+        problem = unsafe_directive_text(str(item))
+        if problem:
+            raise PBSParameterError(f"{parameter}={str(item)!r}: contains {problem}, which would run as shell in the "
+                                    f"PBS script; remove it (only plain directive text is accepted)")
 
 
 class PBSExecutor(core.PicklingExecutor):
@@ -30,6 +44,7 @@ class PBSExecutor(core.PicklingExecutor):
 
     def __init__(self, folder: tp.Union[str, Path], max_num_timeout: int = 3,
                  max_pickle_size_gb: float = 1.0, python: tp.Optional[str] = None) -> None:
+        check_directive_value(str(folder), "folder")  # it becomes the #PBS -o directory
         super().__init__(folder, max_num_timeout=max_num_timeout, max_pickle_size_gb=max_pickle_size_gb)
         self.python = shlex.quote(sys.executable) if python is None else python
         if self.affinity() < 0:
@@ -120,6 +135,11 @@ def make_qsub_script(command: str, folder: tp.Union[str, Path], *, job_name: str
                      additional_directives: tp.Sequence[str] = (), setup: tp.Sequence[str] = (),
                      signal_delay_s: int = 90, stderr_to_stdout: bool = False) -> str:
     """The PBS script for one submitit job; raises ValueError on unusable parameters."""
+    check_directive_value(str(folder), "folder")
+    check_directive_value(mem or "", "mem")  # mem_gb is numeric; a text mem comes only from PBSExecutor(mem=...)
+    for key, value in (("queue", queue), ("account", account), ("select_extra", select_extra),
+                       ("gpu_cap", gpu_cap), ("additional_directives", additional_directives)):
+        check_directive_value(value or "", f"pbs_{key}")  # named as AutoExecutor users pass it
     try:
         walltime_s = parse_walltime(walltime, "pbs_walltime") if walltime else int(round(float(time) * 60))
     except ConfigError as exc:  # submitit reports parameter errors as ValueError

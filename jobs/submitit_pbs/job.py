@@ -1,4 +1,5 @@
-"""Job handles and the shared qstat watcher (one batched ``qstat -x -f -F json`` per refresh)."""
+"""Job handles and the shared qstat watcher (one batched ``qstat -x -f -F json`` per refresh, plus one
+call per id the server left unanswered)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,8 @@ def submitit_state(state: JobState) -> str:
 
 
 class PBSInfoWatcher(core.InfoWatcher):
-    def _make_command(self) -> tp.Optional[tp.List[str]]:
-        to_check = sorted(self._registered - self._finished)
-        return ["qstat", "-x", "-f", "-F", "json", *to_check] if to_check else None
+    """Job states through :func:`jobs.pbs_commands.job_states` (``update`` replaces submitit's own
+    single-command refresh: OpenPBS 23.06 answers a multi-id qstat for the first id only)."""
 
     def read_info(self, string: tp.Union[bytes, str]) -> tp.Dict[str, tp.Dict[str, str]]:
         from jobs.pbs_commands import parse_qstat_json

@@ -1,62 +1,32 @@
 #!/bin/bash
 {{DIRECTIVES}}
 # facefill: one part of a resumable training chain, rendered by `python -m jobs.submit`.
-# It trains until the time limit, then acts on the trainer's exit code (table: jobs/chain.py):
-# 0 done (-> evaluation job with --then-evaluate), 75 submit the next part, else stop and say why.
+# Only what must be shell is here: cd, staging into scratch, the container call and qsub. Every
+# decision and record (exit codes, progress, resubmit/evaluate/stop, ledger, owner, chain state)
+# is `python3 -m jobs.part` (jobs/part.py), run with the node's python3 and the project on PYTHONPATH.
 set -euo pipefail
 
 RUN_DIR={{RUN_DIR}}
 DATA={{DATA}}
-CONFIG={{CONFIG}}
 PROJECT_ROOT={{PROJECT_ROOT}}
 IMAGE={{IMAGE}}
 PYTHON={{PYTHON}}
-TRAINER_MODULE={{TRAINER_MODULE}}
-TRAIN_ARGS=({{TRAIN_ARGS}})
-TIME_LIMIT={{TIME_LIMIT}}
 NGPUS={{NGPUS}}
 NODES={{NODES}}
-MAX_RESUBMITS={{MAX_RESUBMITS}}
-THEN_EVALUATE={{THEN_EVALUATE}}
-CHAIN_LENGTH={{CHAIN_LENGTH}}
 STAGE_DATA={{STAGE_DATA}}
 SCRATCH_ENV={{SCRATCH_ENV}}
 SCRATCH_CLEANUP={{SCRATCH_CLEANUP}}
 LAUNCHER={{LAUNCHER}}
 RDZV_PORT="${FACEFILL_RDZV_PORT:-29500}"  # multi-node rendezvous on the first node
-
 SCRIPT="$RUN_DIR/jobs/facefill.pbs.sh"
-LEDGER="$RUN_DIR/jobs/ledger.jsonl"
 PART="${FACEFILL_PART:-1}"
 MODE="${FACEFILL_MODE:-train}"
 JOB_ID="${PBS_JOBID:-manual-$$}"
 
-{{DECIDE_FUNCTION}}
-
 log() { echo "[facefill $(date -u +%H:%M:%S)] $*"; }
-now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
-json_str() { local s="${1//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
-ledger() {  # ledger EVENT key=<json value> ...: one line, appended in one write
-  local line="{\"event\": \"$1\", \"part\": $PART, \"time\": \"$(now)\"" kv; shift
-  for kv in "$@"; do line+=", \"${kv%%=*}\": ${kv#*=}"; done
-  printf '%s}\n' "$line" >> "$LEDGER"
-}
-write_json() {  # write_json FILE TEXT: temporary name, then rename: never half-written
-  printf '%s\n' "$2" > "$1.tmp-$$" && mv -f "$1.tmp-$$" "$1"
-}
-set_owner() {
-  write_json "$RUN_DIR/jobs/owner.json" "{\"executor\": \"pbs\", \"job_id\": $(json_str "$1"), \"pid\": null, \"host\": $(json_str "$(hostname)"), \"time\": \"$(now)\"}"
-}
-release_owner() {
-  grep -qF "\"job_id\": $(json_str "$JOB_ID")" "$RUN_DIR/jobs/owner.json" 2>/dev/null && rm -f "$RUN_DIR/jobs/owner.json" || true
-}
-chain_state() {  # chain_state STATE REASON EXIT_CODE
-  write_json "$RUN_DIR/jobs/chain.json" "{\"state\": $(json_str "$1"), \"reason\": $(json_str "$2"), \"part\": $PART, \"exit_code\": $3, \"job_id\": $(json_str "$JOB_ID"), \"executor\": \"pbs\", \"time\": \"$(now)\"}"
-}
-chain_state_is() { grep -qE "\"state\": \"($1)\"" "$RUN_DIR/jobs/chain.json" 2>/dev/null; }
-status_field() {  # an integer field of the trainer's status.json, or nothing
-  [ -f "$RUN_DIR/status.json" ] || return 0
-  sed -n "s/.*\"$1\": *\(-\{0,1\}[0-9][0-9]*\).*/\1/p" "$RUN_DIR/status.json" | head -n 1 || true
+part() {  # part STEP ARGS...: the chain's Python side, standard library + the project only
+  PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m jobs.part "$1" "$RUN_DIR" \
+    --part "$PART" --kind "$MODE" --job-id "$JOB_ID" "${@:2}"
 }
 in_container() {  # run "$@" in the image (project on PYTHONPATH), or on the host with --container none
   if [ -n "$IMAGE" ]; then
@@ -68,37 +38,26 @@ in_container() {  # run "$@" in the image (project on PYTHONPATH), or on the hos
     PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$@"
   fi
 }
-trainer_args() {  # the trainer CLI after `-m`; --time-limit counts from the job's start
-  local limit=$((TIME_LIMIT - SECONDS))
-  [ "$limit" -lt 60 ] && limit=60
-  TRAINER=("$TRAINER_MODULE" --config "$CONFIG" --data "$DATA_USED" --run-dir "$RUN_DIR"
-           --time-limit "$limit" "${TRAIN_ARGS[@]}")
-}
 
-# Multi-node: every node runs this script with --node-launch and starts one torchrun.
+# Multi-node: every node runs this script with --node-launch and the command, and starts one torchrun.
 if [ "${1:-}" = "--node-launch" ]; then
-  MASTER="$2"; DATA_USED="$3"; JOB_ID="$4"
+  MASTER="$2"; DATA_USED="$3"; JOB_ID="$4"; shift 4
   cd "$RUN_DIR"
-  trainer_args
   in_container "$PYTHON" -m torch.distributed.run --nnodes "$NODES" --nproc-per-node "$NGPUS" \
-    --rdzv-backend c10d --rdzv-endpoint "$MASTER:$RDZV_PORT" --rdzv-id "$JOB_ID" -m "${TRAINER[@]}"
+    --rdzv-backend c10d --rdzv-endpoint "$MASTER:$RDZV_PORT" --rdzv-id "$JOB_ID" -m "$@"
   exit $?
 fi
 
 # Jobs start in the home directory; all paths above are absolute, the submit dir is the cwd.
 cd "${PBS_O_WORKDIR:-$RUN_DIR}"
-mkdir -p "$RUN_DIR/jobs" "$RUN_DIR/logs"
+mkdir -p "$RUN_DIR/logs"
 log "part $PART ($MODE) job $JOB_ID on $(hostname), queue ${PBS_QUEUE:-?}, run dir $RUN_DIR"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader 2>/dev/null || log "nvidia-smi: no GPU visible"
+skip="$(part start)"
+if [ -n "$skip" ]; then log "$skip"; exit 0; fi
 
-if chain_state_is "done|evaluated|stopped|cancelled"; then
-  log "chain already ended ($(sed -n 's/.*"state": "\([a-z]*\)".*/\1/p' "$RUN_DIR/jobs/chain.json")); nothing to do"
-  exit 0
-fi
-ledger start "job_id=$(json_str "$JOB_ID")" "executor=\"pbs\"" "host=$(json_str "$(hostname)")" "kind=$(json_str "$MODE")"
-set_owner "$JOB_ID"
-
-# Stage the shards into scratch (single node); checkpoints and logs stay in the run dir.
+# Stage the shards into scratch (single node; $SCRATCHDIR exists only when scratch is requested
+# and PBS removes it at the end); checkpoints and logs stay in the run dir.
 DATA_USED="$DATA"
 SCRATCH="${!SCRATCH_ENV:-}"
 cleanup_scratch() {
@@ -115,74 +74,34 @@ else
   trap 'log "SIGTERM (walltime or qdel): the trainer checkpoints and exits"' TERM
 fi
 
-if [ "$MODE" = evaluate ]; then
-  code=0
-  in_container "$PYTHON" -m inpaint.evaluate --run-dir "$RUN_DIR" --data "$DATA_USED" --out "$RUN_DIR/eval" || code=$?
-  ledger end "exit_code=$code" "kind=\"evaluate\""
-  if [ "$code" -eq 0 ]; then chain_state evaluated "evaluation written to $RUN_DIR/eval" 0
-  else chain_state stopped "evaluation failed (exit $code): read the job log in $RUN_DIR/logs" "$code"; fi
-  release_owner
-  exit "$code"
-fi
-
+command_text="$(part command --data "$DATA_USED")"
+mapfile -t COMMAND <<< "$command_text"  # the module and its arguments, one a line
 code=0
-step_before="$(status_field step)"
-trainer_args
-if [ "$NODES" -gt 1 ]; then
+if [ "$MODE" = train ] && [ "$NODES" -gt 1 ]; then
   MASTER="$(head -n 1 "$PBS_NODEFILE")"
   log "$NODES nodes x $NGPUS GPUs, rendezvous at $MASTER:$RDZV_PORT via $LAUNCHER"
   if [ "$LAUNCHER" = pbsdsh ]; then
-    pbsdsh -u -- /bin/bash "$SCRIPT" --node-launch "$MASTER" "$DATA_USED" "$JOB_ID" || code=$?
+    pbsdsh -u -- /bin/bash "$SCRIPT" --node-launch "$MASTER" "$DATA_USED" "$JOB_ID" "${COMMAND[@]}" || code=$?
   else
-    mpiexec -n "$NODES" --map-by ppr:1:node /bin/bash "$SCRIPT" --node-launch "$MASTER" "$DATA_USED" "$JOB_ID" || code=$?
+    mpiexec -n "$NODES" --map-by ppr:1:node /bin/bash "$SCRIPT" --node-launch "$MASTER" "$DATA_USED" "$JOB_ID" "${COMMAND[@]}" || code=$?
   fi
-  reported="$(status_field exit_code)"  # the launchers do not pass 75 through; rank 0's status does
-  [ -n "$reported" ] && code="$reported"
-elif [ "$NGPUS" -gt 1 ]; then
-  in_container "$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$NGPUS" -m "${TRAINER[@]}" || code=$?
+elif [ "$MODE" = train ] && [ "$NGPUS" -gt 1 ]; then
+  in_container "$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$NGPUS" -m "${COMMAND[@]}" || code=$?
 else
-  in_container "$PYTHON" -m "${TRAINER[@]}" || code=$?
+  in_container "$PYTHON" -m "${COMMAND[@]}" || code=$?
 fi
-step="$(status_field step)"
-queued=0
-if [ "$CHAIN_LENGTH" -gt 0 ] && [ "$PART" -lt "$CHAIN_LENGTH" ]; then queued=1; fi
-progressed=1
-if [ -n "$step_before" ] && [ -n "$step" ] && [ "$step" -le "$step_before" ]; then progressed=0; fi
-IFS=$'\t' read -r action reason < <(facefill_decide "$code" "$PART" "$MAX_RESUBMITS" "$THEN_EVALUATE" "$queued" "$progressed")
-if [ "$action" = resubmit ] && chain_state_is cancelled; then
-  action=stop; reason="cancelled with jobs.cancel"
-fi
-log "trainer exit $code at step ${step:-?}: $action ($reason)"
-ledger end "exit_code=$code" "step=${step:-null}" "action=$(json_str "$action")" "reason=$(json_str "$reason")"
 
-submit_next() {  # submit_next PART MODE: qsub this script again, retrying a busy server
-  local try out
+# Decide and record (Python); hand on with qsub when it says so, retrying a busy server.
+job_exit=0
+successor="$(part end --exit-code "$code")" || job_exit=$?
+if [ -n "$successor" ]; then
+  mapfile -t QSUB_ARGS <<< "$successor"
   for try in 1 2 3; do
-    if out="$(qsub -v "FACEFILL_PART=$1,FACEFILL_MODE=$2" "$SCRIPT" 2>&1)"; then
-      NEXT_ID="$(printf '%s\n' "$out" | tail -n 1)"; return 0
+    if out="$(qsub "${QSUB_ARGS[@]}" "$SCRIPT" 2>&1)"; then
+      part submitted --next-job-id "$(printf '%s\n' "$out" | tail -n 1)"; break
     fi
-    log "qsub failed (try $try): $out"; sleep $((try * 10))
+    log "qsub failed (try $try): $out"
+    if [ "$try" = 3 ]; then part submitted --error "$out"; else sleep $((try * 10)); fi
   done
-  SUBMIT_ERROR="$(printf '%s' "$out" | tr '\n' ' ')"
-  return 1
-}
-
-case "$action" in
-  resubmit|evaluate)
-    mode=train; [ "$action" = evaluate ] && mode=evaluate
-    if submit_next $((PART + 1)) "$mode"; then
-      PART=$((PART + 1)) ledger submit "job_id=$(json_str "$NEXT_ID")" "executor=\"pbs\"" "kind=$(json_str "$mode")"
-      set_owner "$NEXT_ID"
-      if [ "$action" = evaluate ]; then chain_state evaluating "$reason" "$code"; else chain_state running "$reason; part $((PART + 1)) is $NEXT_ID" "$code"; fi
-      log "submitted part $((PART + 1)) ($mode) as $NEXT_ID"
-    else
-      chain_state stopped "could not submit part $((PART + 1)): $SUBMIT_ERROR; run jobs.submit again to continue" "$code"
-      release_owner
-    fi ;;
-  continue) chain_state running "$reason" "$code" ;;
-  done) chain_state done "$reason" "$code"; release_owner ;;
-  *) chain_state_is cancelled || chain_state stopped "$reason" "$code"; release_owner ;;
-esac
-# A stopped chain shows as a failed job in qstat; a handed-on or finished one as success.
-if [ "$action" = stop ] && [ "$code" -ne 0 ]; then exit "$code"; fi
-exit 0
+fi
+exit "$job_exit"

@@ -1,4 +1,5 @@
-"""A one-line progress indicator that also behaves in batch-job logs.
+"""A one-line progress indicator for long loops (evaluation pairs, photos to repair) that also
+behaves in batch-job logs.
 
 On a terminal the line is rewritten in place; in a log file (PBS/SLURM output) it prints a new
 line only every ~10 % so the log stays readable.
@@ -11,7 +12,7 @@ import time
 from typing import TextIO
 
 
-class Progress:
+class ProgressLine:
     """``update(done)`` → "label 120/3000 (4 %) 12.3 items/s, eta 3m55s"."""
 
     def __init__(self, label: str, total: int, unit: str = "items", stream: TextIO | None = None,

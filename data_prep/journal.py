@@ -1,8 +1,9 @@
-"""What an interrupted pack already finished, so a re-run skips shards that still verify.
+"""The pack's resume journal and folder lock: what an interrupted pack already finished.
 
-A small journal (``.pack-progress.json``, rewritten atomically after every shard) maps each
-finished shard to the plan it was built from and its SHA-256; a shard is reused only when both
-still match. A lock file keeps two packers out of one folder.
+A small journal (``.pack-journal.json``, rewritten atomically after every shard) maps each
+finished shard to the plan it was built from and its SHA-256, so a re-run skips shards that
+still verify; a shard is reused only when both still match. A lock file keeps two packers out
+of one folder.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 from inpaint.atomic import TMP_MARK, write_json
 from inpaint.errors import DataError
 from inpaint.process import pid_exists
+from inpaint.shard_format import sha256_file
 
-from .checksum import sha256_file
 from .shards import open_shard
 
-PROGRESS_NAME = ".pack-progress.json"
+JOURNAL_NAME = ".pack-journal.json"
 LOCK_NAME = ".pack.lock"
 
 
@@ -42,8 +43,12 @@ class PackLock:
                                     f"wait for it, or delete the lock file if that process is gone") from None
                 self.path.unlink(missing_ok=True)
                 continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(str(os.getpid()))
+            except BaseException:  # e.g. a full disk: no empty lock file left behind
+                self.path.unlink(missing_ok=True)
+                raise
             return self
         raise DataError(f"{self.path}: cannot take the pack lock; delete the file and re-run")
 
@@ -61,9 +66,11 @@ def remove_stale_temporaries(out: Path) -> list[str]:
     return removed
 
 
-class Progress:
+class ResumeJournal:
+    """Finished shards of this folder's pack (by plan digest and SHA-256), kept across kills."""
+
     def __init__(self, out: Path, fingerprint: str) -> None:
-        self.path = out / PROGRESS_NAME
+        self.path = out / JOURNAL_NAME
         self.out = out
         self.fingerprint = fingerprint
         self.entries: dict[str, dict] = {}

@@ -1,11 +1,15 @@
-"""Reading and validating a shard folder's ``index.json`` (torch-free, so ``verify`` starts fast).
+"""The packed shard folder's format: ``index.json``, split and label names, checksums, HDF5 errors.
 
-``inpaint.data.read_index`` re-exports :func:`read_index`; both the packer's verifier and the
-training readers rely on the same checks.
+It lives in the core, beside the reader (``inpaint.data``), because ``inpaint`` imports neither
+``data_prep`` nor ``jobs``: the packer (``data_prep``) writes this format and imports it from
+here, so writer and readers can never disagree. Standard library only (no torch, no h5py), so
+``python -m data_prep.verify`` starts fast. Layout: docs/CONTRACTS.md "Shards".
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,11 +17,49 @@ from pathlib import Path
 from inpaint.errors import DataError
 
 INDEX_NAME = "index.json"
-SUPPORTED_FORMAT = 1
+SHARD_FORMAT = 1  # written into index.json and every shard's attributes; readers accept only this
 FACE_SPLITS = ("train", "test", "eval_balanced")
 MASK_SPLITS = ("train", "test")
 ENCODINGS = ("raw", "png", "jpeg")
+# Face labels are stored as codes (age, gender, race; -1 unknown); these names decode them.
+GENDER_NAMES = ("male", "female")
+RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
+
 REPACK_HINT = "re-run python -m data_prep.pack to rebuild it"
+LOCK_HINT = "on NFS/Lustre mounts without file locks, set HDF5_USE_FILE_LOCKING=FALSE"
+VERIFY_COMMAND = "python -m data_prep.verify"
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 22) -> str:
+    """SHA-256 of a whole file: how the journal, the index and ``verify`` recognise a finished shard."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """Whether an ``OSError`` from opening an HDF5 file means HDF5 could not lock it.
+
+    Matched precisely, not by ``"lock" in message``: HDF5's message for a truncated file names the
+    "superblock" ("unable to read superblock", "bad sblock"), which contains "lock" too and sent
+    people to HDF5_USE_FILE_LOCKING for what is really a damaged file. HDF5 reports a failed lock
+    as "unable to lock file" (with errno EAGAIN/ENOLCK/ENOSYS when the file system refuses locks).
+    """
+    text = str(exc).lower()
+    if "unable to lock file" in text or "file locking" in text:
+        return True
+    return getattr(exc, "errno", None) == errno.ENOLCK
+
+
+def damaged_shard_message(path: str | os.PathLike, exc: BaseException, root: str | os.PathLike) -> str:
+    """One line for a shard HDF5 cannot open: a lock problem gets the locking hint, anything else
+    (truncated, overwritten, not HDF5) is called damaged and points at ``verify`` and a repack."""
+    if is_lock_error(exc):
+        return f"{path}: HDF5 cannot lock the file ({exc}); {LOCK_HINT} (shards are read-only)"
+    return (f"{path}: truncated or damaged HDF5 shard ({exc}); check the folder with {VERIFY_COMMAND} {root} "
+            f"and {REPACK_HINT}")
 
 
 def read_index(root: str | os.PathLike) -> dict:
@@ -41,8 +83,8 @@ def read_index(root: str | os.PathLike) -> dict:
 
     if not isinstance(index, dict):
         raise bad("not a JSON object")
-    if index.get("format") != SUPPORTED_FORMAT:
-        raise bad(f"format {index.get('format')!r} is not the supported format {SUPPORTED_FORMAT}")
+    if index.get("format") != SHARD_FORMAT:
+        raise bad(f"format {index.get('format')!r} is not the supported format {SHARD_FORMAT}")
     if not isinstance(index.get("size"), int) or index["size"] <= 0:
         raise bad("'size' is missing or not a positive integer")
     if index.get("encoding") not in ENCODINGS:

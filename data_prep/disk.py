@@ -1,0 +1,94 @@
+"""A full disk during a pack: recognise it, and say roughly how much room the pack needs.
+
+HDF5 reports a failed write as ``OSError`` with errno 28 somewhere in a long message, and what
+fails first differs from run to run (a chunk write, a file close, the journal, the lock file),
+so the packer recognises "disk full" here once and turns it into one line naming the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+
+from .splits import TEST_FRACTION_DENOM
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_HDF5_FILENAME = re.compile(r"filename = '([^']+)'")
+MB = 1_000_000
+ROOM_MARGIN = 1 << 20  # HDF5 metadata (chunk index, attributes) written on flush and close
+MASK_GZIP_RATIO = 8  # binary masks shrink ~16x with gzip (shards.py); half that as a margin
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the file system or quota is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and (exc.errno in _FULL or "No space left on device" in str(exc)
+                                         or "Disk quota exceeded" in str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def failed_path(exc: BaseException, default: Path) -> str:
+    """The file whose write failed: the exception's filename, HDF5's ``filename = '…'``, else ``default``."""
+    filename = getattr(exc, "filename", None)
+    if filename:
+        return str(filename)
+    found = _HDF5_FILENAME.search(str(exc))
+    return found.group(1) if found else str(default)
+
+
+def ensure_room(path: Path, nbytes: int) -> None:
+    """Raise ENOSPC *before* writing ``nbytes`` to ``path`` (an HDF5 file) when they would not fit
+    with :data:`ROOM_MARGIN` to spare.
+
+    HDF5 must never meet a full disk itself: a failed write leaves its cached metadata unflushable,
+    and the packer then crashed while unwinding (segmentation fault, bus error, 7 tries in 9) and
+    never printed its error. Checked before each buffered write (one ``statvfs``), a full disk is an
+    ordinary ``OSError`` while every HDF5 file is still sound, closes and is removed. Only another
+    process filling the disk between the check and the write can still surprise HDF5.
+    """
+    free = free_bytes(path.parent)
+    if free < nbytes + ROOM_MARGIN:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {nbytes + ROOM_MARGIN} bytes wanted, "
+                                    f"{free} free", str(path))
+
+
+def estimated_bytes(size: int, n_faces: int, n_masks: int) -> int:
+    """Peak room a pack needs: its face shards (train and test, plus the balanced split, a subset
+    of the test faces stored again), the uncompressed mask staging file, the mask shards and the
+    room kept free for HDF5's metadata (:func:`ensure_room`). Faces count at their raw ``size²·3`` bytes: exact for raw shards, a bound for png/jpeg.
+    """
+    faces = n_faces * (1 + 1 / TEST_FRACTION_DENOM) * size * size * 3
+    masks = n_masks * size * size * (1 + 1 / MASK_GZIP_RATIO)
+    return int(faces + masks + ROOM_MARGIN)
+
+
+def written_bytes(out: Path) -> int:
+    """Bytes of finished shards in ``out`` (kept for a resume)."""
+    try:
+        return sum(p.stat().st_size for p in out.glob("*.h5") if ".tmp-" not in p.name)
+    except OSError:
+        return 0
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on ``path``'s file system (0 when unknown)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full_message(exc: BaseException, out: Path, needed: int) -> str:
+    """One line: which path, that the disk is full, roughly how much the pack needs, and the fix."""
+    kept = written_bytes(out)
+    return (f"{failed_path(exc, out)}: the disk is full ({os.strerror(errno.ENOSPC)}); this pack needs roughly "
+            f"{needed / MB:.1f} MB in {out} ({kept / MB:.1f} MB of finished shards kept for a resume, "
+            f"{free_bytes(out) / MB:.1f} MB free now): free space and re-run the same command, or pass "
+            "--out on a larger file system")

@@ -1,0 +1,30 @@
+"""Reading one model's averages back out of ``inpaint.evaluate``'s ``metrics.json``.
+
+Used when weights are exported (``python -m inpaint.weights export --metrics``) so the weights'
+card carries the figures they were judged by, with the protocol that produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from inpaint.errors import CheckpointError
+
+
+def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str, Any]:
+    """The 'Average' row of one model in ``inpaint.evaluate``'s metrics.json, with its protocol."""
+    from inpaint.evaluation.summary import AVERAGE
+
+    path = Path(metrics_json)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable metrics.json from inpaint.evaluate ({exc})") from exc
+    names = [m.get("name") for m in report.get("models", [])]
+    if model not in names:
+        raise CheckpointError(f"{path} has no model named {model!r} (it has {', '.join(map(str, names))}): pass one of those")
+    entry = report["models"][names.index(model)]
+    return {"average": entry["buckets"].get(AVERAGE), "protocol": report.get("protocol"), "report": str(path.resolve())}

@@ -1,0 +1,21 @@
+"""Helpers shared by the evaluation tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def make_weights(path: Path, seed: int, overrides: list[str] | None = None) -> Path:
+    """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random smoke generator."""
+    from inpaint.config import load_config
+    from inpaint.models import build_generator
+
+    cfg = load_config("smoke", overrides)
+    torch.manual_seed(seed)
+    model = build_generator(cfg["model"])
+    torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, path)
+    path.with_suffix(".json").write_text(json.dumps({"config": cfg}))
+    return path

@@ -1,0 +1,320 @@
+"""A real one-node SLURM cluster on loopback for the tests (pytest plugin: fixture ``slurm_cluster``).
+
+Why a real one: stubs cannot show what SLURM itself does (which states ``squeue`` and ``scontrol``
+report, what ``scancel`` kills, how ``sbatch`` refuses a job). Debian's ``slurmctld slurmd
+slurm-client munge`` start in seconds as root. Everything lives in a private temporary folder
+(config, state, spool, logs, munge socket) on free ports bound to 127.0.0.1 only, so two test
+sessions never share a cluster and nothing is reachable from outside; every daemon is stopped by
+its pid at the end. Without root the tests skip with that reason; in CI (``CI=true``) they must
+run, so an unavailable cluster is a failure there.
+
+Clients find the cluster through ``SLURM_CONF``: pass ``cluster.env`` to subprocesses, or
+``monkeypatch.setenv("SLURM_CONF", cluster.conf)`` for in-process calls.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+DAEMONS = ("munged", "slurmctld", "slurmd")
+NODE = "facefill1"
+PARTITION = "debug"
+SBIN = "/usr/sbin"
+START_TIMEOUT_S = 60
+
+
+class ClusterUnavailable(Exception):
+    """The cluster cannot start here; the message says why (skip, or fail in CI)."""
+
+
+@dataclass
+class SlurmCluster:
+    root: Path
+    conf: Path
+    partition: str = PARTITION
+    node: str = NODE
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """This process's environment pointed at the cluster (for subprocesses)."""
+        env = dict(os.environ)
+        env["SLURM_CONF"] = str(self.conf)
+        env["PATH"] = os.pathsep.join([env.get("PATH", ""), SBIN])
+        return env
+
+    def run(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def log(self, daemon: str) -> str:
+        path = self.root / "log" / f"{daemon}.log"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path=SBIN)
+
+
+def _missing_programs() -> list[str]:
+    return [p for p in ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel") if not _which(p)]
+
+
+def ensure_packages() -> None:
+    """Install the Debian packages when they are missing (as root, quietly)."""
+    if not _missing_programs():
+        return
+    if not shutil.which("apt-get"):
+        raise ClusterUnavailable(f"SLURM programs missing ({', '.join(_missing_programs())}) and no apt-get to install "
+                                 f"{' '.join(PACKAGES)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", *PACKAGES]
+    out = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
+    if out.returncode != 0:  # a fresh image has no package lists yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=env, timeout=900)
+        out = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
+    if out.returncode != 0 or _missing_programs():
+        tail = " ".join((out.stderr or out.stdout).split())[-300:]
+        raise ClusterUnavailable(f"`{' '.join(install)}` failed (exit {out.returncode}): {tail}")
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _mem_mb() -> int:
+    text = Path("/proc/meminfo").read_text()
+    return int(re.search(r"MemTotal:\s+(\d+)", text).group(1)) // 1024
+
+
+def slurm_conf(root: Path, ports: list[int], munge_socket: Path) -> str:
+    """slurm.conf of a loopback-only cluster tuned for fast tests (no accounting, quick kills)."""
+    return f"""\
+ClusterName=facefilltest
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={ports[0]}
+SlurmdPort={ports[1]}
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={munge_socket},cred_expire=10
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/run/slurmctld.pid
+SlurmdPidFile={root}/run/slurmd.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/pgid
+TaskPlugin=task/none
+MpiDefault=none
+SwitchType=switch/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/builtin
+SchedulerParameters=sched_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+ReturnToService=2
+KillWait=5
+MinJobAge=300
+InactiveLimit=0
+GresTypes=gpu
+NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=32 RealMemory={max(1024, _mem_mb() // 2)} Gres=gpu:1 State=UNKNOWN
+PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _start(cluster: SlurmCluster, name: str, cmd: list[str], **kwargs) -> None:
+    log = open(cluster.root / "log" / f"{name}.out", "ab")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cluster.env,
+                            start_new_session=True, **kwargs)
+    log.close()
+    cluster.pids[name] = proc.pid
+
+
+def _wait(what: str, ready, cluster: SlurmCluster, timeout: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        for name, pid in cluster.pids.items():
+            if not _alive(pid):
+                raise ClusterUnavailable(f"{name} exited while waiting for {what}: "
+                                         f"{(cluster.log(name) + _read(cluster.root / 'log' / f'{name}.out'))[-600:]}")
+        if time.monotonic() > deadline:
+            raise ClusterUnavailable(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child if it has exited
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def listening_addresses(pids: set[int]) -> list[str]:
+    """Every ``address:port`` a process in ``pids`` listens on (TCP and UDP), from ``ss``."""
+    out = subprocess.run(["ss", "-H", "-ltunp"], capture_output=True, text=True, timeout=30).stdout
+    found = []
+    for line in out.splitlines():
+        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            found.append(line.split()[4])
+    return found
+
+
+def start_cluster(root: Path) -> SlurmCluster:
+    """Start munged, slurmctld and slurmd in ``root``; return once the node is idle."""
+    if os.geteuid() != 0:
+        raise ClusterUnavailable("starting a SLURM cluster needs root (munged runs as user munge, slurmd as root)")
+    ensure_packages()
+    try:
+        munge_user = pwd.getpwnam("munge")
+    except KeyError:
+        raise ClusterUnavailable("no `munge` user: the munge package is not installed properly") from None
+    for sub in ("state", "spool", "run", "log"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    munge_dir = root / "munge"
+    munge_dir.mkdir(mode=0o755)
+    os.chown(munge_dir, munge_user.pw_uid, munge_user.pw_gid)
+    Path("/run/munge").mkdir(mode=0o755, exist_ok=True)  # munged's default home for its pid and seed
+    munge_socket = munge_dir / "munge.socket"
+    conf = root / "slurm.conf"
+    conf.write_text(slurm_conf(root, _free_ports(2), munge_socket))
+    (root / "gres.conf").write_text(f"NodeName={NODE} Name=gpu File=/dev/null\n")  # a fake GPU
+    cluster = SlurmCluster(root=root, conf=conf)
+    try:
+        _start(cluster, "munged", [_which("munged"), "--foreground", f"--socket={munge_socket}",
+                                   f"--log-file={munge_dir}/munged.log", f"--pid-file={munge_dir}/munged.pid",
+                                   f"--seed-file={munge_dir}/munged.seed"],
+               user=munge_user.pw_uid, group=munge_user.pw_gid, extra_groups=[])
+        _wait("the munge socket", munge_socket.exists, cluster)
+        _start(cluster, "slurmctld", [_which("slurmctld"), "-D", "-f", str(conf)])
+        _start(cluster, "slurmd", [_which("slurmd"), "-D", "-f", str(conf), "-N", NODE])
+
+        def node_idle() -> bool:
+            out = cluster.run("sinfo", "-h", "-n", NODE, "-o", "%T", timeout=20)
+            return out.returncode == 0 and out.stdout.strip().rstrip("*") == "idle"
+
+        _wait(f"node {NODE} to be idle", node_idle, cluster)
+        outside = [a for a in listening_addresses(set(cluster.pids.values()))
+                   if not a.startswith(("127.0.0.1:", "[::1]:"))]
+        if outside:
+            raise ClusterUnavailable(f"the cluster listens beyond loopback ({', '.join(outside)}); check slurm.conf")
+    except BaseException:
+        stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def _our_processes(conf: Path) -> list[int]:
+    """Processes started for this cluster (job steps, jobs): their environment names its config."""
+    marker = f"SLURM_CONF={conf}".encode()
+    mine = {os.getpid(), os.getppid()}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _terminate(pids: list[int], timeout: float = 10) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _alive(pid)
+
+
+def stop_cluster(cluster: SlurmCluster) -> None:
+    """Cancel every job, then stop each daemon (slurmd, slurmctld, munged) and any straggler by pid."""
+    if cluster.pids.get("slurmctld") and _alive(cluster.pids["slurmctld"]):
+        cluster.run("scancel", "--user", "root", timeout=20)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            out = cluster.run("squeue", "-h", "-o", "%i", timeout=20)
+            if out.returncode != 0 or not out.stdout.strip():
+                break
+            time.sleep(0.3)
+    for name in ("slurmd", "slurmctld"):
+        if name in cluster.pids:
+            _terminate([cluster.pids[name]])
+    _terminate([p for p in _our_processes(cluster.conf) if p != cluster.pids.get("munged")])
+    if "munged" in cluster.pids:
+        _terminate([cluster.pids["munged"]])
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A started cluster for the session; skips with the reason where it cannot start (fails in CI)."""
+    root = Path(tempfile.mkdtemp(prefix="facefill-slurm-"))
+    root.chmod(0o755)  # munged (user munge) must reach its socket folder inside
+    try:
+        cluster = start_cluster(root)
+    except ClusterUnavailable as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        if in_ci():
+            pytest.fail(f"CI must run the SLURM tests: {exc}")
+        pytest.skip(f"no SLURM cluster: {exc}")
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+        shutil.rmtree(root, ignore_errors=True)
