@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,8 +18,8 @@ import torch
 
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
-from inpaint.errors import ConfigError, DataError
 from inpaint.classical import METHODS
+from inpaint.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.baselines import REFERENCE, baseline_generator, baseline_info, choose_baselines
 from inpaint.evaluation.fairness import add_gains
@@ -26,6 +27,7 @@ from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
 from inpaint.evaluation.model_eval import evaluate_generator
 from inpaint.evaluation.report import Evaluation, ModelResult, write_report
 from inpaint.evaluation.runner import Scorers, module_generator
+from inpaint.evaluation.samples import safe_name
 from inpaint.identity import try_face_describer
 from inpaint.lpips import try_load_lpips
 
@@ -42,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs the [baselines] extra. Without it, navier-stokes is added whenever OpenCV is installed")
     p.add_argument("--no-baseline", action="store_true",
                    help="do not add the navier-stokes column by default (then no gains over it are reported)")
-    p.add_argument("--data", required=True, metavar="SHARDS", help="shard folder (with index.json) at the models' size")
+    p.add_argument("--data", required=True, action="append", metavar="SHARDS",
+                   help="shard folder (with index.json) at the models' size; repeat to score every column on each "
+                        "folder (one report per folder, in OUT/<folder name>/)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: <run-dir>/eval for one run dir, else ./evaluation)")
     p.add_argument("--pairs-per-bucket", type=int, default=protocol.DEFAULT_PAIRS_PER_BUCKET, metavar="N",
@@ -109,6 +113,41 @@ def _open_shards(root: Path) -> tuple[dict, Any, Any, Any | None]:
     return index, faces, masks, balanced
 
 
+@dataclass
+class Benchmark:
+    """One shard folder opened for evaluation, with the pair list every column is scored on."""
+
+    root: Path
+    size: int
+    faces: Any
+    masks: Any
+    balanced: Any | None
+    pairs: protocol.PairList
+
+
+def open_benchmark(root: Path, args: argparse.Namespace) -> Benchmark:
+    """Open ``root``'s test splits and draw (or read, with ``--pairs``) its pair list."""
+    index, faces, masks, balanced = _open_shards(root)
+    fingerprint = protocol.shards_fingerprint(index)
+    balanced_count = len(balanced) if balanced is not None else 0
+    if args.pairs:
+        pairs = protocol.load_pairs(args.pairs, fingerprint, len(faces), len(masks), balanced_count)
+    else:
+        cells = demographics.group_columns(balanced.labels)["race_gender"] if balanced is not None else None
+        pairs = protocol.build_pairs(len(faces), masks.buckets, balanced_count, args.pairs_per_bucket, args.seed,
+                                     fingerprint, balanced_groups=cells)
+    if args.no_demographics:  # pairs.json still lists the balanced pairs: one list whatever the flags
+        balanced = None
+    return Benchmark(root, int(index.get("size", faces.size)), faces, masks, balanced, pairs)
+
+
+def output_dirs(out: Path, roots: list[Path]) -> list[Path]:
+    """``out`` itself for one shard folder; ``out/<folder name>`` for each of several."""
+    if len(roots) == 1:
+        return [out]
+    return [out / safe_name(name) for name in unique_names([root.resolve().name or "data" for root in roots])]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sources = [("run-dir", Path(p)) for p in args.run_dir] + [("checkpoint", Path(p)) for p in args.checkpoint]
@@ -120,80 +159,86 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("--identity-workers", args.identity_workers)):
         if value < 1:
             raise ConfigError(f"{opt} must be at least 1, got {value}")
+    if args.pairs and len(args.data) > 1:
+        raise ConfigError("--pairs is the pair list of one shard folder but several --data were given: "
+                          "evaluate those folders one at a time, or leave out --pairs")
     device = resolve_device(args.device)
     if args.precision == "bf16" and device.type != "cuda":
         raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
-    root = Path(args.data).expanduser()
-    index, faces, masks, balanced = _open_shards(root)
-    size = int(index.get("size", faces.size))
-    fingerprint = protocol.shards_fingerprint(index)
-    balanced_count = len(balanced) if balanced is not None else 0
-    if args.pairs:
-        pairs = protocol.load_pairs(args.pairs, fingerprint, len(faces), len(masks), balanced_count)
-    else:
-        cells = demographics.group_columns(balanced.labels)["race_gender"] if balanced is not None else None
-        pairs = protocol.build_pairs(len(faces), masks.buckets, balanced_count, args.pairs_per_bucket, args.seed,
-                                     fingerprint, balanced_groups=cells)
-    if args.no_demographics:  # pairs.json still lists the balanced pairs: one list whatever the flags
-        balanced = None
+    benchmarks = [open_benchmark(Path(d).expanduser(), args) for d in args.data]
 
     from inpaint.weights import load_generator
 
     loaded = []
     for kind, path in sources:  # load all first: a bad path fails before anything is written
         model, cfg = load_generator(path, device)
-        model_size = int(cfg.get("data", {}).get("size", size))
-        if model_size != size:
-            raise ConfigError(f"{path} is a {model_size}-px model but the shards {root} are {size} px: "
-                              f"evaluate on shards packed at {model_size} px")
+        for bench in benchmarks:
+            model_size = int(cfg.get("data", {}).get("size", bench.size))
+            if model_size != bench.size:
+                raise ConfigError(f"{path} is a {model_size}-px model but the shards {bench.root} are {bench.size} px: "
+                                  f"evaluate on shards packed at {model_size} px")
         loaded.append((kind, path, model, cfg))
     lpips_model, lpips_reason = try_load_lpips(args.lpips_weights, device)
     describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer(args.identity_workers)
     out = Path(args.out) if args.out else (sources[0][1] / "eval" if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
-    out.mkdir(parents=True, exist_ok=True)
-    pairs_file = protocol.save_pairs(pairs, out / "pairs.json")
     # Baselines first: the anchor column every model is read against.
     columns = ([(method, None, baseline_generator(method), baseline_info(method)) for method in baselines]
                + [(model_name(kind, path), path, module_generator(model), {"kind": kind, "config_name": cfg.get("name"), "config": cfg})
                   for kind, path, model, cfg in loaded])
     names = unique_names([name for name, _, _, _ in columns])
-
     scorers = Scorers(lpips=lpips_model, identity=describer)
-    flat = pairs.flat()
-    pair_buckets = [b for b, _, _ in flat]
-    collector = GridCollector(grid_positions(pair_buckets, args.grid_per_bucket)) if args.grid_per_bucket > 0 else None
-
-    started = time.time()
-    results = []
-    autocast = torch.bfloat16 if args.precision == "bf16" else None
     try:
-        for (_, path, generator, info), name in zip(columns, names):
-            is_model = path is not None
-            result = evaluate_generator(name, generator, faces, masks, balanced, pairs,
-                                        batch_size=args.batch_size, device=device, scorers=scorers,
-                                        workers=args.workers, collector=collector, samples_dir=args.samples,
-                                        quiet=args.quiet, autocast_dtype=autocast if is_model else None)
-            result.source = str(path) if is_model else f"cv2.inpaint {info['method']} radius {info['radius']}"
-            result.info = info
-            results.append(result)
+        for bench, bench_out in zip(benchmarks, output_dirs(out, [b.root for b in benchmarks])):
+            samples = str(Path(args.samples) / bench_out.name) if args.samples and len(benchmarks) > 1 else args.samples
+            results, collector, elapsed = score_benchmark(bench, columns, names, scorers, device, args, samples)
+            has_gains = add_gains(results, REFERENCE, args.seed)
+            extra = {"elapsed_s": elapsed, "device": str(device),
+                     "baselines": {"scored": baselines, "reference": REFERENCE, "reason": baseline_reason or None}}
+            write_benchmark(bench, results, collector, bench_out, extra, lpips_reason, identity_reason,
+                            "" if has_gains else gain_reason(baselines, baseline_reason, bench.balanced is not None))
     finally:
         if describer is not None:
             describer.close()
+    return 0
 
-    has_gains = add_gains(results, REFERENCE, args.seed)
-    extra: dict[str, Any] = {"elapsed_s": round(time.time() - started, 1), "device": str(device),
-                             "baselines": {"scored": baselines, "reference": REFERENCE,
-                                           "reason": baseline_reason or None}}
+
+def score_benchmark(bench: Benchmark, columns: list[tuple[str, Path | None, Any, dict[str, Any]]], names: list[str],
+                    scorers: Scorers, device: torch.device, args: argparse.Namespace,
+                    samples_dir: str | None) -> tuple[list[ModelResult], GridCollector | None, float]:
+    """Every column (baselines, then models) on the benchmark's pairs; also the grid samples and
+    the seconds it took."""
+    pair_buckets = [b for b, _, _ in bench.pairs.flat()]
+    collector = GridCollector(grid_positions(pair_buckets, args.grid_per_bucket)) if args.grid_per_bucket > 0 else None
+    autocast = torch.bfloat16 if args.precision == "bf16" else None
+    started = time.time()
+    results = []
+    for (_, path, generator, info), name in zip(columns, names):
+        is_model = path is not None
+        result = evaluate_generator(name, generator, bench.faces, bench.masks, bench.balanced, bench.pairs,
+                                    batch_size=args.batch_size, device=device, scorers=scorers,
+                                    workers=args.workers, collector=collector, samples_dir=samples_dir,
+                                    quiet=args.quiet, autocast_dtype=autocast if is_model else None)
+        result.source = str(path) if is_model else f"cv2.inpaint {info['method']} radius {info['radius']}"
+        result.info = info
+        results.append(result)
+    return results, collector, round(time.time() - started, 1)
+
+
+def write_benchmark(bench: Benchmark, results: list[ModelResult], collector: GridCollector | None, out: Path,
+                    extra: dict[str, Any], lpips_reason: str, identity_reason: str, gain_reason_text: str) -> None:
+    """report.md, metrics.json, metrics.csv, pairs.json and grid.png of one benchmark into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    pairs_file = protocol.save_pairs(bench.pairs, out / "pairs.json")
+    extra = dict(extra)
     if collector is not None and collector.inputs:
-        extra["grid"] = write_grid(collector, pair_buckets, out / "grid.png").name
-    ev = Evaluation(models=results, protocol=protocol_summary(pairs, root, size, pairs_file, balanced is not None),
-                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra,
-                    gain_reason="" if has_gains else gain_reason(baselines, baseline_reason, balanced is not None))
+        extra["grid"] = write_grid(collector, [b for b, _, _ in bench.pairs.flat()], out / "grid.png").name
+    ev = Evaluation(models=results, protocol=protocol_summary(bench.pairs, bench.root, bench.size, pairs_file,
+                                                              bench.balanced is not None),
+                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra, gain_reason=gain_reason_text)
     written = write_report(ev, out)
     print_summary(results)
     print(f"wrote {', '.join(str(p) for p in written.values())}, {pairs_file}"
           + (f", {out / extra['grid']}" if "grid" in extra else ""))
-    return 0
 
 
 def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file: Path,

@@ -25,10 +25,10 @@ import torch
 
 from inpaint.cli import run_cli
 from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
-from inpaint.inference.files import LOSSLESS_SUFFIXES, image_format, save_image_atomic
 from inpaint.inference.inpainter import Inpainter, Prepared
 from inpaint.inference.masks import HOLE_CONVENTIONS, MaskWarning, load_hole, open_photo
 from inpaint.progress_line import ProgressLine
+from inpaint.visual import LOSSLESS_SUFFIXES, image_format, save_image
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "model2.pt"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -167,7 +167,7 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
         else:
             for (photo, prepared), output in zip(pending, outputs):
                 try:
-                    save_image_atomic(inpainter.finish(prepared, output), out_dir / f"{photo.stem}.png")
+                    save_image(inpainter.finish(prepared, output), out_dir / f"{photo.stem}.png")
                     written += 1
                 except OSError as exc:
                     failures.append((photo, f"cannot write {out_dir / (photo.stem + '.png')}: {exc}"))
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hole, messages = read_hole(args.mask, photo.size, args.mask_hole, image)
         for message in messages:
             print(f"warning: {message}", file=sys.stderr)
-        written = save_image_atomic(build_inpainter(args).inpaint(photo, hole), out)
+        written = save_image(build_inpainter(args).inpaint(photo, hole), out)
         print(f"wrote {written}")
         return 0
     if not all(folder):

@@ -65,9 +65,33 @@ def inpainting_grid(image: torch.Tensor, mask: torch.Tensor, output: torch.Tenso
     return image_grid(cols, names if labels else None)
 
 
-def save_png(picture: Image.Image, path: str | os.PathLike) -> Path:
-    """Write a PNG atomically (temp name in the same folder, then rename)."""
+#: Pillow format names by suffix, so a temp name (``x.png.tmp-123``) still saves as the right format.
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+            ".webp": "WEBP"}
+#: Suffixes whose format keeps every pixel exactly (WebP is saved lossless too, see save_image).
+LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+
+
+def image_format(path: str | os.PathLike) -> str | None:
+    """Pillow format for ``path``'s suffix, or None when the suffix is not a supported image type."""
+    return _FORMATS.get(Path(path).suffix.lower())
+
+
+def save_image(picture: Image.Image, path: str | os.PathLike, fmt: str | None = None, **params: object) -> Path:
+    """The project's one image writer: atomically (temp name in the same folder, then rename), so a
+    reader or a later run never finds half an image under the final name even when a batch job is
+    killed mid-write. The format follows the suffix unless ``fmt`` is given; WebP is lossless."""
     path = Path(path)
+    fmt = fmt or image_format(path)
+    if fmt is None:
+        raise ValueError(f"unsupported image suffix {path.suffix!r} for {path}")
+    if fmt == "WEBP":
+        params.setdefault("lossless", True)
     with atomic_open(path, "wb") as f:
-        picture.save(f, format="PNG")
+        picture.save(f, format=fmt, **params)
     return path
+
+
+def save_png(picture: Image.Image, path: str | os.PathLike) -> Path:
+    """:func:`save_image` as PNG whatever the suffix (the trainer's samples, the loss curves)."""
+    return save_image(picture, path, fmt="PNG")

@@ -26,7 +26,7 @@ from inpaint.cli import run_cli
 from inpaint.contract import read_status
 from jobs import chain, ledger, lock
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
-from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
+from jobs.paths import EVAL_DIR, LOGS_DIR, SUBMITIT_DIR, under
 from jobs.spec import JobSpec
 from jobs.walltime import format_walltime
 
@@ -91,7 +91,7 @@ def end(spec: JobSpec, part: int, kind: str, job_id: str, exit_code: int, status
     if kind == EVALUATE:
         ledger.append_event(run_dir, "end", part, exit_code=exit_code, kind=kind, **extra)
         if exit_code == 0:
-            decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, 'eval')}")
+            decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, EVAL_DIR)}")
             write_chain_state(run_dir, "evaluated", decision.reason, part, exit_code, job_id, spec.executor)
         else:
             logs = under(run_dir, SUBMITIT_DIR if spec.executor != "pbs" else LOGS_DIR)

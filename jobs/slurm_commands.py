@@ -100,6 +100,8 @@ def scancel(job_ids: list[str]) -> tuple[list[str], str]:
         return [], ""
     out = _run(["scancel", *ids])
     refused = set(re.findall(r"job(?: id)?\s+(\d+(?:_\d+)?)", out.stderr, flags=re.IGNORECASE))
+    if out.returncode != 0 and not refused:  # scancel itself failed (no controller): nothing was cancelled
+        return [], " ".join(out.stderr.split()) or f"exit {out.returncode}"
     return [j for j in ids if j not in refused], " ".join(out.stderr.split())
 
 

@@ -46,6 +46,7 @@ class JobSpec:
     directives: list[str] = field(default_factory=list)
     train_args: list[str] = field(default_factory=list)
     trainer_module: str = "inpaint.train"
+    evaluate_module: str = "inpaint.evaluate"
     python: str = "python"
     project_root: str = str(PROJECT_ROOT)
     profile: dict = field(default_factory=dict)
@@ -64,7 +65,7 @@ class JobSpec:
 
     def evaluate_argv(self, data: str | None = None) -> list[str]:
         """The evaluation CLI after ``python -m``: the run's newest checkpoint on the test pairs."""
-        return ["inpaint.evaluate", "--run-dir", self.run_dir, "--data", data or self.data,
+        return [self.evaluate_module, "--run-dir", self.run_dir, "--data", data or self.data,
                 "--out", str(under(self.run_dir, EVAL_DIR)), *self.eval_args]
 
     def save(self) -> Path:

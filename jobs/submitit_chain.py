@@ -60,9 +60,9 @@ def submit_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> str:
     (``jobs.part.record_submission`` for the first part, ``jobs.part.submitted`` for successors)."""
     from jobs.slurm_commands import refused_submission
 
-    executor = make_executor(spec, kind)
-    with refused_submission(executor.folder, f"{'sbatch' if spec.executor == 'slurm' else 'submitit'} (part {part})"):
-        return str(executor.submit(run_part, spec, part, kind).job_id)
+    what = f"{'sbatch' if spec.executor == 'slurm' else 'submitit'} (part {part})"
+    with refused_submission(under(spec.run_dir, SUBMITIT_DIR), what):  # a refusal: one line, no files left
+        return str(make_executor(spec, kind).submit(run_part, spec, part, kind).job_id)
 
 
 def _current_job_id() -> str:

@@ -194,14 +194,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _hex_address(text: str) -> str:
+    """``0100007F:1A85`` (from /proc/net/tcp) → ``127.0.0.1:6789``; IPv6 in brackets."""
+    host, port = text.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        addr = socket.inet_ntop(socket.AF_INET, raw[::-1])
+    else:  # four little-endian 32-bit words
+        addr = "[" + socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))) + "]"
+    return f"{addr}:{int(port, 16)}"
+
+
 def listening_addresses(pids: set[int]) -> list[str]:
-    """Every ``address:port`` a process in ``pids`` listens on (TCP and UDP), from ``ss``."""
-    out = subprocess.run(["ss", "-H", "-ltunp"], capture_output=True, text=True, timeout=30).stdout
+    """Every ``address:port`` a process in ``pids`` listens on (TCP) or is bound to (UDP), read
+    from /proc as ``ss -ltunp`` would show it (no iproute2 needed)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
     found = []
-    for line in out.splitlines():
-        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
-        if owners & pids:
-            found.append(line.split()[4])
+    for table, listen_only in (("tcp", True), ("tcp6", True), ("udp", False), ("udp6", False)):
+        try:
+            rows = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[9] in inodes and (not listen_only or cols[3] == "0A"):  # 0A: LISTEN
+                found.append(_hex_address(cols[1]))
     return found
 
 

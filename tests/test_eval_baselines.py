@@ -140,3 +140,20 @@ def test_gain_interval_is_a_seeded_paired_bootstrap() -> None:
     assert fairness.cell_gains(model, base, cells, ["a", "b", "c"], seed=4)["cells"]["a"]["ref_psnr"]["low"] != a["ref_psnr"]["low"]
     spread = result["spread"]["ref_psnr"]
     assert spread["gap"] == pytest.approx(abs(a["ref_psnr"]["gain"] - b["ref_psnr"]["gain"])) and spread["few_faces"]
+
+
+def test_several_shard_folders_get_one_report_each(shards64: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = shutil.copytree(shards64, tmp_path / "copy")
+    out = tmp_path / "out"
+    assert main(["--baseline", "navier-stokes", "--data", str(shards64), "--data", str(copy), "--out", str(out),
+                 "--no-demographics", *FAST]) == 0
+    first = json.loads((out / shards64.name / "metrics.json").read_text())
+    second = json.loads((out / "copy" / "metrics.json").read_text())
+    assert first["protocol"]["data"] == str(shards64) and second["protocol"]["data"] == str(copy)
+    assert first["models"][0]["buckets"] == second["models"][0]["buckets"]  # same faces, same pairs, same numbers
+    assert (out / "copy" / "pairs.json").is_file() and (out / "copy" / "report.md").is_file()
+    with pytest.raises(ConfigError, match="--pairs is the pair list of one shard folder"):
+        main(["--baseline", "telea", "--data", str(shards64), "--data", str(copy), "--pairs", str(out / "copy" / "pairs.json"),
+              "--out", str(tmp_path / "x"), *FAST])

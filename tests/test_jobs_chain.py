@@ -18,6 +18,7 @@ import pytest
 from jobs import chain, ledger
 from jobs.chain_state import read_chain_state
 from jobs.part import command
+from jobs.part import end as end_part
 from jobs.profiles import load_profile
 from jobs.spec import JobSpec
 from jobs.submit import write_script
@@ -187,3 +188,23 @@ def test_refused_successor_stops_the_chain_with_qsubs_words(tmp_path):
     state = read_chain_state(spec.run_dir)
     assert state["state"] == "stopped" and "could not submit part 2: qsub: Unknown queue" in state["reason"], proc.stdout
     assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
+
+
+def test_evaluation_part_runs_through_the_script_and_reports_its_end(tmp_path):
+    """A failed evaluation part ends the chain as "stopped" with its exit code, never left
+    "evaluating"; a clean evaluation ends "evaluated"."""
+    (tmp_path / "stubpkg").mkdir()
+    (tmp_path / "stubpkg" / "stubeval.py").write_text("import sys\nprint(sys.argv[1:])\nsys.exit(3)\n")
+    spec = _spec(tmp_path, then_evaluate=True, evaluate_module="stubeval")
+    write_script(spec)
+    ledger.append_event(spec.run_dir, "submit", 2, job_id="2.vm", executor="pbs", kind="evaluate")
+    proc = _run_part(spec, tmp_path, 2, "0", "2.vm", mode="evaluate")
+    state = read_chain_state(spec.run_dir)
+    end = ledger.read_parts(spec.run_dir)[-1]
+    assert end["kind"] == "evaluate" and end["exit_code"] != 0 and proc.returncode == end["exit_code"], proc.stdout
+    assert state["state"] == "stopped" and f"evaluation failed (exit {end['exit_code']})" in state["reason"]
+    assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
+    assert calls(tmp_path / "stublog", "singularity")[0].endswith(
+        f" python -m stubeval --run-dir {spec.run_dir} --data {spec.data} --out {spec.run_dir}/eval --baseline navier-stokes")
+    ending = end_part(spec, 3, "evaluate", "3.vm", 0)
+    assert ending.next_kind is None and read_chain_state(spec.run_dir)["state"] == "evaluated"

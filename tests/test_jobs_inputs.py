@@ -50,12 +50,13 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("executor", ["pbs", "slurm"])
+PBS_ONLY = ("--pbs-directive", "--gpu-cap", "--scratch", "--image")
+
+
 @pytest.mark.parametrize("kind", sorted(BAD))
-@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("option,executor", [(o, "pbs") for o in sorted(OPTIONS)]
+                         + [(o, "slurm") for o in sorted(OPTIONS) if o not in PBS_ONLY])
 def test_control_and_shell_characters_are_refused_naming_the_option(tmp_path, monkeypatch, option, kind, executor):
-    if executor == "slurm" and option in ("--pbs-directive", "--gpu-cap", "--scratch", "--image"):
-        pytest.skip("PBS-only option")
     bindir, log = stub_bin(tmp_path)
     for key, value in stub_env(bindir, log).items():
         monkeypatch.setenv(key, value)

@@ -110,7 +110,7 @@ def test_checkpointable_job_is_requeued_before_walltime_and_resumes(pbs_server, 
     ex.update_parameters(pbs_walltime="00:00:10", pbs_signal_delay_s=3)  # USR2 after 7 s
     job = ex.submit(SlowCounter(), 32)  # 8 s of work: needs at least one requeue
     done, jobs = job.result()
-    assert done == 24
+    assert done == 32
     requeued = requeue_record(job.paths.folder, job.job_id).read_text().split()
     assert len(requeued) >= 1 and jobs == [job.job_id, *requeued]
     assert job.current_job_id() == requeued[-1]
@@ -197,3 +197,23 @@ def test_hostile_folder_is_refused_before_anything_is_written(pbs_server, tmp_pa
         submitit.AutoExecutor(folder, cluster="pbs")
     assert len(str(info.value).splitlines()) == 1
     assert calls(pbs_server, "qsub") == [] and not folder.exists()
+
+
+def test_watcher_gets_every_state_from_a_server_that_answers_only_the_first_id(tmp_path, monkeypatch):
+    """OpenPBS 23.06 answers a multi-id qstat with the first job only; the watcher still learns all."""
+    import sys
+
+    from test_jobs_pbs_commands import FIRST_ID_ONLY, QSTAT_JSON
+    from test_jobs_support import stub_bin, write_exe
+
+    bindir, log = stub_bin(tmp_path)
+    write_exe(bindir / "qstat", f'#!/bin/bash\nexec {sys.executable} "$0.py" "$@"\n')
+    (bindir / "qstat.py").write_text(f"import sys; sys.argv[0] = {str(bindir / 'qstat')!r}\n" + FIRST_ID_ONLY)
+    (bindir / "qstat.json").write_text(QSTAT_JSON.read_text())
+    for key, value in stub_env(bindir, log).items():
+        monkeypatch.setenv(key, value)
+    watcher = PBSInfoWatcher()
+    for job_id in ("1.vm", "2.vm", "30.vm"):
+        watcher.register_job(job_id)
+    watcher.update()
+    assert [watcher.get_state(j, mode="cache") for j in ("1.vm", "2.vm", "30.vm")] == ["COMPLETED", "TIMEOUT", "RUNNING"]

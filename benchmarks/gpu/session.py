@@ -141,15 +141,15 @@ class Session:
             code = proc.wait()
             logf.close()
             wall = time.time() - t0
-            after = read_status(self.runs / name) or {}
+            after = read_status(self.runs / name)  # {} when the part wrote none
             records = read_metrics(self.runs / name)
             rate = round(float(records[-1]["img_per_s"]), 1) if records else None
             steps_per_epoch = (after.get("total_steps") or 0) / self.args.epochs
             row = {"part": part, "model": name, "exit": code, "wall_s": round(wall, 1),
-                   "step_before": (before or {}).get("step") or 0, "step": after.get("step"),
+                   "step_before": before.get("step") or 0, "step": after.get("step"),
                    "total_steps": after.get("total_steps"),
                    "epochs": round(after["step"] / steps_per_epoch, 2) if steps_per_epoch and after.get("step") else 0,
-                   "img_per_s_last": rate, "batch": self.args.batch, "lr": self.args.lr,
+                   "img_per_s": after.get("images_per_s"), "img_per_s_last": rate, "batch": self.args.batch, "lr": self.args.lr,
                    "time_limit_s": seconds, "message": after.get("message")}
             rows.append(row)
             with open(parts_file, "a", encoding="utf-8") as f:

@@ -31,7 +31,7 @@ GAIN_METRICS: tuple[GainMetric, ...] = (
     GainMetric("ref_psnr", "PSNR ref (dB)", +1, "{:+.2f}"),
     GainMetric("std_psnr", "PSNR std (dB)", +1, "{:+.2f}"),
     GainMetric("std_lpips", "LPIPS (baseline − model)", -1, "{:+.4f}"),
-    GainMetric("identity_same", "same-person rate (points)", +1, "{:+.1%}"),
+    GainMetric("identity_same", "same-person rate (% points)", +1, "{:+.1%}"),
 )
 #: Cells with fewer faces than this are flagged: their interval is wide and their gain is noise-prone.
 MIN_FACES = 20

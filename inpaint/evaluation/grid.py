@@ -12,8 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from inpaint.buckets import BUCKET_LABELS
-from inpaint.visual import to_uint8
-from inpaint.inference.files import save_image_atomic
+from inpaint.visual import save_image, to_uint8
 
 HOLE_COLOUR = (255, 255, 255)
 
@@ -103,4 +102,4 @@ def write_grid(collector: GridCollector, pair_buckets: Sequence[int], path: str 
     """Render and save atomically; small images (64 px) are enlarged 2× so labels fit."""
     first = next(iter(collector.inputs.values()))
     scale = 2 if first.shape[0] < 96 else 1
-    return save_image_atomic(render_grid(collector, pair_buckets, scale), path)
+    return save_image(render_grid(collector, pair_buckets, scale), path)

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from inpaint.visual import to_uint8
-from inpaint.inference.files import save_image_atomic
+from inpaint.visual import save_image, to_uint8
 
 
 def safe_name(name: str) -> str:
@@ -33,7 +32,7 @@ class SampleWriter:
         for pos, arr in zip(positions, to_uint8(comp)):
             face, mask_id = self.pairs[int(pos)]
             path = self.folder / safe_name(self.groups[int(pos)]) / f"{int(pos):05d}-face{face}-mask{mask_id}.png"
-            save_image_atomic(Image.fromarray(arr), path)
+            save_image(Image.fromarray(arr), path)
 
 
 def chain_hooks(*hooks):  # type: ignore[no-untyped-def]

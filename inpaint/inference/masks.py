@@ -21,7 +21,8 @@ HOLE_CONVENTIONS = ("white", "black")
 
 #: Largest photo or mask decoded, in pixels: Pillow's own decompression-bomb threshold (89 Mpx,
 #: ~270 MB as RGB). Above it Pillow only warns (and raises only at twice that), so a few-kB file
-#: declaring 12000×12000 would still be decoded; here anything over the threshold is refused.
+#: declaring 12000×12000 would still be decoded; :func:`open_image` turns that warning into a
+#: refusal.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
@@ -54,7 +55,8 @@ def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
 
 
 def _declared_size(path: Path) -> str:
-    """"W×H" from the file's header, read without decoding (bomb checks off for this one look)."""
+    """The "W×H" of the file's header, for the message (Pillow's bomb check off for this one look,
+    which reads the header only)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

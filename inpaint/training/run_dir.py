@@ -68,9 +68,7 @@ class RunDir:
         mark = self.checkpoint
         if step is None and mark is not None:
             epoch, step = mark.epoch, mark.step
-        relative = None
-        if mark is not None:
-            relative = os.path.relpath(mark.path, self.path) if mark.path.is_absolute() == self.path.is_absolute() else str(mark.path)
+        relative = os.path.relpath(mark.path, self.path) if mark is not None else None  # both built from self.path
         return Outcome(code, message, epoch=epoch, step=step, total_steps=self.total_steps if total_steps is None else total_steps,
                        images_per_s=None if images_per_s is None else round(images_per_s, 3), checkpoint=relative)
 
