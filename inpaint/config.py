@@ -142,10 +142,9 @@ class DataSection:
     workers: int = _key(4, _nonneg_int)
 
     def check(self) -> str | None:
-        if self.size % 16:
-            return (f"data.size = {self.size} must be a multiple of 16 "
-                    "(the U-Net halves it twice and the discriminator four times)")
-        return None
+        # the U-Net halves the size twice and the discriminator four times
+        fits = self.size % 16 == 0
+        return None if fits else f"data.size = {self.size} must be a multiple of 16 (the U-Net and discriminator downsample by 16)"
 
 
 @dataclass

@@ -7,6 +7,7 @@ Tests that need faces skip with a clear reason when the data folder is absent, e
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,20 +36,20 @@ def _missing(what: str) -> None:
     pytest.skip(msg)
 
 
+def _required(root: Path | None, what: str) -> Path:
+    if root is None:
+        _missing(what)
+    return root
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = shared_data_dir()
-    if root is None:
-        _missing("face/mask data folder")
-    return root
+    return _required(shared_data_dir(), "face/mask data folder")
 
 
 @pytest.fixture(scope="session")
 def weights_root() -> Path:
-    root = shared_weights_dir()
-    if root is None:
-        _missing("../shared/weights")
-    return root
+    return _required(shared_weights_dir(), "../shared/weights")
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +68,30 @@ def shards64(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ])
     assert code in (0, None)
     return out
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """Mount a small tmpfs: ``tmpfs(size_bytes) -> Path``, unmounted at teardown.
+
+    The full-disk tests need a file system that really fills up; mounting needs root or
+    CAP_SYS_ADMIN, so they skip with that reason elsewhere.
+    """
+    mounted: list[Path] = []
+
+    def mount(size: int) -> Path:
+        point = tmp_path / f"tmpfs{len(mounted)}"
+        point.mkdir()
+        try:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                                  capture_output=True, text=True)
+        except FileNotFoundError:
+            pytest.skip("no mount command here: the full-disk tests mount a small tmpfs")
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root or CAP_SYS_ADMIN")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)

@@ -26,17 +26,8 @@ FREE_BYTES = [0, 5_000_000, 9_200_000]
 
 
 @pytest.fixture()
-def small_disk(tmp_path: Path):
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'})")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+def small_disk(tmpfs) -> Path:
+    return tmpfs(TMPFS_BYTES)
 
 
 def _fill(disk: Path, leave: int) -> None:

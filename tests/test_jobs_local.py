@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jobs import ledger
 from jobs.chain_state import read_chain_state
-from test_jobs_support import REPO_ROOT, fake_shards, make_stub_trainer
+from test_jobs_support import REPO_ROOT, bisect_part_walltime, fake_shards, make_stub_trainer
 
 
 def _submit(tmp_path: Path, *extra: str, plan: str = "0", env_extra: dict | None = None,
@@ -137,27 +137,17 @@ def test_real_trainer_split_into_parts_ends_where_an_uninterrupted_run_ends(tmp_
     overhead_s = max(1.0, part_s - (times[-1] - times[0]))  # start-up, first step, checkpoint, exit
     walltime = int(overhead_s + 1.5 * step_s + 2)
 
-    tries = []
-    too_short, too_long = 0, None  # bisect the walltime between "no progress" and "< 3 parts"
-    for attempt in range(5):
+    def run_split(attempt: int, walltime: int):
         split = tmp_path / f"split{attempt}"
         split.mkdir()
         proc = _submit(split, "--data", str(shards64), "--max-steps", str(steps), "--walltime", str(walltime),
                        "--max-resubmits", "8", *REAL_TRAIN, stub=False)
         parts = ledger.read_parts(split / "run")
-        reason = str(read_chain_state(split / "run").get("reason"))
-        tries.append((walltime, [p.get("step") for p in parts], reason))
-        if proc.returncode == 0 and len(parts) >= 3:
-            break
-        if "no progress" in reason:
-            too_short = walltime
-        else:
-            too_long = walltime
-        nxt = (too_short + too_long) // 2 if too_long else int(walltime * 1.5) + 2
-        if nxt in (too_short, too_long):
-            break
-        walltime = nxt
-    assert proc.returncode == 0 and len(parts) >= 3, f"tries (walltime, steps per part, reason): {tries}"
+        return proc.returncode == 0 and len(parts) >= 3, parts, str(read_chain_state(split / "run").get("reason"))
+
+    ok, parts, tries = bisect_part_walltime(run_split, walltime, attempts=5)
+    split = tmp_path / f"split{len(tries) - 1}"
+    assert ok, f"tries (walltime, steps per part, reason): {tries}"
     assert [p["exit_code"] for p in parts] == [75] * (len(parts) - 1) + [0]
     assert [p["action"] for p in parts] == ["resubmit"] * (len(parts) - 1) + ["done"]
     assert parts[-1]["step"] == whole_parts[0]["step"] == steps

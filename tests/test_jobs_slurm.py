@@ -12,7 +12,7 @@ import pytest
 
 from jobs import ledger, status
 from jobs.chain_state import read_chain_state, write_chain_state
-from test_jobs_support import (RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
+from test_jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
                                make_stub_trainer, stub_bin, stub_env, write_exe)
 
 
@@ -211,7 +211,8 @@ def test_real_sbatch_refusal_is_one_line_and_leaves_nothing_behind(slurm_cluster
     assert slurm_cluster.run("squeue", "-h").stdout.strip() == ""
 
 
-def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluster, tmp_path):
+def _start_waiting_chain(slurm_cluster, tmp_path):
+    """Submit a one-part chain whose trainer runs until signalled; return (run dir, job id) once it runs."""
     stubs = tmp_path / "stubpkg"
     stubs.mkdir()
     (stubs / "termtrainer.py").write_text(TERM_TRAINER)
@@ -222,6 +223,11 @@ def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluste
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job = ledger.read_parts(run)[0]["job_id"]
     _wait_for("the trainer to start", (run / "trainer.started").exists)
+    return run, job
+
+
+def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluster, tmp_path):
+    run, job = _start_waiting_chain(slurm_cluster, tmp_path)
     shown = _cli(slurm_cluster, "jobs.status", run)
     assert shown.returncode == 0 and f"{job:22}" in shown.stdout and "RUNNING" in shown.stdout, shown.stdout + shown.stderr
     cancel = _cli(slurm_cluster, "jobs.cancel", run)
@@ -243,16 +249,7 @@ def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluste
 
 def test_real_killed_part_is_reported_from_slurms_state(slurm_cluster, tmp_path):
     """A part killed outright (as at a node failure) writes no end record: status says so."""
-    stubs = tmp_path / "stubpkg"
-    stubs.mkdir()
-    (stubs / "termtrainer.py").write_text(TERM_TRAINER)
-    run = tmp_path / "run"
-    env = {"PYTHONPATH": os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")])}
-    proc = _cluster_submit(slurm_cluster, run, "--data", str(fake_shards(tmp_path / "shards")), "--walltime", "00:10:00",
-                           "--trainer-module", "termtrainer", env_extra=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    job = ledger.read_parts(run)[0]["job_id"]
-    _wait_for("the trainer to start", (run / "trainer.started").exists)
+    run, job = _start_waiting_chain(slurm_cluster, tmp_path)
     assert slurm_cluster.run("scancel", "--signal=KILL", "--full", job).returncode == 0
     _wait_for("the job to end", lambda: slurm_cluster.run("squeue", "-h", "-j", job, "-o", "%T").stdout.strip() == "")
     shown = _cli(slurm_cluster, "jobs.status", run)
@@ -295,28 +292,19 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
     # start short (about 1.5 steps a part): a part that makes no progress costs only its start-up
     walltime = int((overhead_s + 1.5 * step_s + 2) / 0.9) + 1  # the trainer gets 90 % of a short walltime
 
-    tries = []
-    too_short, too_long = 0, None
-    for attempt in range(4):
+    def run_split(attempt: int, walltime: int):
         split = tmp_path / f"split{attempt}"
         proc = _cluster_submit(slurm_cluster, split, "--data", str(shards64), "--max-steps", str(steps),
                                "--walltime", str(walltime), "--max-resubmits", "8", *REAL_TRAIN)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         _wait_for("the split run", lambda: _chain_ended(split), timeout=600)
         parts = ledger.read_parts(split)
-        reason = str(read_chain_state(split).get("reason"))
-        tries.append((walltime, [p.get("step") for p in parts], reason))
-        if read_chain_state(split)["state"] == "done" and len(parts) >= 2:
-            break
-        if "no progress" in reason:
-            too_short = walltime
-        else:
-            too_long = walltime
-        nxt = (too_short + too_long) // 2 if too_long else int(walltime * 1.5) + 2
-        if nxt in (too_short, too_long):
-            break
-        walltime = nxt
-    assert read_chain_state(split)["state"] == "done" and len(parts) >= 2, f"tries (walltime, steps, reason): {tries}"
+        ok = read_chain_state(split)["state"] == "done" and len(parts) >= 2
+        return ok, parts, str(read_chain_state(split).get("reason"))
+
+    ok, parts, tries = bisect_part_walltime(run_split, walltime, attempts=4)
+    split = tmp_path / f"split{len(tries) - 1}"
+    assert ok, f"tries (walltime, steps, reason): {tries}"
     assert [p["exit_code"] for p in parts] == [75] * (len(parts) - 1) + [0]
     assert parts[-1]["step"] == whole_parts[0]["step"] == steps
     assert all(a["step"] < b["step"] for a, b in zip(parts, parts[1:]))

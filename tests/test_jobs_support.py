@@ -201,3 +201,29 @@ read -r st _ < "$STUB_LOG/slurm/$id.state" 2>/dev/null || { echo "slurm_load_job
 exit 0
 '''
 STUB_SACCT = "#!/bin/bash\n" + RECORD + 'echo "JobID|State|NodeList"\n'
+
+
+def bisect_part_walltime(run_split, walltime: int, attempts: int) -> tuple[bool, list, list]:
+    """Find a part walltime that splits a real training run, on a machine whose speed varies.
+
+    ``run_split(attempt, walltime) -> (ok, parts, reason)`` runs one split chain. Too short a
+    walltime makes no progress, too long one needs too few parts: bisect between the two.
+    Returns (ok, parts of the last try, [(walltime, steps per part, reason) per try]).
+    """
+    tries: list = []
+    too_short, too_long = 0, None
+    ok, parts = False, []
+    for attempt in range(attempts):
+        ok, parts, reason = run_split(attempt, walltime)
+        tries.append((walltime, [p.get("step") for p in parts], reason))
+        if ok:
+            break
+        if "no progress" in reason:
+            too_short = walltime
+        else:
+            too_long = walltime
+        nxt = (too_short + too_long) // 2 if too_long else int(walltime * 1.5) + 2
+        if nxt in (too_short, too_long):
+            break
+        walltime = nxt
+    return ok, parts, tries

@@ -8,7 +8,6 @@ wherever the point is an exit code, a hang or what reaches stderr.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,21 +17,13 @@ from pathlib import Path
 import pytest
 
 from inpaint.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, read_status
+from test_train_cli import args, env
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]",
-        "train.batch_size=2", "data.workers=0", "train.log_every_steps=5", "train.checkpoint_every_steps=1000"]
 
 
 def train_cmd(shards: Path, run_dir: Path, *extra: str, sets: tuple[str, ...] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "inpaint.train", "--config", "smoke", "--data", str(shards), "--run-dir", str(run_dir)]
-    for s in (*TINY, *sets):
-        cmd += ["--set", s]
-    return cmd + list(extra)
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    """The trainer's command line for the tiny smoke model of ``test_train_cli``."""
+    return [sys.executable, "-m", "inpaint.train", *args(shards, run_dir, *extra, sets=sets)]
 
 
 def damage_mask_chunks(shards: Path) -> None:
@@ -99,20 +90,9 @@ def test_two_trainers_on_one_run_dir_exactly_one_trains(shards64: Path, tmp_path
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):
+def small_disk(tmpfs) -> Path:
     """A 1.6 MB tmpfs: one tiny-model checkpoint (~1.1 MB) and the run's logs fit, two do not."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(mount)], capture_output=True, text=True)
-    except FileNotFoundError:
-        pytest.skip("no mount command here: the full-disk test needs to mount a small tmpfs")
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}): the full-disk test needs root or CAP_SYS_ADMIN")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    return tmpfs(1600 << 10)
 
 
 def fill(folder: Path) -> None:
