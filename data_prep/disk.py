@@ -1,8 +1,8 @@
-"""A full disk during a pack: recognise it, and say roughly how much room the pack needs.
+"""A full disk during a pack: keep HDF5 away from it, and say roughly how much room the pack needs.
 
-HDF5 reports a failed write as ``OSError`` with errno 28 somewhere in a long message, and what
-fails first differs from run to run (a chunk write, a file close, the journal, the lock file),
-so the packer recognises "disk full" here once and turns it into one line naming the path.
+What fails first differs from run to run (a chunk write, a file close, the journal, the lock
+file); whether an error means "disk full" is decided once for the project by
+:func:`inpaint.disk.is_disk_full`, and the packer turns it into one line naming the path here.
 """
 
 from __future__ import annotations
@@ -12,25 +12,14 @@ import os
 import re
 from pathlib import Path
 
+from inpaint.disk import free_bytes
+
 from .splits import TEST_FRACTION_DENOM
 
-_FULL = (errno.ENOSPC, errno.EDQUOT)
 _HDF5_FILENAME = re.compile(r"filename = '([^']+)'")
 MB = 1_000_000
 ROOM_MARGIN = 1 << 20  # HDF5 metadata (chunk index, attributes) written on flush and close
 MASK_GZIP_RATIO = 8  # binary masks shrink ~16x with gzip (shards.py); half that as a margin
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) says the file system or quota is full."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and (exc.errno in _FULL or "No space left on device" in str(exc)
-                                         or "Disk quota exceeded" in str(exc)):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def failed_path(exc: BaseException, default: Path) -> str:
@@ -52,7 +41,7 @@ def ensure_room(path: Path, nbytes: int) -> None:
     ordinary ``OSError`` while every HDF5 file is still sound, closes and is removed. Only another
     process filling the disk between the check and the write can still surprise HDF5.
     """
-    free = free_bytes(path.parent)
+    free = free_bytes(path.parent) or 0  # unknown counts as full: HDF5 must never meet a full disk
     if free < nbytes + ROOM_MARGIN:
         raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {nbytes + ROOM_MARGIN} bytes wanted, "
                                     f"{free} free", str(path))
@@ -69,20 +58,12 @@ def estimated_bytes(size: int, n_faces: int, n_masks: int) -> int:
 
 
 def written_bytes(out: Path) -> int:
-    """Bytes of finished shards in ``out`` (kept for a resume)."""
+    """Bytes of finished shards in ``out`` (kept for a resume); unfinished ones end in ``.tmp-<pid>``
+    (:func:`inpaint.atomic.tmp_name`), not ``.h5``."""
     try:
-        return sum(p.stat().st_size for p in out.glob("*.h5") if ".tmp-" not in p.name)
+        return sum(p.stat().st_size for p in out.glob("*.h5"))
     except OSError:
         return 0
-
-
-def free_bytes(path: Path) -> int:
-    """Bytes an unprivileged writer may still use on ``path``'s file system (0 when unknown)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
 
 
 def disk_full_message(exc: BaseException, out: Path, needed: int) -> str:
@@ -90,5 +71,5 @@ def disk_full_message(exc: BaseException, out: Path, needed: int) -> str:
     kept = written_bytes(out)
     return (f"{failed_path(exc, out)}: the disk is full ({os.strerror(errno.ENOSPC)}); this pack needs roughly "
             f"{needed / MB:.1f} MB in {out} ({kept / MB:.1f} MB of finished shards kept for a resume, "
-            f"{free_bytes(out) / MB:.1f} MB free now): free space and re-run the same command, or pass "
+            f"{(free_bytes(out) or 0) / MB:.1f} MB free now): free space and re-run the same command, or pass "
             "--out on a larger file system")

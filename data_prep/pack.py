@@ -25,18 +25,19 @@ from inpaint.atomic import write_json
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
 from inpaint.contract import EXIT_STOPPED
+from inpaint.disk import is_disk_full
 from inpaint.errors import DataError, FacefillError
 from inpaint.shard_format import FACE_SPLITS, INDEX_NAME, MASK_SPLITS, SHARD_FORMAT, sha256_file
 
 from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
-from .disk import disk_full_message, estimated_bytes, is_disk_full
+from .disk import disk_full_message, estimated_bytes
 from .faces import Skipped
 from .journal import PackLock, ResumeJournal, remove_stale_temporaries
 from .masks import HOLE_BLACK, HOLE_WHITE
 from .pack_faces import label_conflicts, pack_balanced, pack_face_split
-from .pack_masks import pack_masks
+from .pack_masks import mask_sources, pack_masks
 from .plan import GENERATE, Plan, make_plan
-from .sources import DATA_ENV, IMAGE_SUFFIXES, MASK_SUFFIXES, list_images
+from .sources import DATA_ENV, IMAGE_SUFFIXES, list_images
 from .splits import face_order, face_split
 from .state import RunState
 from .workers import make_executor
@@ -159,14 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _needed_bytes(ns: argparse.Namespace, plan: Plan, n_faces: int) -> int:
     """Roughly the room this pack needs (raw faces as the bound for png/jpeg), for the disk-full message."""
-    if plan.masks_root is None:
-        n_masks = min(ns.mask_count, ns.mask_limit or ns.mask_count)
-    else:
-        try:
-            n_masks = len(list_images(plan.masks_root, MASK_SUFFIXES))
-        except (OSError, DataError):
-            n_masks = 0
-        n_masks = min(n_masks, ns.mask_limit or n_masks)
+    try:  # the mask stage's own choice of masks, so the estimate counts what the pack would store
+        n_masks = len(mask_sources(plan, ns.mask_limit, ns.mask_count, ns.mask_hole, [])[0])
+    except (OSError, DataError):  # the mask folder cannot be listed (any more): count the faces only
+        n_masks = 0
     return estimated_bytes(plan.size, n_faces, n_masks)
 
 

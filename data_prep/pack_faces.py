@@ -41,9 +41,10 @@ def _rows_of_reused(state: RunState, name: str) -> list[FaceRow]:
         paths = [_as_str(p) for p in f["paths"][()]]
         hashes = [_as_str(h) for h in f["hashes"][()]]
         labels = f["labels"][()]
-    for i, (p, h) in enumerate(zip(paths, hashes)):
-        state.seen.setdefault(h, (p, tuple(int(v) for v in labels[i])))
-    return [FaceRow(p, tuple(int(v) for v in labels[i]), name, i) for i, p in enumerate(paths)]
+    rows = [FaceRow(p, tuple(int(v) for v in labels[i]), name, i) for i, p in enumerate(paths)]
+    for row, h in zip(rows, hashes):
+        state.seen.setdefault(h, (row.path, row.labels))
+    return rows
 
 
 def _duplicate(state: RunState, path: str, labels: tuple[int, ...], first: str,
@@ -51,7 +52,7 @@ def _duplicate(state: RunState, path: str, labels: tuple[int, ...], first: str,
     """Skip a byte-identical copy of a stored face. When the copies' names carry different labels
     (UTKFace has such pairs) the stored label is doubtful: both names and labels go to the
     manifest (``index.json`` ``label_conflicts``) instead of vanishing with the copy."""
-    if tuple(labels) == tuple(first_labels):
+    if labels == first_labels:
         return state.skip("faces", state.plan.faces_root, path, f"exact duplicate of {first}")
     return state.skip("faces", state.plan.faces_root, path,
                       f"exact duplicate of {first} with different labels ({_labels(labels)} vs "

@@ -18,10 +18,11 @@ import h5py
 import numpy as np
 
 from inpaint.atomic import commit, tmp_name
+from inpaint.disk import is_disk_full
 from inpaint.errors import DataError
 from inpaint.shard_format import LOCK_HINT, SHARD_FORMAT, is_lock_error, sha256_file
 
-from .disk import ensure_room, is_disk_full
+from .disk import ensure_room
 from .faces import FaceSample
 from .masks import MaskSample
 
@@ -178,8 +179,9 @@ class ShardWriter:
         """
         try:
             self._flush()
-            ensure_room(self.tmp, len(json.dumps(skipped or [])))
-            self._file.attrs["skipped"] = json.dumps(skipped or [])
+            record = json.dumps(skipped or [])
+            ensure_room(self.tmp, len(record))
+            self._file.attrs["skipped"] = record
             for name in self._file:
                 self._file[name].resize(self.count, axis=0)
             self._file.attrs["count"] = self.count

@@ -21,7 +21,7 @@ from inpaint.buckets import BUCKET_EDGES, bucket_of
 from inpaint.cli import run_cli
 from inpaint.atomic import TMP_MARK
 from inpaint.errors import DataError
-from inpaint.shard_format import LOCK_HINT, is_lock_error, read_index, sha256_file
+from inpaint.shard_format import LOCK_HINT, VERIFY_COMMAND, is_lock_error, read_index, sha256_file
 
 from .cli_args import OneLineParser
 from .shards import open_shard
@@ -115,8 +115,8 @@ def verify(root: Path, check_hash: bool = True, deep: bool = False) -> tuple[lis
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m data_prep.verify",
-                                description="Check every shard of a packed folder against its index.json.")
+    p = OneLineParser(prog=VERIFY_COMMAND,
+                      description="Check every shard of a packed folder against its index.json.")
     p.add_argument("root", type=Path, help="shard folder (holds index.json)")
     p.add_argument("--no-hash", action="store_true", help="skip the SHA-256 check (structure only, faster)")
     p.add_argument("--deep", action="store_true", help="also decode every encoded (png/jpeg) face")

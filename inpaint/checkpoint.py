@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,6 +26,7 @@ from torch import nn
 
 from inpaint.atomic import TMP_MARK, atomic_open
 from inpaint.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, checkpoint_step
+from inpaint.disk import free_bytes, is_disk_full
 from inpaint.errors import CheckpointError
 from inpaint.process import pid_alive
 
@@ -34,7 +34,6 @@ CHECKPOINT_FORMAT = 1
 REQUIRED_KEYS = ("format", "config", "generator", "discriminator", "opt_g", "opt_d", "scaler",
                  "epoch", "step", "epoch_step", "rng", "time")
 _TEMPORARY = re.compile(r"^step-\d{9}\.pt" + re.escape(TMP_MARK) + r"(\d+)$")
-_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CheckpointWarning(UserWarning):
@@ -63,30 +62,6 @@ def format_bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` or anything it was raised from is "no space left" / "quota exceeded"
-    (torch's zip writer reports ENOSPC as ``RuntimeError: enforce fail … unexpected pos`` with the
-    OSError only in ``__context__``)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def free_bytes(path: str | os.PathLike) -> int | None:
-    """Free space of the file system holding ``path`` (or its nearest existing parent)."""
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return None
 
 
 def tensor_bytes(obj: Any) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from inpaint.errors import ConfigError
+from inpaint.visual import to_uint8
 
 METHODS = ("navier-stokes", "telea")
 DEFAULT_RADIUS = 5
@@ -68,8 +69,7 @@ def classical_fill(images: torch.Tensor, masks: torch.Tensor, method: str = "nav
     Hole pixels of ``images`` are never used (see :func:`fill_uint8`), so zeroed holes and intact
     images give the same fill.
     """
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    pixels = pixels.permute(0, 2, 3, 1).contiguous().numpy()
+    pixels = to_uint8(images)
     holes = masks.detach().cpu()[:, 0].numpy() > 0.5
     filled = np.stack([fill_uint8(img, hole, method, radius) for img, hole in zip(pixels, holes)])
     out = torch.from_numpy(filled).permute(0, 3, 1, 2).float() / 127.5 - 1

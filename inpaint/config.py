@@ -30,6 +30,8 @@ from inpaint.merge import deep_merge
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("bf16", "fp16", "fp32")
 LOSS_TERMS = ("global_l1", "hole_l1", "adversarial", "perceptual")
+#: ``model.prefill`` of a generator that gets the zeroed holes, as the reference does.
+NO_PREFILL = "none"
 BASE_KEY = "base"
 
 Check = Callable[[Any], "str | None"]
@@ -125,11 +127,11 @@ class ModelSection:
     batch_norm: bool = _key(True, _bool)
     discriminator: str = _key("sn_patchgan", _str)
     disc_widths: list[int] = _key([64, 128, 256, 256], _int_list(None))
-    prefill: str = _key("none", _str)      # none | navier-stokes | telea: classical fill of the holes first
+    prefill: str = _key(NO_PREFILL, _str)  # none | navier-stokes | telea: classical fill of the holes first
     residual: bool = _key(False, _bool)    # output = classical fill + learned correction (zero at init)
 
     def check(self) -> str | None:
-        if self.residual and self.prefill == "none":
+        if self.residual and self.prefill == NO_PREFILL:
             return ("model.residual = true adds a correction to a classical fill, but model.prefill is none: "
                     "set model.prefill: navier-stokes (or telea)")
         return None
@@ -197,6 +199,18 @@ DEFAULT_NAME = "unnamed"
 def section_defaults(section: str) -> dict[str, Any]:
     """A fresh dict of one section's defaults (e.g. ``section_defaults("loss")``)."""
     return asdict(SECTIONS[section]())
+
+
+def complete_section(section: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` laid over the schema's defaults of ``section``, for code handed one section on
+    its own (the model factories, the generator loss); a key the schema does not know is a
+    ConfigError listing the known ones, as a typo must not silently mean a default."""
+    cfg = section_defaults(section)
+    unknown = sorted(set(values) - set(cfg))
+    if unknown:
+        raise ConfigError(f"unknown {section} key(s) {', '.join(unknown)}: use only {', '.join(cfg)}")
+    cfg.update(values)
+    return cfg
 
 
 def default_config() -> dict[str, Any]:

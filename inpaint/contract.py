@@ -56,8 +56,11 @@ class Outcome:
         return STATE_OF_EXIT.get(self.exit_code, "failed")
 
     def line(self) -> str:
-        """The last stdout line: state, position and why, e.g. ``stopped (exit 75) step 40/300: …``."""
-        where = f" step {self.step}/{self.total_steps}" if self.step is not None else ""
+        """The last stdout line: state, position and why, e.g. ``stopped (exit 75) step 40/300: …``
+        (just ``step 40`` when the total is unknown: the trainer failed before opening the shards)."""
+        where = ""
+        if self.step is not None:
+            where = f" step {self.step}" + (f"/{self.total_steps}" if self.total_steps is not None else "")
         return f"{self.state} (exit {self.exit_code}){where}: {self.message}"
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint.config import LOSS_TERMS, section_defaults
+from inpaint.config import LOSS_TERMS, complete_section
 from inpaint.errors import ConfigError
 
 
@@ -48,11 +48,7 @@ class GeneratorLoss(nn.Module):
 
     def __init__(self, loss_cfg: Mapping[str, Any]) -> None:
         super().__init__()
-        defaults = section_defaults("loss")
-        unknown = sorted(set(loss_cfg) - set(defaults))
-        if unknown:
-            raise ConfigError(f"unknown loss key(s) {', '.join(unknown)}: use only {', '.join(defaults)}")
-        cfg = {**defaults, **loss_cfg}
+        cfg = complete_section("loss", loss_cfg)
         self.weights = {term: float(cfg[term]) for term in LOSS_TERMS if float(cfg[term]) > 0}
         if not self.weights:
             raise ConfigError(f"loss weights ({', '.join(LOSS_TERMS)}) are all 0: give at least one a positive weight")

@@ -14,7 +14,7 @@ from inpaint.cli import run_cli
 from inpaint.contract import METRICS_FILE
 from inpaint.errors import DataError
 from inpaint.training.metrics_log import read_metrics
-from inpaint.visual import save_png
+from inpaint.visual import save_image
 
 # (panel title, [(metrics key, legend)]); panels whose keys never occur are left out.
 PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -107,7 +107,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     sheet = Image.new("RGB", (cols * PANEL_W, rows * PANEL_H), "white")
     for i, panel in enumerate(panels):
         sheet.paste(panel, ((i % cols) * PANEL_W, (i // cols) * PANEL_H))
-    return save_png(sheet, Path(out) if out else run_dir / "loss_curves.png")
+    return save_image(sheet, Path(out) if out else run_dir / "loss_curves.png", fmt="PNG")  # PNG whatever --out says
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,8 +90,3 @@ def save_image(picture: Image.Image, path: str | os.PathLike, fmt: str | None = 
     with atomic_open(path, "wb") as f:
         picture.save(f, format=fmt, **params)
     return path
-
-
-def save_png(picture: Image.Image, path: str | os.PathLike) -> Path:
-    """:func:`save_image` as PNG whatever the suffix (the trainer's samples, the loss curves)."""
-    return save_image(picture, path, fmt="PNG")

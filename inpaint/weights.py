@@ -47,6 +47,8 @@ class WeightsCard:
     epoch_step: int | None = None
     data: dict[str, Any] | None = None  # the training shards' fingerprint (size, train faces, masks)
     world_size: int | None = None
+    images_seen: int | None = None     # step x batch size x processes: training length comparable across setups
+    cpu_minutes: float | None = None   # training cost as measured by the caller (user+sys), when given
     exported: float | None = None      # UNIX time
     dtype: str | None = None           # float16 | float32
     sha256: str | None = None          # of the weights file: a damaged or LFS-pointer file is refused
@@ -142,9 +144,9 @@ def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu"
 
 
 def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
-                   metrics: Mapping[str, Any] | None = None) -> Path:
+                   metrics: Mapping[str, Any] | None = None, cpu_minutes: float | None = None) -> Path:
     """Ship a trained generator: fp16 state dict at ``out`` plus its :class:`WeightsCard` at
-    ``<out>.json`` (config, provenance, sha256, evaluation metrics if given)."""
+    ``<out>.json`` (config, provenance, sha256, evaluation metrics and training cost if given)."""
     config, trained, path, state = _read_source(source)
     model, cfg = _generator_from(config, trained, path, "cpu")
     weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
@@ -152,11 +154,12 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     atomic_torch_save(weights, out)
     card = WeightsCard(config=cfg, source=str(Path(source).resolve()), exported=time.time(),
                        dtype="float16" if half else "float32", sha256=sha256_file(out),
-                       metrics=dict(metrics) if metrics else None)
+                       metrics=dict(metrics) if metrics else None, cpu_minutes=cpu_minutes)
     if state is not None:
         card.checkpoint, card.step, card.epoch = path.name, int(state["step"]), int(state["epoch"])
         card.epoch_step, card.data = int(state["epoch_step"]), state.get("data")
         card.world_size = int(state.get("world_size", 1))
+        card.images_seen = card.step * int(cfg["train"]["batch_size"]) * card.world_size
     card.write(weights_sidecar(out))
     return out
 
@@ -177,11 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp.add_argument("--fp32", action="store_true", help="keep float32 instead of float16")
     exp.add_argument("--metrics", metavar="METRICS_JSON", help="inpaint.evaluate's metrics.json: record this model's averages")
     exp.add_argument("--model-name", help="the model's name in METRICS_JSON (default: the run dir's name)")
+    exp.add_argument("--cpu-minutes", type=float, metavar="M",
+                     help="training cost to record (e.g. user+sys of the training processes from /usr/bin/time)")
     args = p.parse_args(argv)
     metrics = None
     if args.metrics:
         metrics = evaluation_averages(args.metrics, args.model_name or Path(args.source).name)
-    out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics)
+    out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics, cpu_minutes=args.cpu_minutes)
     print(f"wrote {out} and {weights_sidecar(out)}")
     return 0
 

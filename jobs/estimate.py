@@ -9,9 +9,7 @@ step time from ``--img-per-s`` and the batch size given with ``--set train.batch
 
 from __future__ import annotations
 
-import calendar
 import math
-import time
 
 from inpaint.contract import read_status
 from inpaint.errors import ConfigError
@@ -20,10 +18,6 @@ from jobs.spec import JobSpec
 from jobs.walltime import format_walltime
 
 STARTUP_S = 120  # start-up, data staging and the first slow steps of every part (new runs only)
-
-
-def _epoch_s(stamp: str) -> float:
-    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def measured_step_s(run_dir: str) -> float | None:
@@ -35,7 +29,7 @@ def measured_step_s(run_dir: str) -> float | None:
             continue
         begun = part.get("start_step") if isinstance(part.get("start_step"), int) else previous
         if part.get("start_time") and part.get("end_time") and part["step"] > begun:
-            seconds += _epoch_s(part["end_time"]) - _epoch_s(part["start_time"])
+            seconds += ledger.iso_seconds(part["end_time"]) - ledger.iso_seconds(part["start_time"])
             steps += part["step"] - begun
         previous = part["step"]
     return seconds / steps if steps and seconds > 0 else None

@@ -8,6 +8,7 @@ node's ``python3``).
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import time
@@ -17,8 +18,16 @@ from typing import Any
 from jobs.paths import LEDGER, under
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every event's "time": UTC, to the second
+
+
 def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return time.strftime(TIME_FORMAT, time.gmtime())
+
+
+def iso_seconds(stamp: str) -> float:
+    """Seconds since the epoch of a ledger time (UTC), to measure how long a part took."""
+    return calendar.timegm(time.strptime(stamp, TIME_FORMAT))
 
 
 def append_event(run_dir: Path | str, event: str, part: int, **fields: Any) -> None:

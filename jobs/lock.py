@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 from inpaint.atomic import tmp_name, write_json
@@ -65,24 +64,21 @@ def owner_alive(owner: dict) -> tuple[bool, str]:
     if executor == "pbs":
         from jobs.pbs_commands import QstatError, job_states
         try:
-            states = job_states([job_id])
+            state = job_states([job_id]).get(job_id)
         except QstatError as exc:
             return True, f"PBS job {job_id} (qstat could not answer: {exc})"
-        state = states.get(job_id)
-        if state is None or state.state == "F":
+        if state is None or state.finished:
             return False, f"PBS job {job_id}"
         return True, f"PBS job {job_id} (state {state.state})"
     if executor == "slurm":
+        from jobs.slurm_commands import SlurmQueryError, job_state
         try:
-            out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True,
-                                 text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return True, f"SLURM job {job_id} (squeue could not answer: {exc})"
-        if out.returncode != 0:
-            if "Invalid job id" in out.stderr:
-                return False, f"SLURM job {job_id}"
-            return True, f"SLURM job {job_id} (squeue failed: {out.stderr.strip()})"
-        return bool(out.stdout.strip()), f"SLURM job {job_id} ({out.stdout.strip() or 'gone'})"
+            job = job_state(job_id)
+        except SlurmQueryError as exc:
+            return True, f"SLURM job {job_id} (SLURM could not answer: {exc})"
+        if job is None or job.ended:
+            return False, f"SLURM job {job_id}"
+        return True, f"SLURM job {job_id} ({job.describe()})"
     return False, f"unknown executor {executor!r}"
 
 

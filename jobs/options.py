@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chain", type=int, default=0, metavar="K",
                    help="pre-submit K parts linked with -W depend=afterany instead of self-resubmission")
     p.add_argument("--then-evaluate", action="store_true",
-                   help="submit the evaluation when training finishes (with the Navier-Stokes baseline when OpenCV is importable)")
+                   help="submit the evaluation when training finishes (it adds the Navier-Stokes baseline where the node has OpenCV)")
     p.add_argument("--pbs-directive", action="append", default=[], metavar="'-X VALUE'",
                    help="extra '#PBS' directive (repeatable), placed before the generated ones")
     p.add_argument("--name", help="job name (default: ff-<run dir name>)")
@@ -265,10 +265,13 @@ def trainer_args(args: argparse.Namespace, ngpus: int) -> list[str]:
     return out
 
 
-def evaluation_args() -> list[str]:
-    """The classical baseline beside the model when OpenCV is importable here (found, not
-    imported: the job layer stays free of numpy and torch)."""
-    return ["--baseline", "navier-stokes"] if importlib.util.find_spec("cv2") is not None else []
+def evaluation_columns() -> int:
+    """Columns the evaluation part's walltime is sized for: the model, plus the Navier–Stokes
+    baseline ``inpaint.evaluate`` adds by itself where OpenCV is importable. Whether it is scored
+    is decided on the node (no ``--baseline`` is passed: a node without OpenCV scores the model
+    alone instead of failing); OpenCV here (found, not imported: the job layer stays free of
+    numpy and torch) is only the best guess for the size."""
+    return 2 if importlib.util.find_spec("cv2") is not None else 1
 
 
 def raise_problem(error: FacefillError) -> None:
@@ -295,13 +298,12 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
     queue, walltime_s, margin_s = queue_and_walltime(args, executor, profile)
     res = resources(args, executor, profile)
     image = container_image(args, executor, profile, problem, check_paths)
-    eval_args = evaluation_args() if args.then_evaluate else []
     return JobSpec(
         run_dir=str(run_dir), config=config, data=str(data), executor=executor,
         name=_job_name(run_dir, args.name), walltime_s=walltime_s,
         time_limit_s=part_time_limit(walltime_s, margin_s), max_resubmits=args.max_resubmits,
-        then_evaluate=args.then_evaluate, eval_args=eval_args,
-        eval_walltime_s=evaluation_walltime(res["ngpus"], 1 + len(eval_args) // 2) if args.then_evaluate else 0,
+        then_evaluate=args.then_evaluate,
+        eval_walltime_s=evaluation_walltime(res["ngpus"], evaluation_columns()) if args.then_evaluate else 0,
         chain=args.chain, queue=queue, nodes=args.nodes, image=image, **res,
         directives=[*(profile.get("directives") or []), *args.pbs_directive],
         train_args=trainer_args(args, res["ngpus"]), trainer_module=args.trainer_module,

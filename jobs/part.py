@@ -131,10 +131,11 @@ def end(spec: JobSpec, part: int, kind: str, job_id: str, exit_code: int, status
     return Ending(decision, None, job_exit)
 
 
-def successor_args(spec: JobSpec, part: int, kind: str) -> list[str]:
-    """``qsub`` arguments of the next part: its number and mode; an evaluation gets its own walltime
-    (the command line overrides the script's ``#PBS -l walltime``)."""
-    args = ["-v", f"FACEFILL_PART={part + 1},FACEFILL_MODE={kind}"]
+def qsub_args(spec: JobSpec, part: int, kind: str) -> list[str]:
+    """``qsub`` arguments of part ``part`` (the first ones and every successor): its number and
+    mode, which the script reads as FACEFILL_PART and FACEFILL_MODE; an evaluation gets its own
+    walltime (the command line overrides the script's ``#PBS -l walltime``)."""
+    args = ["-v", f"FACEFILL_PART={part},FACEFILL_MODE={kind}"]
     if kind == EVALUATE and spec.eval_walltime_s:
         args += ["-l", f"walltime={format_walltime(spec.eval_walltime_s)}"]
     return args
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif a.step == "end":
         ending = end(spec, a.part, a.kind, a.job_id, a.exit_code if a.exit_code is not None else 1)
         if ending.next_kind:
-            print("\n".join(successor_args(spec, a.part, ending.next_kind)))
+            print("\n".join(qsub_args(spec, a.part + 1, ending.next_kind)))
         return ending.job_exit
     else:
         submitted(spec, a.part, a.job_id, a.next_job_id, a.error or "no job id")

@@ -33,7 +33,7 @@ class JobSpec:
     max_resubmits: int
     then_evaluate: bool = False
     eval_walltime_s: int = 0      # the evaluation part's own walltime (pairs x per-pair time)
-    eval_args: list[str] = field(default_factory=list)  # e.g. --baseline navier-stokes
+    eval_args: list[str] = field(default_factory=list)  # extra evaluate flags; resolve adds none (evaluate picks its baseline on the node)
     chain: int = 0
     queue: str | None = None
     ncpus: int = 1

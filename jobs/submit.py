@@ -15,7 +15,7 @@ from inpaint.errors import FacefillError
 from jobs import lock
 from jobs.chain_state import write_chain_state
 from jobs.options import parse, resolve
-from jobs.part import TRAIN, record_submission
+from jobs.part import TRAIN, qsub_args, record_submission
 from jobs.paths import CHAIN_STATE, JOBS_DIR, LOGS_DIR, PBS_SCRIPT, under
 from jobs.spec import JobSpec
 
@@ -41,7 +41,7 @@ def submit_pbs(spec: JobSpec) -> list[str]:
     ids: list[str] = []
     try:
         for part in range(1, max(spec.chain, 1) + 1):
-            extra = ["-v", f"FACEFILL_PART={part},FACEFILL_MODE={TRAIN}"]
+            extra = qsub_args(spec, part, TRAIN)
             if ids:
                 extra = ["-W", f"depend=afterany:{ids[-1]}", *extra]
             ids.append(pbs_commands.qsub(script, extra))

@@ -1,4 +1,4 @@
-"""Helpers shared by the evaluation tests."""
+"""Helpers shared by the evaluation and predict tests."""
 
 from __future__ import annotations
 

@@ -148,16 +148,20 @@ def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: 
     report.parent.mkdir()
     report.write_text(json.dumps({"protocol": {"pairs_per_bucket": 5, "seed": 0}, "models": [
         {"name": "model1", "buckets": {"Average": {"n": 30, "ref_l1": 0.2}}},
+        {"name": "navier-stokes", "kind": "baseline", "buckets": {"Average": {"n": 30, "ref_l1": 0.05}}},
         {"name": "model2", "buckets": {"Average": {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}}}]}))
 
     shipped = tmp_path / "ship" / "model2.pt"
-    assert weights_cli(["export", str(tmp_path / "model2"), str(shipped), "--metrics", str(report)]) == 0
+    assert weights_cli(["export", str(tmp_path / "model2"), str(shipped), "--metrics", str(report),
+                        "--cpu-minutes", "140.5"]) == 0
     meta = json.loads(weights_sidecar(shipped).read_text())
     assert meta["sha256"] == sha256_file(shipped)
     assert (meta["checkpoint"], meta["step"], meta["epoch"]) == ("step-000000012.pt", 12, 2)
     assert meta["data"] == {"size": 64, "train_faces": 540, "train_masks": 300}
     assert meta["metrics"]["average"] == {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}
     assert meta["metrics"]["protocol"]["pairs_per_bucket"] == 5
+    assert meta["metrics"]["baselines"] == {"navier-stokes": {"n": 30, "ref_l1": 0.05}}  # beside the model's
+    assert meta["images_seen"] == 12 * state["config"]["train"]["batch_size"] and meta["cpu_minutes"] == 140.5
     load_generator(shipped)  # the recorded hash matches
 
     with pytest.raises(CheckpointError, match="no model named 'model3'"):
@@ -224,3 +228,28 @@ def test_weights_card_keeps_keys_it_does_not_name(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"step": 3}))
     with pytest.raises(CheckpointError, match="'config' entry"):
         WeightsCard.read(tmp_path / "bad.json")
+
+
+def test_a_full_disk_is_recognised_however_it_is_raised() -> None:
+    """torch's zip writer hides ENOSPC in ``__context__``; HDF5 may give only the message."""
+    import errno
+
+    from inpaint.disk import is_disk_full
+
+    def raised_during(inner: BaseException) -> RuntimeError:
+        try:
+            try:
+                raise inner
+            except OSError:
+                raise RuntimeError("enforce fail at inline_container.cc: unexpected pos")
+        except RuntimeError as exc:
+            return exc
+
+    assert is_disk_full(raised_during(OSError(errno.ENOSPC, "No space left on device")))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert is_disk_full(OSError("Can't write data (file write failed: errno = 28, error message = 'No space left on device')"))
+    assert not is_disk_full(raised_during(OSError(errno.EACCES, "Permission denied")))
+    looped = OSError(errno.EIO, "I/O error")
+    looped.__context__ = RuntimeError("wrapper")
+    looped.__context__.__context__ = looped  # a cycle ends the walk
+    assert not is_disk_full(looped)

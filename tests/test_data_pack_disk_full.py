@@ -11,11 +11,11 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import h5py
 import pytest
+from disk_support import fill_disk
 
 REPO = Path(__file__).resolve().parents[1]
 TMPFS_BYTES = 12 << 20
@@ -30,22 +30,10 @@ def small_disk(tmpfs) -> Path:
     return tmpfs(TMPFS_BYTES)
 
 
-def _fill(disk: Path, leave: int) -> None:
-    """Leave about ``leave`` bytes free on ``disk`` with one filler file."""
-    stat = os.statvfs(disk)
-    size = max(stat.f_bavail * stat.f_frsize - leave, 0)
-    with open(disk / f"filler-{uuid.uuid4().hex}", "wb") as fh:
-        try:
-            fh.write(b"\0" * size)
-            fh.flush()
-        except OSError:
-            pass  # completely full: exactly what the 0-byte case wants
-
-
 @pytest.mark.parametrize("free", FREE_BYTES)
 def test_a_full_disk_is_one_line_exit_2_and_nothing_half_written(data_root: Path, small_disk: Path,
                                                                    free: int) -> None:
-    _fill(small_disk, free)
+    fill_disk(small_disk, leave=free)
     out = small_disk / "shards"
     cmd = [sys.executable, "-m", "data_prep.pack", "--faces", str(data_root / "faces"), "--masks", "generate",
            "--mask-count", "60", "--out", str(out), "--size", "64", "--limit", "600", "--shard-size", "100",

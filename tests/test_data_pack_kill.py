@@ -18,32 +18,10 @@ import pytest
 
 from inpaint.contract import EXIT_STOPPED
 from inpaint.process import pid_alive
+from jobs.cancel import descendants
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = 2
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def _descendants(pid: int) -> set[int]:
-    tree, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def _start_pack(data_root: Path, out: Path) -> tuple[subprocess.Popen, set[int]]:
@@ -59,9 +37,9 @@ def _start_pack(data_root: Path, out: Path) -> tuple[subprocess.Popen, set[int]]
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, f"pool never started: {pool}"
         time.sleep(0.05)
-        pool = _descendants(proc.pid)
+        pool = set(descendants(proc.pid))
     time.sleep(1.0)  # let the workers get busy decoding
-    pool |= _descendants(proc.pid)
+    pool |= set(descendants(proc.pid))
     return proc, pool
 
 

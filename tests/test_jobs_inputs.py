@@ -173,12 +173,15 @@ def test_dry_run_works_anywhere_and_warns_for_each_path_it_could_not_check(tmp_p
     assert real.returncode == 2 and real.stderr.startswith("error: ") and not (tmp_path / "runs").exists()
 
 
-def test_then_evaluate_scores_navier_stokes_beside_the_model_when_opencv_is_importable(tmp_path, monkeypatch):
+def test_then_evaluate_leaves_the_baseline_to_evaluate_and_sizes_for_it_when_opencv_is_importable(tmp_path, monkeypatch):
+    """evaluate adds Navier–Stokes by itself where the node has OpenCV; an explicit --baseline
+    would make a node without OpenCV fail (exit 2), so the command carries no baseline flag."""
     argv = ["--executor", "local", "--model", "2", "--then-evaluate", "--run-dir", str(tmp_path / "run")]
     spec = resolve(parse(argv), check_paths=False)
-    assert spec.evaluate_argv()[-2:] == ["--baseline", "navier-stokes"]  # cv2 is in [dev]
+    assert spec.evaluate_argv() == ["inpaint.evaluate", "--run-dir", spec.run_dir, "--data", spec.data,
+                                    "--out", str(Path(spec.run_dir) / "eval")]  # evaluate's default, cv2 in [dev]
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real_find_spec(name, *a))
     without = resolve(parse(argv), check_paths=False)
-    assert "--baseline" not in without.evaluate_argv()
+    assert without.evaluate_argv() == spec.evaluate_argv()
     assert without.eval_walltime_s < spec.eval_walltime_s  # one scored column instead of two

@@ -6,7 +6,6 @@ one runs the real trainer on the packed 64 px shards.
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import subprocess
@@ -52,7 +51,7 @@ def test_chain_of_three_parts_finishes_and_ledger_lists_every_part(tmp_path):
     calls = [json.loads(l) for l in (tmp_path / "run" / "stub_calls.jsonl").read_text().splitlines()]
     starts = [e for e in ledger.read_events(tmp_path / "run") if e["event"] == "start"]
     assert [c["argv"][c["argv"].index("--deadline") + 1] for c in calls] == [str(int(e["deadline"])) for e in starts]
-    assert all(53 <= e["deadline"] - _iso_s(e["time"]) <= 55 for e in starts)
+    assert all(53 <= e["deadline"] - ledger.iso_seconds(e["time"]) <= 55 for e in starts)
     assert all(c["argv"][c["argv"].index("--run-dir") + 1] == str(tmp_path / "run") for c in calls)
     assert read_chain_state(tmp_path / "run")["state"] == "done"
     assert not (tmp_path / "run" / "jobs" / "owner.json").exists()
@@ -112,10 +111,6 @@ REAL_TRAIN = ["--device", "cpu", "--set", "data.workers=0", "--set", "train.batc
               "--set", "train.log_every_steps=1", "--set", "train.checkpoint_every_steps=100"]
 
 
-def _iso_s(text: str) -> float:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
 def test_real_trainer_split_into_parts_ends_where_an_uninterrupted_run_ends(tmp_path, shards64):
     """Resumption through the job layer loses no step: ≥3 time-limited parts reach the same final
     step as one uninterrupted part.
@@ -133,7 +128,7 @@ def test_real_trainer_split_into_parts_ends_where_an_uninterrupted_run_ends(tmp_
     times = [json.loads(l)["time"] for l in (whole / "run" / "metrics.jsonl").read_text().splitlines()]
     diffs = sorted(b - a for a, b in zip(times, times[1:]))
     step_s = diffs[len(diffs) // 2]
-    part_s = _iso_s(whole_parts[0]["end_time"]) - _iso_s(whole_parts[0]["start_time"]) + 1
+    part_s = ledger.iso_seconds(whole_parts[0]["end_time"]) - ledger.iso_seconds(whole_parts[0]["start_time"]) + 1
     overhead_s = max(1.0, part_s - (times[-1] - times[0]))  # start-up, first step, checkpoint, exit
     walltime = int(overhead_s + 1.5 * step_s + 2)
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from jobs import ledger, status
-from jobs.chain_state import read_chain_state, write_chain_state
+from jobs.chain_state import ENDED, read_chain_state, write_chain_state
 from test_jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
                                make_stub_trainer, stub_bin, stub_env, write_exe)
 
@@ -263,12 +263,8 @@ REAL_TRAIN = ["--set", "data.workers=0", "--set", "train.batch_size=24", "--set"
               "--set", "train.checkpoint_every_steps=100"]
 
 
-def _iso_s(text: str) -> float:
-    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
 def _chain_ended(run) -> bool:
-    return read_chain_state(run).get("state") in ("done", "stopped", "cancelled", "evaluated")
+    return read_chain_state(run).get("state") in ENDED
 
 
 def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_ends(slurm_cluster, shards64, tmp_path):
@@ -287,7 +283,7 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
     assert read_chain_state(whole)["state"] == "done" and len(whole_parts) == 1 and whole_parts[0]["step"] == steps
     times = [json.loads(line)["time"] for line in (whole / "metrics.jsonl").read_text().splitlines()]
     step_s = sorted(b - a for a, b in zip(times, times[1:]))[len(times) // 2 - 1]
-    part_s = _iso_s(whole_parts[0]["end_time"]) - _iso_s(whole_parts[0]["start_time"]) + 1
+    part_s = ledger.iso_seconds(whole_parts[0]["end_time"]) - ledger.iso_seconds(whole_parts[0]["start_time"]) + 1
     overhead_s = max(1.0, part_s - (times[-1] - times[0]))  # start-up, first step, checkpoint, exit
     # start short (about 1.5 steps a part): a part that makes no progress costs only its start-up
     walltime = int((overhead_s + 1.5 * step_s + 2) / 0.9) + 1  # the trainer gets 90 % of a short walltime

@@ -53,7 +53,7 @@ def test_submit_dry_run_estimate_status_cancel_work_without_torch(tmp_path):
 
 def _iso(seconds: float) -> str:
     import time
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return time.strftime(ledger.TIME_FORMAT, time.gmtime(seconds))
 
 
 def test_estimate_reads_only_what_the_trainer_publishes_and_the_ledger(tmp_path):

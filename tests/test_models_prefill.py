@@ -10,38 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from inpaint.classical import classical_fill
 from inpaint.config import load_config
 from inpaint.errors import ConfigError
 from inpaint.models import build_generator
+from test_models_training import one_intra_op_thread, real_batch  # noqa: F401  (one thread, the same real faces and masks)
 
 VARIANTS = ["quarter-prefill", "quarter-residual"]
-
-
-@pytest.fixture(autouse=True)
-def one_intra_op_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def real_batch(data_root: Path, n: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` UTKFace faces in [-1, 1] and ``n`` NVIDIA masks (1 = hole) from small to large holes."""
-    faces = sorted((data_root / "faces" / "utkface").glob("*.jpg"))[:n]
-    images = np.stack([np.array(Image.open(f).convert("RGB").resize((size, size), Image.BICUBIC)) for f in faces])
-    mask_files = sorted((data_root / "masks").rglob("*.png"))
-    picks = [mask_files[i] for i in np.linspace(0, len(mask_files) - 1, n).round().astype(int)]
-    masks = np.stack([np.array(Image.open(f).convert("L").resize((size, size), Image.NEAREST)) > 127 for f in picks])
-    image = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    mask = torch.from_numpy(masks).float()[:, None]
-    assert 0 < mask.mean() < 0.7
-    return image, mask
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from inpaint import predict
 from inpaint.cli import run_cli
 from inpaint.errors import CheckpointError
+from eval_support import make_weights
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random 64-px smoke generator."""
-    from inpaint.config import load_config
-    from inpaint.models import build_generator
-
-    path = tmp_path_factory.mktemp("weights") / "smoke.pt"
-    cfg = load_config("smoke")
-    torch.manual_seed(0)
-    model = build_generator(cfg["model"])
-    torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, path)
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg}))
-    return path
+    return make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0)
 
 
 def _face(data_root: Path, i: int) -> Image.Image:

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaint import predict
-from inpaint.cli import run_cli
-from test_predict import _mask, _photo, weights  # noqa: F401  (weights is a fixture)
+from test_predict import _mask, _photo, _run, weights  # noqa: F401  (weights is a fixture)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -27,12 +25,6 @@ def _bomb(path: Path, side: int = 30000) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
                      + _chunk(b"IDAT", rows) + _chunk(b"IEND", b""))
     return path
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(predict.main, argv)
-    return int(exit_info.value.code), capsys.readouterr().err
 
 
 @pytest.mark.parametrize("side", [30000, 12000])  # over Pillow's hard limit, and over its warning limit

@@ -82,8 +82,9 @@ def test_stop_and_resume_is_bit_identical_to_a_straight_run(shards64: Path, tmp_
     # The log of the split run reads like one run: each logged step once.
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [4, 5, 8]
-    assert status(split)["state"] == "finished" and status(split)["step"] == 8
-    assert status(split)["images_per_s"] > 0 and status(split)["checkpoint"] == "checkpoints/step-000000008.pt"
+    finished = status(split)
+    assert finished["state"] == "finished" and finished["step"] == 8
+    assert finished["images_per_s"] > 0 and finished["checkpoint"] == "checkpoints/step-000000008.pt"
     assert (split / "samples" / "epoch-0001.png").is_file() and (split / "config.yaml").is_file()
 
 

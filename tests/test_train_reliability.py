@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from inpaint.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, read_status
+from disk_support import fill_disk
 from test_train_cli import args, env
 
 
@@ -95,17 +96,6 @@ def small_disk(tmpfs) -> Path:
     return tmpfs(1600 << 10)
 
 
-def fill(folder: Path) -> None:
-    """Use up every free byte of ``folder``'s file system."""
-    with open(folder / "filler", "wb", buffering=0) as f:
-        for size in (1 << 16, 1 << 12, 1 << 9, 1):
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError:
-                pass
-
-
 def test_full_disk_ends_with_one_line_and_keeps_the_last_good_checkpoint(shards64: Path, small_disk: Path) -> None:
     run = small_disk / "run"
     proc = subprocess.run(train_cmd(shards64, run, "--max-steps", "4", sets=("train.checkpoint_every_steps=2",)),
@@ -124,7 +114,7 @@ def test_full_disk_ends_with_one_line_and_keeps_the_last_good_checkpoint(shards6
     assert status["state"] == "failed" and status["exit_code"] == EXIT_FAILED and "disk is full" in status["message"]
     assert status["checkpoint"] == "checkpoints/step-000000002.pt"
 
-    fill(small_disk)  # 100 % full: not even status.json can be written
+    fill_disk(small_disk)  # 100 % full: not even status.json can be written
     before = (run / "status.json").read_text()
     proc = subprocess.run(train_cmd(shards64, run, "--max-steps", "6", sets=("train.checkpoint_every_steps=2",)),
                           capture_output=True, text=True, env=env(), timeout=120)

@@ -127,13 +127,14 @@ def test_status_file_is_complete_json(tmp_path: Path) -> None:
     assert status["state"] == "stopped" and status["exit_code"] == 75 and status["step"] == 40
     assert set(status) == {"state", "exit_code", "epoch", "step", "total_steps", "images_per_s", "checkpoint", "message", "time"}
     assert out.line().startswith("stopped (exit 75) step 40/300")
+    assert Outcome(1, "bad shards", step=40).line() == "failed (exit 1) step 40: bad shards"  # total unknown
     assert not list(tmp_path.glob("*.tmp-*"))
 
 
 def test_inpainting_grid_shows_holes_output_composite_and_truth(shards64: Path, tmp_path: Path) -> None:
     from inpaint.data import FaceShards, MaskShards
     from inpaint.metrics import composite
-    from inpaint.visual import inpainting_grid, save_png
+    from inpaint.visual import inpainting_grid, save_image
 
     faces, masks = FaceShards(shards64, "test"), MaskShards(shards64, "test")
     image = torch.stack([faces[i]["image"] for i in range(3)])
@@ -142,7 +143,7 @@ def test_inpainting_grid_shows_holes_output_composite_and_truth(shards64: Path, 
     comp = composite(output, image, mask)
     assert torch.equal(comp[mask.expand_as(comp) == 0], image[mask.expand_as(image) == 0])
     assert (comp[mask.expand_as(comp) == 1] == -1).all()
-    path = save_png(inpainting_grid(image, mask, output), tmp_path / "grid.png")
+    path = save_image(inpainting_grid(image, mask, output), tmp_path / "grid.png")
     pic = np.asarray(Image.open(path))
     assert pic.shape[1] == 4 * 64 + 5 * 2 and pic.shape[0] > 3 * 64
     assert (pic[:, 64 + 4: 128 + 4] < 5).all(axis=-1).mean() > 0.5  # the black output column

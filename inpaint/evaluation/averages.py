@@ -15,7 +15,9 @@ from inpaint.errors import CheckpointError
 
 
 def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str, Any]:
-    """The 'Average' row of one model in ``inpaint.evaluate``'s metrics.json, with its protocol."""
+    """The 'Average' row of one model in ``inpaint.evaluate``'s metrics.json, with its protocol
+    and the 'Average' rows of the classical baselines scored on the same pairs: a learned model's
+    figures mean little without the classical fill's beside them."""
     from inpaint.evaluation.summary import AVERAGE
 
     path = Path(metrics_json)
@@ -27,4 +29,6 @@ def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str
     if model not in names:
         raise CheckpointError(f"{path} has no model named {model!r} (it has {', '.join(map(str, names))}): pass one of those")
     entry = report["models"][names.index(model)]
-    return {"average": entry["buckets"].get(AVERAGE), "protocol": report.get("protocol"), "report": str(path.resolve())}
+    baselines = {m["name"]: m["buckets"].get(AVERAGE) for m in report["models"] if m.get("kind") == "baseline"}
+    return {"average": entry["buckets"].get(AVERAGE), "baselines": baselines, "protocol": report.get("protocol"),
+            "report": str(path.resolve())}

@@ -17,21 +17,27 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from inpaint.evaluation.demographics import group_orders
+from inpaint.evaluation.summary import METRIC_BY_KEY
 
 
 @dataclass(frozen=True)
 class GainMetric:
     key: str          # per-pair metric key (see inpaint.evaluation.summary.METRICS)
     title: str
-    sign: int         # +1 when higher is better; gains are always "positive = better than the baseline"
     fmt: str
+
+    @property
+    def sign(self) -> int:
+        """+1 when higher is better (the catalogue says which): gains are always "positive = better
+        than the baseline"."""
+        return 1 if METRIC_BY_KEY[self.key].higher_is_better else -1
 
 
 GAIN_METRICS: tuple[GainMetric, ...] = (
-    GainMetric("ref_psnr", "PSNR ref (dB)", +1, "{:+.2f}"),
-    GainMetric("std_psnr", "PSNR std (dB)", +1, "{:+.2f}"),
-    GainMetric("std_lpips", "LPIPS (baseline − model)", -1, "{:+.4f}"),
-    GainMetric("identity_same", "same-person rate (% points)", +1, "{:+.1%}"),
+    GainMetric("ref_psnr", "PSNR ref (dB)", "{:+.2f}"),
+    GainMetric("std_psnr", "PSNR std (dB)", "{:+.2f}"),
+    GainMetric("std_lpips", "LPIPS (baseline − model)", "{:+.4f}"),
+    GainMetric("identity_same", "same-person rate (% points)", "{:+.1%}"),
 )
 #: Cells with fewer faces than this are flagged: their interval is wide and their gain is noise-prone.
 MIN_FACES = 20

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from inpaint.config import ModelSection, section_defaults
+from inpaint.config import ModelSection, complete_section
 from inpaint.errors import ConfigError
 from inpaint.models.discriminator import SNPatchGAN
 from inpaint.models.dmfb import DMFB_VARIANTS, DenseMultiscaleFusionBlock
@@ -42,11 +42,7 @@ DISCRIMINATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"sn_patch
 def _complete(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The schema's model defaults overlaid with ``model_cfg``; unknown keys and combinations the
     schema refuses (e.g. a residual without a fill) are a ConfigError."""
-    cfg = section_defaults("model")
-    unknown = sorted(set(model_cfg) - set(cfg))
-    if unknown:
-        raise ConfigError(f"unknown model key(s) {', '.join(unknown)}: use only {', '.join(cfg)}")
-    cfg.update(model_cfg)
+    cfg = complete_section("model", model_cfg)
     problem = ModelSection(**cfg).check()
     if problem:
         raise ConfigError(problem)

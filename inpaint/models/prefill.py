@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inpaint.classical import METHODS, classical_fill, opencv
+from inpaint.config import NO_PREFILL
 from inpaint.errors import ConfigError
-
-NO_PREFILL = "none"
 
 
 class ClassicalPrefill(nn.Module):
@@ -36,8 +36,6 @@ class ClassicalPrefill(nn.Module):
             nn.init.zeros_(net.to_rgb.bias)
 
     def forward(self, masked_image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        from inpaint.classical import classical_fill
-
         fill = classical_fill(masked_image, mask, self.method)  # never uses the hole pixels
         if masked_image.is_contiguous(memory_format=torch.channels_last):  # keep the trainer's layout
             fill = fill.contiguous(memory_format=torch.channels_last)
@@ -54,8 +52,6 @@ def with_prefill(net: nn.Module, prefill: str, residual: bool) -> nn.Module:
     """``net`` itself for ``prefill: none`` (state-dict keys unchanged), else wrapped; a
     ConfigError for an unknown method or missing OpenCV (naming the ``[baselines]`` extra), when
     the model is built rather than at its first batch."""
-    from inpaint.classical import METHODS, opencv
-
     if prefill == NO_PREFILL:  # (a residual without a fill is refused by the config schema)
         return net
     if prefill not in METHODS:

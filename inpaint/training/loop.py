@@ -22,11 +22,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inpaint.checkpoint import (
-    CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, free_bytes, format_bytes, is_disk_full,
-    load_latest, read_checkpoint, save_checkpoint,
+    CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, format_bytes, load_latest,
+    read_checkpoint, save_checkpoint,
 )
 from inpaint.config import resolve_config, save_config
 from inpaint.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
+from inpaint.disk import free_bytes, is_disk_full
 from inpaint.errors import ConfigError, FacefillError
 from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
@@ -232,7 +233,7 @@ class Trainer:
         samples = self.data.samples
         if not self.dist.is_main or samples is None:
             return
-        from inpaint.visual import inpainting_grid, save_png
+        from inpaint.visual import inpainting_grid, save_image
 
         g = bare_module(self.models.generator)
         was_training = g.training
@@ -245,7 +246,7 @@ class Trainer:
         finally:
             g.train(was_training)
         picture = inpainting_grid(image, mask, output)
-        save_png(picture, self.run_dir.path / SAMPLES_DIR / f"epoch-{label:04d}.png")
+        save_image(picture, self.run_dir.path / SAMPLES_DIR / f"epoch-{label:04d}.png")
         if self.board is not None:
             self.board.picture("samples", self.pos.step, picture)
 

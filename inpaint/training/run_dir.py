@@ -13,8 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpaint.checkpoint import is_disk_full, remove_stale_temporaries
+from inpaint.checkpoint import remove_stale_temporaries
 from inpaint.contract import STATUS_FILE, Outcome, write_status
+from inpaint.disk import is_disk_full
 from inpaint.training.distributed import DistInfo
 from inpaint.training.run_lock import RunDirLock
 from inpaint.training.train_log import QuietFileHandler, close_logging, log, setup_logging
@@ -78,6 +79,7 @@ class RunDir:
         (a full disk) that line says so too, instead of a traceback."""
         if not self.dist.is_main:
             return outcome
+        line = outcome.line()
         unwritten = ""
         try:
             write_status(self.path, outcome)
@@ -85,12 +87,12 @@ class RunDir:
             why = "the disk is full" if is_disk_full(exc) else exc.strerror or type(exc).__name__
             unwritten = f" ({self.path / STATUS_FILE} not written: {why})"
         if to_stderr or unwritten:
-            print(f"error: {outcome.message if to_stderr else outcome.line()}{unwritten}", file=sys.stderr, flush=True)
+            print(f"error: {outcome.message if to_stderr else line}{unwritten}", file=sys.stderr, flush=True)
         for h in log.handlers:
             h.flush()
         if self.log_file is not None:
-            self.log_file.write_line(outcome.line())
-        print(outcome.line(), flush=True)
+            self.log_file.write_line(line)
+        print(line, flush=True)
         return outcome
 
     def close(self) -> None:

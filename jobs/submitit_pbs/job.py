@@ -9,7 +9,7 @@ import typing as tp
 
 from submitit.core import core, logger
 
-from jobs.pbs_commands import QstatError, WALLTIME_EXIT, SIGNAL_EXIT_BASE, JobState, job_states
+from jobs.pbs_commands import QstatError, WALLTIME_EXIT, SIGNAL_EXIT_BASE, JobState, job_states, parse_qstat_json
 from jobs.submitit_pbs.requeue import latest_id
 
 # PBS one-letter states in submitit's (SLURM-flavoured) vocabulary, so that InfoWatcher.is_done
@@ -20,7 +20,7 @@ ACTIVE_STATES = {"Q": "PENDING", "H": "PENDING", "W": "PENDING", "T": "PENDING",
 
 
 def submitit_state(state: JobState) -> str:
-    if state.state != "F":
+    if not state.finished:
         return ACTIVE_STATES.get(state.state, "UNKNOWN")
     code = state.exit_status
     if code is None:
@@ -34,21 +34,22 @@ def submitit_state(state: JobState) -> str:
     return "FAILED"
 
 
+def _info(state: JobState) -> tp.Dict[str, str]:
+    """A job's entry in the watcher's info dict: submitit's ``State`` beside PBS's own words."""
+    return {"State": submitit_state(state), "job_state": state.state,
+            "Exit_status": "" if state.exit_status is None else str(state.exit_status), "comment": state.comment}
+
+
 class PBSInfoWatcher(core.InfoWatcher):
     """Job states through :func:`jobs.pbs_commands.job_states` (``update`` replaces submitit's own
     single-command refresh: OpenPBS 23.06 answers a multi-id qstat for the first id only)."""
 
     def read_info(self, string: tp.Union[bytes, str]) -> tp.Dict[str, tp.Dict[str, str]]:
-        from jobs.pbs_commands import parse_qstat_json
-
         if isinstance(string, bytes):
             string = string.decode()
         if not string.strip():
             return {}
-        return {jid: {"State": submitit_state(st), "job_state": st.state,
-                      "Exit_status": "" if st.exit_status is None else str(st.exit_status),
-                      "comment": st.comment}
-                for jid, st in parse_qstat_json(string).items()}
+        return {jid: _info(st) for jid, st in parse_qstat_json(string).items()}
 
     def get_state(self, job_id: str, mode: str = "standard") -> str:
         return self.get_info(job_id, mode=mode).get("State") or "UNKNOWN"
@@ -64,10 +65,7 @@ class PBSInfoWatcher(core.InfoWatcher):
         except QstatError as exc:
             logger.get_logger().warning(f"qstat failed ({exc}); PBS job states may be stale")
         else:
-            for jid, st in states.items():
-                self._info_dict[jid] = {"State": submitit_state(st), "job_state": st.state,
-                                        "Exit_status": "" if st.exit_status is None else str(st.exit_status),
-                                        "comment": st.comment}
+            self._info_dict.update({jid: _info(st) for jid, st in states.items()})
         self._last_status_check = time.time()
         for job_id in to_check:
             if self.is_done(job_id, mode="cache"):

@@ -1,0 +1,42 @@
+"""Recognise a full disk, once for the whole project (the trainer and the shard packer).
+
+What reports a full disk differs by writer and from run to run: ``torch.save``'s zip writer raises
+``RuntimeError: enforce fail … unexpected pos`` with the ``OSError`` only in ``__context__``, HDF5
+raises ``OSError`` with errno 28 somewhere in a long message, a quota gives ``EDQUOT``. Callers turn
+it into one line naming the path instead of a traceback, so they must agree on what "full" is.
+
+Standard library only: ``data_prep`` imports it without torch.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the file system or quota is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and (exc.errno in _FULL or any(m in str(exc) for m in _FULL_MESSAGES)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes an unprivileged writer may still use on the file system holding ``path`` (or its
+    nearest existing parent, for a file not written yet); None when it cannot be read."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
