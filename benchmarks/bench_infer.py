@@ -5,13 +5,14 @@
 
 CPU runs in fp32 (bf16 autocast is many times slower on CPUs without native bf16); GPU runs use
 bf16 autocast and channels_last at batch 1 and 64. The weights are random: speed does not depend
-on them. Also times the whole photo pipeline (crop, resize, model, paste) on a 600×400 photo.
+on them (only the classical fill of a prefill model depends on the hole). Also times the whole photo pipeline (crop, resize, model, paste) on a 600×400 photo.
 Prints figures; it is not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from typing import Callable
@@ -45,25 +46,57 @@ def time_call(fn: Callable[[], object], repeats: int, warmup: int, sync: Callabl
     return times
 
 
+REAL_MASKS: torch.Tensor | None = None  # (N,1,S,S) from --masks: a classical fill's cost depends on the hole
+
+
+def load_masks(folder: str, size: int, count: int = 48) -> torch.Tensor:
+    """``count`` masks spread over the sorted files of ``folder`` (white = hole), at ``size``."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".bmp"))
+    if not files:
+        raise SystemExit(f"--masks {folder}: no mask images there")
+    picks = [files[i] for i in np.linspace(0, len(files) - 1, min(count, len(files))).round().astype(int)]
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L").resize((size, size), Image.NEAREST)) > 127)
+                        .float()[None] for f in picks])
+
+
 def inputs(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
-    mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
+    if REAL_MASKS is not None:
+        mask = REAL_MASKS[torch.arange(batch) % len(REAL_MASKS)]
+    else:
+        mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
     return (image * (1 - mask)).to(device), mask.to(device)
 
 
 def bench_cpu(model: torch.nn.Module, size: int, flops: int, batch: int, repeats: int) -> None:
-    with torch.inference_mode():
-        masked, mask = inputs(1, size, torch.device("cpu"))
-        t1 = time_call(lambda: model(masked, mask), repeats, warmup=2)
-        lat = statistics.median(t1)
-        print(f"cpu  batch 1 : {lat * 1000:8.1f} ms/image (median of {repeats}, min {min(t1) * 1000:.1f})   "
-              f"{flops / lat / 1e9:6.1f} GFLOP/s")
-        masked, mask = inputs(batch, size, torch.device("cpu"))
-        tb = time_call(lambda: model(masked, mask), max(2, repeats // 2), warmup=1)
-        per = statistics.median(tb) / batch
-        print(f"cpu  batch {batch:<2}: {per * 1000:8.1f} ms/image  {1 / per:6.2f} images/s          "
-              f"{flops / per / 1e9:6.1f} GFLOP/s")
+    """Both memory layouts: predict feeds channels_last (no oneDNN reorder of every activation)."""
+    for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        net = model.to(memory_format=fmt)
+        with torch.inference_mode():
+            masked, mask = inputs(repeats + 2, size, torch.device("cpu"))  # one hole per call (with --masks)
+            masked = masked.contiguous(memory_format=fmt)
+            rows = itertools.cycle(range(len(masked)))
+
+            def one() -> None:
+                i = next(rows)
+                net(masked[i:i + 1], mask[i:i + 1])
+
+            t1 = time_call(one, repeats, warmup=2)
+            lat = statistics.median(t1)
+            print(f"cpu  {layout:13s} batch 1 : {lat * 1000:8.1f} ms/image (median of {repeats}, min {min(t1) * 1000:.1f})   "
+                  f"{flops / lat / 1e9:6.1f} GFLOP/s")
+            masked, mask = inputs(batch, size, torch.device("cpu"))
+            masked = masked.contiguous(memory_format=fmt)
+            tb = time_call(lambda: net(masked, mask), max(2, repeats // 2), warmup=1)
+            per = statistics.median(tb) / batch
+            print(f"cpu  {layout:13s} batch {batch:<2}: {per * 1000:8.1f} ms/image  {1 / per:6.2f} images/s          "
+                  f"{flops / per / 1e9:6.1f} GFLOP/s")
+    model.to(memory_format=torch.channels_last)  # as predict runs it
 
 
 def bench_gpu(model: torch.nn.Module, size: int, flops: int, batches: list[int], repeats: int) -> None:
@@ -114,6 +147,9 @@ def bench_pipeline(model: torch.nn.Module, size: int, repeats: int, batch: int) 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="model2")
+    p.add_argument("--weights", metavar="FILE", help="time these trained weights (their config) instead of --config")
+    p.add_argument("--masks", metavar="DIR", help="real masks (e.g. ../shared/data/masks) instead of random pixels: "
+                                                  "batch-1 times are then the median over as many holes as repeats")
     p.add_argument("--size", type=int, default=None, help="image size (default: the config's data.size)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=8, help="CPU batch for throughput")
@@ -122,11 +158,19 @@ def main() -> None:
     p.add_argument("--no-gpu", action="store_true")
     args = p.parse_args()
 
+    global REAL_MASKS
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)
-    size = args.size or int(cfg["data"]["size"])
     torch.manual_seed(0)
-    model = build_generator(cfg["model"]).eval()
+    if args.weights:
+        from inpaint.weights import load_generator
+
+        model, cfg = load_generator(args.weights)
+    else:
+        cfg = load_config(args.config)
+        model = build_generator(cfg["model"]).eval()
+    size = args.size or int(cfg["data"]["size"])
+    if args.masks:
+        REAL_MASKS = load_masks(args.masks, size)
     params = sum(p.numel() for p in model.parameters())
     flops = forward_flops(model, size)
     print(f"{cfg['name']} generator at {size} px: {params / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per image "

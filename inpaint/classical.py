@@ -8,6 +8,7 @@ extra instead of a bare ModuleNotFoundError.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,17 @@ def classical_fill(images: torch.Tensor, masks: torch.Tensor, method: str = "nav
     """
     pixels = to_uint8(images)
     holes = masks.detach().cpu()[:, 0].numpy() > 0.5
-    filled = np.stack([fill_uint8(img, hole, method, radius) for img, hole in zip(pixels, holes)])
+
+    def fill(i: int) -> np.ndarray:
+        return fill_uint8(pixels[i], holes[i], method, radius)
+
+    # One image at a time is single-threaded inside OpenCV, which releases the GIL: a batch is
+    # filled on as many threads as torch may use (a 0.3-0.6 hole takes ~20-30 ms at 128 px).
+    workers = min(len(pixels), torch.get_num_threads())
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            filled = np.stack(list(pool.map(fill, range(len(pixels)))))
+    else:
+        filled = np.stack([fill(i) for i in range(len(pixels))])
     out = torch.from_numpy(filled).permute(0, 3, 1, 2).float() / 127.5 - 1
     return out.to(device=images.device, dtype=images.dtype)

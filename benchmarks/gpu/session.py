@@ -43,7 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from inpaint.atomic import write_bytes, write_json  # noqa: E402
+from inpaint.atomic import write_bytes  # noqa: E402
+from inpaint.weights import WeightsCard, weights_sidecar  # noqa: E402
 from inpaint.training.metrics_log import read_metrics  # noqa: E402
 from inpaint.contract import read_status  # noqa: E402
 
@@ -184,13 +185,12 @@ class Session:
         metrics = ["--metrics", str(eval_dir / "metrics.json")] if evaluated else []
         run([sys.executable, "-m", "inpaint.weights", "export", str(self.runs / "model2"), str(export), *metrics],
             self.env, self.runs / "eval.txt")
-        meta_path = export.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        card = WeightsCard.read(weights_sidecar(export))
         index = json.loads((self.data / "index.json").read_text(encoding="utf-8"))
-        meta["shards"] = {"encoding": index.get("encoding"), "args": index.get("args"), "counts": index.get("counts")}
+        card.extra["shards"] = {"encoding": index.get("encoding"), "args": index.get("args"), "counts": index.get("counts")}
         parts = [json.loads(line) for line in open(self.runs / "parts.jsonl", encoding="utf-8")]
-        meta["training"] = [part for part in parts if part["model"] == "model2"]
-        write_json(meta_path, meta, indent=2)
+        card.extra["training"] = [part for part in parts if part["model"] == "model2"]
+        card.write(weights_sidecar(export))
         data = export.read_bytes()
         for i in range(0, len(data), PART_BYTES):
             (self.out / f"model2.pt.part{i // PART_BYTES}").write_bytes(data[i:i + PART_BYTES])
@@ -226,14 +226,14 @@ def collect(files_at: Path, weights_dir: Path = REPO / "inpaint" / "weights", re
     meta_path = files_at / "model2.json"
     if parts and meta_path.is_file():
         data = b"".join(p.read_bytes() for p in parts)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        card = WeightsCard.read(meta_path)
         digest = hashlib.sha256(data).hexdigest()
-        if digest != meta.get("sha256"):
+        if digest != card.sha256:
             raise SystemExit(f"session: the joined weights' sha256 {digest[:12]}… differs from model2.json's: fetch the parts again")
         weights_dir.mkdir(parents=True, exist_ok=True)
         write_bytes(weights_dir / "model2.pt", data)
-        meta["source"] = f"{meta.get('checkpoint', '?')} of a GPU run (benchmarks/gpu/session.py)"
-        write_json(weights_dir / "model2.json", meta, indent=2)
+        card.source = f"{card.checkpoint or '?'} of a GPU run (benchmarks/gpu/session.py)"
+        card.write(weights_dir / "model2.json")
         log(f"wrote {weights_dir / 'model2.pt'} ({len(data) / 2**20:.1f} MiB, sha256 ok) and model2.json")
     tarball = files_at / "session.tar.gz"
     if tarball.is_file():

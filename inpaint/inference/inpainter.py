@@ -87,7 +87,9 @@ class Inpainter:
     @torch.inference_mode()
     def generate(self, batch: Sequence[Prepared]) -> torch.Tensor:
         """Raw generator outputs (B,3,S,S) in [-1, 1] on the CPU, one model call for the batch."""
-        image = torch.stack([p.image for p in batch]).to(self.device)
+        # channels_last: oneDNN's convolutions on a CPU then skip reordering every activation to
+        # and from their blocked layout (quarter-residual at 128 px, 2 threads: 61 -> 53 ms a face)
+        image = torch.stack([p.image for p in batch]).to(self.device).contiguous(memory_format=torch.channels_last)
         mask = torch.stack([p.mask for p in batch]).to(self.device)
         output = self.generator(image * (1.0 - mask), mask)
         return output.float().clamp(-1.0, 1.0).cpu()
