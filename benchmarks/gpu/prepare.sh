@@ -5,10 +5,10 @@
 #                carried by the first call only, then kept on the warm machine
 #   .gpu-lpips/  the LPIPS-alex weights, carried by the evaluation call
 #
-#   bash benchmarks/gpu/prepare.sh                 # FACES=8000 QUALITY=90 MASKS=8000 by default
+#   bash benchmarks/gpu/prepare.sh                 # FACES=7500 QUALITY=90 MASKS=8000 by default
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-FACES=${FACES:-8000} QUALITY=${QUALITY:-90} MASKS=${MASKS:-8000}
+FACES=${FACES:-7500} QUALITY=${QUALITY:-90} MASKS=${MASKS:-8000}
 SHARED=${FACEFILL_SHARED:-$(cd .. && pwd)/shared}
 LIMIT_MIB=${LIMIT_MIB:-61}
 
