@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from inpaint.config import load_config
+from inpaint.inference.inpainter import MODEL_LAYOUT
 from inpaint.models import build_generator
 
 
@@ -46,9 +47,6 @@ def time_call(fn: Callable[[], object], repeats: int, warmup: int, sync: Callabl
     return times
 
 
-REAL_MASKS: torch.Tensor | None = None  # (N,1,S,S) from --masks: a classical fill's cost depends on the hole
-
-
 def load_masks(folder: str, size: int, count: int = 48) -> torch.Tensor:
     """``count`` masks spread over the sorted files of ``folder`` (white = hole), at ``size``."""
     from pathlib import Path
@@ -63,22 +61,26 @@ def load_masks(folder: str, size: int, count: int = 48) -> torch.Tensor:
                         .float()[None] for f in picks])
 
 
-def inputs(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def inputs(batch: int, size: int, device: torch.device, masks: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images with ``masks`` (N,1,S,S) cycled, or random-pixel holes: a classical fill's
+    cost depends on the hole, so a prefill model is timed on real masks."""
     g = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
-    if REAL_MASKS is not None:
-        mask = REAL_MASKS[torch.arange(batch) % len(REAL_MASKS)]
+    if masks is not None:
+        mask = masks[torch.arange(batch) % len(masks)]
     else:
         mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
     return (image * (1 - mask)).to(device), mask.to(device)
 
 
-def bench_cpu(model: torch.nn.Module, size: int, flops: int, batch: int, repeats: int) -> None:
+def bench_cpu(model: torch.nn.Module, size: int, flops: int, batch: int, repeats: int,
+              masks: torch.Tensor | None) -> None:
     """Both memory layouts: predict feeds channels_last (no oneDNN reorder of every activation)."""
     for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
         net = model.to(memory_format=fmt)
         with torch.inference_mode():
-            masked, mask = inputs(repeats + 2, size, torch.device("cpu"))  # one hole per call (with --masks)
+            masked, mask = inputs(repeats + 2, size, torch.device("cpu"), masks)  # one hole per call (with --masks)
             masked = masked.contiguous(memory_format=fmt)
             rows = itertools.cycle(range(len(masked)))
 
@@ -90,13 +92,13 @@ def bench_cpu(model: torch.nn.Module, size: int, flops: int, batch: int, repeats
             lat = statistics.median(t1)
             print(f"cpu  {layout:13s} batch 1 : {lat * 1000:8.1f} ms/image (median of {repeats}, min {min(t1) * 1000:.1f})   "
                   f"{flops / lat / 1e9:6.1f} GFLOP/s")
-            masked, mask = inputs(batch, size, torch.device("cpu"))
+            masked, mask = inputs(batch, size, torch.device("cpu"), masks)
             masked = masked.contiguous(memory_format=fmt)
             tb = time_call(lambda: net(masked, mask), max(2, repeats // 2), warmup=1)
             per = statistics.median(tb) / batch
             print(f"cpu  {layout:13s} batch {batch:<2}: {per * 1000:8.1f} ms/image  {1 / per:6.2f} images/s          "
                   f"{flops / per / 1e9:6.1f} GFLOP/s")
-    model.to(memory_format=torch.channels_last)  # as predict runs it
+    model.to(memory_format=MODEL_LAYOUT)  # as predict runs it
 
 
 def bench_gpu(model: torch.nn.Module, size: int, flops: int, batches: list[int], repeats: int) -> None:
@@ -158,7 +160,6 @@ def main() -> None:
     p.add_argument("--no-gpu", action="store_true")
     args = p.parse_args()
 
-    global REAL_MASKS
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.weights:
@@ -169,13 +170,12 @@ def main() -> None:
         cfg = load_config(args.config)
         model = build_generator(cfg["model"]).eval()
     size = args.size or int(cfg["data"]["size"])
-    if args.masks:
-        REAL_MASKS = load_masks(args.masks, size)
+    masks = load_masks(args.masks, size) if args.masks else None
     params = sum(p.numel() for p in model.parameters())
     flops = forward_flops(model, size)
     print(f"{cfg['name']} generator at {size} px: {params / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per image "
           f"(torch {torch.__version__}, {args.threads} CPU threads, fp32 on CPU)")
-    bench_cpu(model, size, flops, args.batch, args.repeats)
+    bench_cpu(model, size, flops, args.batch, args.repeats, masks)
     bench_pipeline(model, size, max(3, args.repeats // 3), args.batch)
     if torch.cuda.is_available() and not args.no_gpu:
         bench_gpu(model, size, flops, [int(b) for b in args.gpu_batches.split(",")], args.repeats)

@@ -25,7 +25,7 @@ import torch
 
 from inpaint.cli import run_cli
 from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
-from inpaint.inference.inpainter import Inpainter, Prepared
+from inpaint.inference.inpainter import MODEL_LAYOUT, Inpainter, Prepared
 from inpaint.inference.masks import HOLE_CONVENTIONS, MaskWarning, load_hole, open_photo
 from inpaint.progress_line import ProgressLine
 from inpaint.visual import LOSSLESS_SUFFIXES, image_format, save_image
@@ -104,7 +104,7 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     model, cfg = load_generator(resolve_source(args.weights, args.run_dir), device)
-    model = model.to(memory_format=torch.channels_last)  # the layout Inpainter.generate feeds it
+    model = model.to(memory_format=MODEL_LAYOUT)
     detector = None if args.no_face_detect else try_face_detector()
     return Inpainter(lambda masked, mask: model(masked, mask), int(cfg["data"]["size"]), device,
                      find_faces=detector.detect if detector else None, feather=args.feather)
