@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-test", action="store_true",
                    help="put every face in the test split (no training faces), to score a held-out face set "
                         "whole; the balanced split is chosen from all of them when names carry labels")
+    p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+                   help="also make a validation split (faces and masks) for choosing models: this share of the "
+                        "training faces and of each bucket's training masks, by path hash; the test split is "
+                        "unchanged (default 0: none)")
     p.add_argument("--mask-limit", type=positive_int, help="pack only N masks spread evenly over the sorted list")
     p.add_argument("--mask-count", type=positive_int, default=12000,
                    help=f"number of masks to draw with --masks {GENERATE} (default 12000)")
@@ -169,7 +173,8 @@ def _needed_bytes(ns: argparse.Namespace, plan: Plan, n_faces: int) -> int:
 
 def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[Skipped], started: float) -> int:
     """Everything from taking the output folder to the summary (``main`` turns a full disk into one line)."""
-    split_of = {p: "test" if ns.all_test else face_split(p) for p in faces}
+    split_of = {p: "test" if ns.all_test else face_split(p, ns.val_fraction) for p in faces}
+    face_splits = ("train", "val", "test") if ns.val_fraction > 0 else ("train", "test")
     inputs = hashlib.sha256("\0".join(sorted(faces)).encode()).hexdigest()
 
     try:
@@ -190,13 +195,14 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
         try:
             for problem in unlisted:
                 state.skip("faces", plan.faces_root, problem.path, problem.reason)
-            rows = {s: pack_face_split(state, s, [p for p in faces if split_of[p] == s]) for s in ("train", "test")}
+            rows = {s: pack_face_split(state, s, [p for p in faces if split_of[p] == s]) for s in face_splits}
             if not rows["train"] and not rows["test"]:
                 raise DataError(f"{plan.faces_root}: none of the {len(faces)} face files could be used "
                                 f"(first reason: {state.skipped[0]['reason'] if state.skipped else 'unknown'}); "
                                 "check the folder holds photos")
             n_balanced, composition = pack_balanced(state, rows["test"], ns.min_per_cell, ns.ages)
-            masks = pack_masks(state, ns.mask_limit, ns.mask_count, ns.mask_hole, ns.test_masks_per_bucket)
+            masks = pack_masks(state, ns.mask_limit, ns.mask_count, ns.mask_hole, ns.test_masks_per_bucket,
+                               ns.val_fraction)
             state.drain()  # every shard renamed and journalled before index.json
         finally:
             if executor is not None:
@@ -218,7 +224,7 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
             if ns.strict:
                 raise DataError(f"{plan.faces_root}: {message}; pack more faces (drop --limit) or lower --min-per-cell")
             _warn(message)
-        for split in ("test",) if ns.all_test else ("train", "test"):
+        for split in ("test",) if ns.all_test else face_splits:
             if not rows[split]:
                 _warn(f"face split {split!r} is empty ({len(faces)} faces packed); pack more faces")
         reduced = masks["split"]["reduced_buckets"]
@@ -233,7 +239,7 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
         index = {
             "format": SHARD_FORMAT, "size": plan.size, "encoding": plan.encoding, "args": plan.args,
             "counts": {
-                "faces": {"train": len(rows["train"]), "test": len(rows["test"]), "eval_balanced": n_balanced},
+                "faces": {**{s: len(rows[s]) for s in face_splits}, "eval_balanced": n_balanced},
                 "masks": masks["counts"], "mask_buckets": masks["buckets"],
             },
             "skipped": state.skipped, "label_conflicts": conflicts, "balanced": composition,
@@ -249,11 +255,13 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
 
     c = index["counts"]
     kinds = Counter(s["kind"] for s in state.skipped)
-    print(f"faces: train {c['faces']['train']}, test {c['faces']['test']}, eval_balanced {c['faces']['eval_balanced']}"
+    val_faces = f", val {c['faces']['val']}" if "val" in c["faces"] else ""
+    val_masks = f", val {c['masks']['val']}" if "val" in c["masks"] else ""
+    print(f"faces: train {c['faces']['train']}{val_faces}, test {c['faces']['test']}, eval_balanced {c['faces']['eval_balanced']}"
           f" ({_balanced_summary(composition)}); skipped {kinds['faces']}"
           + (f"; {len(conflicts)} duplicate{'s' if len(conflicts) != 1 else ''} with conflicting labels "
              "(index.json label_conflicts)" if conflicts else ""))
-    print(f"masks: train {c['masks']['train']}, test {c['masks']['test']} "
+    print(f"masks: train {c['masks']['train']}{val_masks}, test {c['masks']['test']} "
           f"(test per bucket {masks['split']['test_per_bucket']}); skipped {kinds['masks']}")
     if state.skipped:
         reasons = Counter(re.sub(r" -?\d[\d.]*", "", s["reason"].split(" (")[0].split(" of ")[0])

@@ -42,7 +42,8 @@ def mask_sources(plan: Plan, mask_limit: int | None, mask_count: int, hole: str,
     return spread_evenly(files, mask_limit), partial(load_mask, str(plan.masks_root), size=plan.size, hole=hole)
 
 
-def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: str, per_bucket: int) -> dict:
+def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: str, per_bucket: int,
+               val_fraction: float = 0.0) -> dict:
     """Write the mask shards; returns counts per split and bucket and how the test share was chosen."""
     plan = state.plan
     unlisted: list[Skipped] = []
@@ -65,10 +66,11 @@ def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: s
         paths = [p.decode() if isinstance(p, bytes) else p for p in f["paths"][:n]]
         buckets = f["bucket"][:n].astype(np.int64)
         ratios = f["ratio"][:n]
-        test, train, granted = split_masks(paths, buckets, per_bucket, plan.seed)
+        test, train, val, granted = split_masks(paths, buckets, per_bucket, plan.seed, val_fraction)
         counts: dict[str, int] = {}
         per_bucket_counts: dict[str, list[int]] = {}
-        for split, rows in (("train", train), ("test", test)):
+        splits = (("train", train), ("val", val), ("test", test)) if val_fraction > 0 else (("train", train), ("test", test))
+        for split, rows in splits:
             counts[split] = len(rows)
             per_bucket_counts[split] = np.bincount(buckets[rows], minlength=len(BUCKET_EDGES)).tolist()
             for number, group in enumerate(chunks(rows, plan.shard_size)):

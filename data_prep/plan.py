@@ -66,6 +66,11 @@ def make_plan(ns: argparse.Namespace) -> Plan:
     """Validate the options argparse cannot, find the inputs and fingerprint the job."""
     if not 1 <= ns.quality <= 100:
         raise DataError(f"--quality {ns.quality}: must be between 1 and 100")
+    if not 0 <= ns.val_fraction < 0.5:
+        raise DataError(f"--val-fraction {ns.val_fraction}: must be at least 0 and below 0.5 (e.g. 0.05)")
+    if ns.val_fraction and ns.all_test:
+        raise DataError("--val-fraction with --all-test: a held-out set scored whole has no training share to "
+                        "take validation faces from; drop one of them")
     if ns.size < MIN_SIZE:
         raise DataError(f"--size {ns.size}: must be at least {MIN_SIZE} px")
     faces, masks = resolve_inputs(ns.faces, ns.masks)
@@ -80,8 +85,10 @@ def make_plan(ns: argparse.Namespace) -> Plan:
     }
     if ns.all_test:  # only when set: folders packed before the option existed keep their fingerprint
         content["all_test"] = True
+    if ns.val_fraction:  # likewise
+        content["val_fraction"] = ns.val_fraction
     plan = Plan(faces, masks, out, ns.size, ns.encoding, ns.quality, ns.shard_size, ns.seed,
-                args={**content, "all_test": ns.all_test, "out": str(out), "workers": ns.workers,
+                args={**content, "all_test": ns.all_test, "val_fraction": ns.val_fraction, "out": str(out), "workers": ns.workers,
                       "strict": ns.strict})
     plan.fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return plan

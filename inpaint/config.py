@@ -127,7 +127,7 @@ class ModelSection:
     batch_norm: bool = _key(True, _bool)
     discriminator: str = _key("sn_patchgan", _str)
     disc_widths: list[int] = _key([64, 128, 256, 256], _int_list(None))
-    prefill: str = _key(NO_PREFILL, _str)  # none | navier-stokes | telea: classical fill of the holes first
+    prefill: str = _key(NO_PREFILL, _str)  # none | navier-stokes | telea | biharmonic: classical fill of the holes first
     residual: bool = _key(False, _bool)    # output = classical fill + learned correction (zero at init)
 
     def check(self) -> str | None:

@@ -50,6 +50,7 @@ class Outcome:
     total_steps: int | None = None
     images_per_s: float | None = None   # measured training throughput of this process, if any step ran
     checkpoint: str | None = None       # newest valid checkpoint, relative to the run dir
+    cpu_seconds: float | None = None    # user+sys of the whole run so far: every part, rank and loader worker
 
     @property
     def state(self) -> str:

@@ -21,7 +21,7 @@ from inpaint.cli import run_cli
 from inpaint.classical import METHODS
 from inpaint.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
-from inpaint.evaluation.baselines import REFERENCE, baseline_generator, baseline_info, choose_baselines
+from inpaint.evaluation.baselines import REFERENCE, baseline_generator, baseline_info, baseline_source, choose_baselines
 from inpaint.evaluation.fairness import add_gains
 from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
 from inpaint.evaluation.model_eval import evaluate_generator
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder (one report per folder, in OUT/<folder name>/)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: <run-dir>/eval for one run dir, else ./evaluation)")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="faces and masks to pair: the test split, or the validation split of shards packed with "
+                        "--val-fraction (for choosing models without looking at the test split; no demographics)")
     p.add_argument("--pairs-per-bucket", type=int, default=protocol.DEFAULT_PAIRS_PER_BUCKET, metavar="N",
                    help="test pairs drawn per hole-ratio bucket (fewer when a bucket holds fewer test masks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair list")
@@ -98,18 +101,20 @@ def unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _open_shards(root: Path) -> tuple[dict, Any, Any, Any | None]:
+def _open_shards(root: Path, split: str = "test") -> tuple[dict, Any, Any, Any | None]:
     from inpaint.data import FaceShards, MaskShards, read_index
 
     index = read_index(root)
     counts = index.get("counts", {})
-    if not counts.get("faces", {}).get("test"):
-        raise DataError(f"{root / 'index.json'} lists no test faces: repack the shards with a test split")
-    if not counts.get("masks", {}).get("test"):
-        raise DataError(f"{root / 'index.json'} lists no test masks: repack the shards with test masks")
-    faces = FaceShards(root, "test")
-    masks = MaskShards(root, "test")
-    balanced = FaceShards(root, "eval_balanced") if counts.get("faces", {}).get("eval_balanced") else None
+    repack = "repack the shards with --val-fraction 0.05" if split == "val" else f"repack the shards with a {split} split"
+    if not counts.get("faces", {}).get(split):
+        raise DataError(f"{root / 'index.json'} lists no {split} faces: {repack}")
+    if not counts.get("masks", {}).get(split):
+        raise DataError(f"{root / 'index.json'} lists no {split} masks: {repack}")
+    faces = FaceShards(root, split)
+    masks = MaskShards(root, split)
+    has_balanced = split == "test" and counts.get("faces", {}).get("eval_balanced")
+    balanced = FaceShards(root, "eval_balanced") if has_balanced else None
     return index, faces, masks, balanced
 
 
@@ -123,12 +128,13 @@ class Benchmark:
     masks: Any
     balanced: Any | None
     pairs: protocol.PairList
+    split: str = "test"
 
 
 def open_benchmark(root: Path, args: argparse.Namespace) -> Benchmark:
-    """Open ``root``'s test splits and draw (or read, with ``--pairs``) its pair list."""
-    index, faces, masks, balanced = _open_shards(root)
-    fingerprint = protocol.shards_fingerprint(index)
+    """Open ``root``'s test (or validation) splits and draw (or read, with ``--pairs``) its pair list."""
+    index, faces, masks, balanced = _open_shards(root, args.split)
+    fingerprint = protocol.shards_fingerprint(index, args.split)
     balanced_count = len(balanced) if balanced is not None else 0
     if args.pairs:
         pairs = protocol.load_pairs(args.pairs, fingerprint, len(faces), len(masks), balanced_count)
@@ -138,7 +144,7 @@ def open_benchmark(root: Path, args: argparse.Namespace) -> Benchmark:
                                      fingerprint, balanced_groups=cells)
     if args.no_demographics:  # pairs.json still lists the balanced pairs: one list whatever the flags
         balanced = None
-    return Benchmark(root, int(index.get("size", faces.size)), faces, masks, balanced, pairs)
+    return Benchmark(root, int(index.get("size", faces.size)), faces, masks, balanced, pairs, args.split)
 
 
 def output_dirs(out: Path, roots: list[Path]) -> list[Path]:
@@ -218,7 +224,7 @@ def score_benchmark(bench: Benchmark, columns: list[tuple[str, Path | None, Any,
                                     batch_size=args.batch_size, device=device, scorers=scorers,
                                     workers=args.workers, collector=collector, samples_dir=samples_dir,
                                     quiet=args.quiet, autocast_dtype=autocast if is_model else None)
-        result.source = str(path) if is_model else f"cv2.inpaint {info['method']} radius {info['radius']}"
+        result.source = str(path) if is_model else baseline_source(info["method"])
         result.info = info
         results.append(result)
     return results, collector, round(time.time() - started, 1)
@@ -233,7 +239,7 @@ def write_benchmark(bench: Benchmark, results: list[ModelResult], collector: Gri
     if collector is not None and collector.inputs:
         extra["grid"] = write_grid(collector, [b for b, _, _ in bench.pairs.flat()], out / "grid.png").name
     ev = Evaluation(models=results, protocol=protocol_summary(bench.pairs, bench.root, bench.size, pairs_file,
-                                                              bench.balanced is not None),
+                                                              bench.balanced is not None, bench.split),
                     lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra, gain_reason=gain_reason_text)
     written = write_report(ev, out)
     print_summary(results)
@@ -242,9 +248,9 @@ def write_benchmark(bench: Benchmark, results: list[ModelResult], collector: Gri
 
 
 def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file: Path,
-                     with_balanced: bool = True) -> dict[str, Any]:
+                     with_balanced: bool = True, split: str = "test") -> dict[str, Any]:
     return {
-        "data": str(root), "size": size, "seed": pairs.seed, "pairs_per_bucket": pairs.pairs_per_bucket,
+        "data": str(root), "split": split, "size": size, "seed": pairs.seed, "pairs_per_bucket": pairs.pairs_per_bucket,
         "fingerprint": pairs.fingerprint, "pairs_file": pairs_file.name,
         "bucket_counts": {BUCKET_LABELS[b]: len(p) for b, p in enumerate(pairs.buckets)},
         "shortfalls": pairs.shortfalls, "balanced_pairs": len(pairs.balanced) if with_balanced else 0,

@@ -18,8 +18,9 @@ from inpaint.errors import DataError
 
 INDEX_NAME = "index.json"
 SHARD_FORMAT = 1  # written into index.json and every shard's attributes; readers accept only this
-FACE_SPLITS = ("train", "test", "eval_balanced")
-MASK_SPLITS = ("train", "test")
+# ``val`` (model selection, disjoint from train and test) exists only when packed with --val-fraction.
+FACE_SPLITS = ("train", "val", "test", "eval_balanced")
+MASK_SPLITS = ("train", "val", "test")
 ENCODINGS = ("raw", "png", "jpeg")
 # Face labels are stored as codes (age, gender, race; -1 unknown); these names decode them.
 GENDER_NAMES = ("male", "female")
@@ -106,6 +107,6 @@ def read_index(root: str | os.PathLike) -> dict:
     for kind, splits in (("faces", FACE_SPLITS), ("masks", MASK_SPLITS)):
         for split in splits:
             total = sum(s["count"] for s in shards if s["kind"] == kind and s["split"] == split)
-            if counts[kind].get(split) != total:
+            if counts[kind].get(split, 0 if split == "val" else None) != total:  # val: only when packed with one
                 raise bad(f"counts.{kind}.{split} = {counts[kind].get(split)} but its shards hold {total}")
     return index

@@ -1,4 +1,5 @@
-"""Classical fills (OpenCV Navier–Stokes, Telea) as evaluation columns beside the models.
+"""Classical fills (OpenCV Navier–Stokes and Telea, scikit-image biharmonic) as evaluation columns
+beside the models.
 
 On faces the classical fill is a strong anchor (in the reference convention it beats the
 published Model 2), so a learned model's numbers only mean something next to it. A baseline is
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from inpaint.classical import DEFAULT_RADIUS, EXTRA_HINT, check_method, classical_fill, opencv, opencv_available
+from inpaint.classical import DEFAULT_RADIUS, EXTRA_HINT, check_method, classical_fill, opencv, opencv_available, require
 from inpaint.errors import ConfigError
 from inpaint.evaluation.runner import Generator
 
@@ -29,7 +30,8 @@ def choose_baselines(requested: Sequence[str], no_default: bool) -> tuple[list[s
     if methods and no_default:
         raise ConfigError("--no-baseline contradicts --baseline: give one or the other")
     if methods:
-        opencv()  # explicit request: a missing OpenCV is the user's error, named with its extra
+        for m in methods:  # explicit request: a missing library is the user's error, named with its extra
+            require(m)
         return methods, ""
     if no_default:
         return [], "skipped (--no-baseline)"
@@ -45,6 +47,15 @@ def baseline_generator(method: str, radius: int = DEFAULT_RADIUS) -> Generator:
 
 def baseline_info(method: str, radius: int = DEFAULT_RADIUS) -> dict[str, Any]:
     """What metrics.json records about a baseline column (what a model column records as config)."""
-    cv2 = opencv()
-    return {"kind": "baseline", "method": method, "radius": radius, "opencv": cv2.__version__}
+    if method == "biharmonic":
+        import skimage
+        return {"kind": "baseline", "method": method, "scikit-image": skimage.__version__}
+    return {"kind": "baseline", "method": method, "radius": radius, "opencv": opencv().__version__}
 
+
+
+def baseline_source(method: str, radius: int = DEFAULT_RADIUS) -> str:
+    """The library call behind a baseline column, as the report names it."""
+    if method == "biharmonic":
+        return "skimage.restoration.inpaint_biharmonic"
+    return f"cv2.inpaint {method} radius {radius}"

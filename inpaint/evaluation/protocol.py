@@ -59,12 +59,15 @@ class PairList:
         }
 
 
-def shards_fingerprint(index: dict[str, Any]) -> str:
-    """Digest of the test-face, balanced-face and test-mask shard contents named in ``index.json``."""
+def shards_fingerprint(index: dict[str, Any], split: str = "test") -> str:
+    """Digest of the shard contents a pair list indexes, as named in ``index.json``: test faces,
+    balanced faces and test masks (or, for ``split="val"``, the validation faces and masks)."""
+    scored = ((("faces", "test"), ("faces", "eval_balanced"), ("masks", "test")) if split == "test"
+              else (("faces", split), ("masks", split)))
     parts = sorted(
         f"{s.get('kind')}/{s.get('split')}/{s.get('count')}/{s.get('sha256')}"
         for s in index.get("shards", [])
-        if (s.get("kind"), s.get("split")) in (("faces", "test"), ("faces", "eval_balanced"), ("masks", "test"))
+        if (s.get("kind"), s.get("split")) in scored
     )
     parts.append(f"size={index.get('size')}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

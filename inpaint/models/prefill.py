@@ -1,4 +1,4 @@
-"""Generators that start from the classical fill (issue 13): OpenCV fills the holes first, then
+"""Generators that start from a classical fill (OpenCV's or the biharmonic one) of the holes, then
 
 * ``residual: false`` — the network sees the filled image instead of zeroed holes (same network,
   same losses), so it refines a plausible guess rather than inventing every hole pixel;
@@ -8,7 +8,7 @@
 
 The fill lives inside the model so training, evaluation, weights export/loading and
 ``inpaint.predict`` get it without a line of their own (they all call ``G(masked_image, mask)``).
-The fill is computed without gradients (OpenCV on the CPU); it is an input, not a layer.
+The fill is computed without gradients (on the CPU); it is an input, not a layer.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inpaint.classical import METHODS, classical_fill, opencv
+from inpaint.classical import METHODS, classical_fill, require
 from inpaint.config import NO_PREFILL
 from inpaint.errors import ConfigError
 
 
 class ClassicalPrefill(nn.Module):
     """``G(masked_image, mask)`` = ``net(fill, mask)``, or ``clamp(fill + net(fill, mask))`` when
-    ``residual``, with ``fill`` = OpenCV's ``method`` fill of the holes (whatever the caller left in
+    ``residual``, with ``fill`` = the classical ``method`` fill of the holes (whatever the caller left in
     the hole pixels is never used). ``net`` must end in a ``to_rgb`` conv under a tanh (the gated U-Net)."""
 
     def __init__(self, net: nn.Module, method: str, residual: bool) -> None:
@@ -50,14 +50,14 @@ class ClassicalPrefill(nn.Module):
 
 def with_prefill(net: nn.Module, prefill: str, residual: bool) -> nn.Module:
     """``net`` itself for ``prefill: none`` (state-dict keys unchanged), else wrapped; a
-    ConfigError for an unknown method or missing OpenCV (naming the ``[baselines]`` extra), when
-    the model is built rather than at its first batch."""
+    ConfigError for an unknown method or a missing library (naming the ``[baselines]`` extra),
+    when the model is built rather than at its first batch."""
     if prefill == NO_PREFILL:  # (a residual without a fill is refused by the config schema)
         return net
     if prefill not in METHODS:
         raise ConfigError(f"unknown model.prefill '{prefill}': use one of {', '.join((NO_PREFILL, *METHODS))}")
     try:
-        opencv()
+        require(prefill)
     except ConfigError as exc:
         raise ConfigError(f"model.prefill = {prefill}: {exc}") from None
     return ClassicalPrefill(net, prefill, residual)

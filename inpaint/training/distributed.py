@@ -55,6 +55,15 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def sum_over_ranks(value: float, info: DistInfo, device: torch.device) -> float:
+    """The sum of ``value`` over all ranks (on every rank)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item())
+
+
 def broadcast_from_main(obj: Any, info: DistInfo) -> Any:
     """Rank 0's value of ``obj`` on every rank (a picklable Python object)."""
     if not info.enabled:

@@ -31,7 +31,10 @@ from inpaint.disk import free_bytes, is_disk_full
 from inpaint.errors import ConfigError, FacefillError
 from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
-from inpaint.training.distributed import DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown
+from inpaint.training.cpu_time import CpuMeter
+from inpaint.training.distributed import (
+    DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown, sum_over_ranks,
+)
 from inpaint.training.environment import backend_flags, configure_backends, resolve_device, restore_backend_flags
 from inpaint.training.inputs import open_training_data, sample_batch
 from inpaint.training.metrics_log import RunningLosses, all_finite, append_metrics, truncate_metrics_after
@@ -99,13 +102,15 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions, stop: StopRequest, run: RunDir, dist: DistInfo, device: torch.device,
                  data: TrainingData, models: TrainingModels, pos: Position, total_steps: int, deadline: Deadline,
-                 board: TensorBoardLog | None) -> None:
+                 board: TensorBoardLog | None, cpu_carried: float = 0.0) -> None:
         self.opts, self.cfg, self.stop, self.run_dir = opts, opts.config, stop, run
         self.dist, self.device, self.data, self.models = dist, device, data, models
         self.pos, self.total_steps, self.deadline, self.board = pos, total_steps, deadline, board
         self.last_saved_step: int | None = pos.step if run.checkpoint is not None else None
         self.images_trained = 0          # by this process, for the measured throughput
         self.step_seconds = 0.0
+        self.cpu = CpuMeter(cpu_carried)  # of this rank; the run's total is summed over ranks at each save
+        self.cpu_seconds: float | None = cpu_carried or None
 
     # set-up ------------------------------------------------------------------------------
     @classmethod
@@ -122,7 +127,7 @@ class Trainer:
         if tcfg["max_steps"] is not None:
             total_steps = min(total_steps, tcfg["max_steps"])
         run.total_steps = total_steps
-        fingerprint = data_fingerprint(index, len(faces), len(masks))
+        fingerprint = data_fingerprint(index, len(faces), len(masks), opts.data_root)
 
         seed_everything(tcfg["seed"])  # model initialisation depends on it
         models = TrainingModels.build(cfg, device, dist)
@@ -146,7 +151,9 @@ class Trainer:
         deadline.seed_estimates(timing.get("step_s"), timing.get("checkpoint_s"))
         deadline.seed_estimates(None, estimated_checkpoint_seconds(models.generator, models.discriminator))
         board = TensorBoardLog.open(run.path, pos.step) if dist.is_main else None
-        return cls(opts, stop, run, dist, device, data, models, pos, total_steps, deadline, board)
+        # Rank 0's checkpoint holds the whole run's CPU time; the other ranks carry none of it.
+        carried = float(found[0].get("cpu_seconds") or 0.0) if found is not None and dist.is_main else 0.0
+        return cls(opts, stop, run, dist, device, data, models, pos, total_steps, deadline, board, carried)
 
     def close(self) -> None:
         """Stop the loader's workers and close the event file: nothing outlives the trainer."""
@@ -211,6 +218,7 @@ class Trainer:
             "data": self.data.fingerprint,
             "timing": self.deadline.summary(),
             "world_size": self.dist.world_size,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     def save(self) -> None:
@@ -218,6 +226,7 @@ class Trainer:
         if self.last_saved_step == self.pos.step:
             return
         t0 = time.time()
+        self.cpu_seconds = sum_over_ranks(self.cpu.total(), self.dist, self.device)
         if self.dist.is_main:
             path = save_checkpoint(self.run_dir.path, self.checkpoint_state(), keep=self.cfg["train"]["checkpoint_keep"])
             self.run_dir.mark_checkpoint(path, self.pos.epoch, self.pos.step)
@@ -254,7 +263,7 @@ class Trainer:
     def outcome(self, code: int, message: str) -> Outcome:
         rate = self.images_trained / self.step_seconds if self.step_seconds > 0 else None
         return self.run_dir.outcome(code, message, epoch=self.pos.epoch, step=self.pos.step,
-                                    total_steps=self.total_steps, images_per_s=rate)
+                                    total_steps=self.total_steps, images_per_s=rate, cpu_seconds=self.cpu_seconds)
 
     def run(self) -> Outcome:
         tcfg, total, deadline, stop = self.cfg["train"], self.total_steps, self.deadline, self.stop

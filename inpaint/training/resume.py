@@ -55,9 +55,22 @@ def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], checkpoin
     return diffs
 
 
-def data_fingerprint(index: Mapping[str, Any], num_faces: int, num_masks: int) -> dict[str, Any]:
-    """What identifies the training stream of a shard set (size and split sizes)."""
-    return {"size": int(index.get("size", 0)), "train_faces": int(num_faces), "train_masks": int(num_masks)}
+#: Fingerprint keys that say where the shards were, not what they hold: a moved folder may resume.
+LOCATION_KEYS = frozenset({"root"})
+
+
+def data_fingerprint(index: Mapping[str, Any], num_faces: int, num_masks: int,
+                     root: Path | None = None) -> dict[str, Any]:
+    """What identifies the training stream of a shard set: size, split sizes and, with ``root``,
+    the digests of its training face and mask lists (``inpaint.provenance``) and where it was."""
+    fingerprint: dict[str, Any] = {"size": int(index.get("size", 0)), "train_faces": int(num_faces),
+                                   "train_masks": int(num_masks)}
+    if root is not None:
+        from inpaint.provenance import TrainingSet
+
+        fingerprint.update(TrainingSet.of(root).digests())
+        fingerprint["root"] = str(Path(root).resolve())
+    return fingerprint
 
 
 def check_data(saved: Mapping[str, Any] | None, current: Mapping[str, Any], data_root: Path,
@@ -65,7 +78,9 @@ def check_data(saved: Mapping[str, Any] | None, current: Mapping[str, Any], data
     """Refuse to resume on a different shard set (the epoch order would change) unless ``force``."""
     if not saved:
         return []
-    diffs = [f"{k}: {saved.get(k)!r} → {current.get(k)!r}" for k in sorted(current) if saved.get(k) != current.get(k)]
+    # Keys an older checkpoint does not have cannot be compared (it predates them), and a moved folder is fine.
+    compared = sorted(k for k in current if k in saved and k not in LOCATION_KEYS)
+    diffs = [f"{k}: {saved.get(k)!r} → {current.get(k)!r}" for k in compared if saved.get(k) != current.get(k)]
     if diffs and not force:
         raise DataError(
             f"shards in {data_root} differ from the ones checkpoint {checkpoint} was trained on ({'; '.join(diffs)}): "

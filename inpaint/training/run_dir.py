@@ -63,7 +63,8 @@ class RunDir:
         self.checkpoint = CheckpointMark(Path(path), int(epoch), int(step))
 
     def outcome(self, code: int, message: str, epoch: int | None = None, step: int | None = None,
-                total_steps: int | None = None, images_per_s: float | None = None) -> Outcome:
+                total_steps: int | None = None, images_per_s: float | None = None,
+                cpu_seconds: float | None = None) -> Outcome:
         """An Outcome naming the newest valid checkpoint; without a position of its own (the
         trainer was never built) it reports that checkpoint's."""
         mark = self.checkpoint
@@ -71,7 +72,8 @@ class RunDir:
             epoch, step = mark.epoch, mark.step
         relative = os.path.relpath(mark.path, self.path) if mark is not None else None  # both built from self.path
         return Outcome(code, message, epoch=epoch, step=step, total_steps=self.total_steps if total_steps is None else total_steps,
-                       images_per_s=None if images_per_s is None else round(images_per_s, 3), checkpoint=relative)
+                       images_per_s=None if images_per_s is None else round(images_per_s, 3), checkpoint=relative,
+                       cpu_seconds=None if cpu_seconds is None else round(cpu_seconds, 1))
 
     def finish(self, outcome: Outcome, to_stderr: bool = False) -> Outcome:
         """status.json and the one-line status (rank 0; stdout's last line). ``to_stderr``: the
