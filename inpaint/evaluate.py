@@ -2,13 +2,17 @@
 
 Writes ``report.md``, ``metrics.json``, ``metrics.csv``, ``pairs.json`` and ``grid.png`` into
 ``--out``. Every model and every baseline is scored on the same pairs (drawn from ``--seed`` or
-read from ``--pairs``), so the columns of a table are comparable. The Navier–Stokes fill is a
-column by default whenever OpenCV is installed: without it beside them, a model's numbers mislead.
+read from ``--pairs``), so the columns of a table are comparable. The classical fills are columns
+by default whenever their libraries are installed (Navier–Stokes with OpenCV, biharmonic with
+scikit-image), and each model is read against the best of them on each metric: without that
+beside them, a model's numbers mislead. So do scores on faces or masks a model was trained on:
+evaluate warns (one line per model) when the scored pairs hold any.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +25,10 @@ from inpaint.cli import run_cli
 from inpaint.classical import METHODS
 from inpaint.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
-from inpaint.evaluation.baselines import REFERENCE, baseline_generator, baseline_info, baseline_source, choose_baselines
-from inpaint.evaluation.fairness import add_gains
+from inpaint.evaluation.baselines import (
+    DEFAULT_BASELINES, add_gains_over_best, baseline_generator, baseline_info, baseline_source, choose_baselines,
+)
+from inpaint.evaluation.fairness import GAIN_BY_KEY
 from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
 from inpaint.evaluation.model_eval import evaluate_generator
 from inpaint.evaluation.report import Evaluation, ModelResult, write_report
@@ -30,6 +36,7 @@ from inpaint.evaluation.runner import Scorers, module_generator
 from inpaint.evaluation.samples import safe_name
 from inpaint.identity import try_face_describer
 from inpaint.lpips import try_load_lpips
+from inpaint.provenance import face_ids, mask_ids, overlap_sentence, pair_overlap, training_record
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
                    help="a checkpoint .pt or shipped weights file; repeat to compare")
     p.add_argument("--baseline", action="append", default=[], choices=METHODS, metavar="METHOD",
-                   help=f"a classical OpenCV fill scored as a column ({', '.join(METHODS)}); repeat for both; "
-                        "needs the [baselines] extra. Without it, navier-stokes is added whenever OpenCV is installed")
+                   help=f"a classical fill scored as a column ({', '.join(METHODS)}); repeatable; needs the "
+                        f"[baselines] extra. Without it, {' and '.join(DEFAULT_BASELINES)} are added whenever their "
+                        "library is installed (OpenCV, scikit-image), and models are read against the best of them")
     p.add_argument("--no-baseline", action="store_true",
-                   help="do not add the navier-stokes column by default (then no gains over it are reported)")
+                   help="do not add the classical fills by default (then no gains over them are reported)")
     p.add_argument("--data", required=True, action="append", metavar="SHARDS",
                    help="shard folder (with index.json) at the models' size; repeat to score every column on each "
                         "folder (one report per folder, in OUT/<folder name>/)")
@@ -173,35 +181,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
     benchmarks = [open_benchmark(Path(d).expanduser(), args) for d in args.data]
 
-    from inpaint.weights import load_generator
+    from inpaint.weights import open_generator
 
     loaded = []
     for kind, path in sources:  # load all first: a bad path fails before anything is written
-        model, cfg = load_generator(path, device)
+        opened = open_generator(path, device)
+        cfg = opened.config
         for bench in benchmarks:
             model_size = int(cfg.get("data", {}).get("size", bench.size))
             if model_size != bench.size:
                 raise ConfigError(f"{path} is a {model_size}-px model but the shards {bench.root} are {bench.size} px: "
                                   f"evaluate on shards packed at {model_size} px")
-        loaded.append((kind, path, model, cfg))
+        loaded.append((kind, path, opened.model, cfg, training_record(opened.training_set, opened.data)))
     lpips_model, lpips_reason = try_load_lpips(args.lpips_weights, device)
     describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer(args.identity_workers)
     out = Path(args.out) if args.out else (sources[0][1] / "eval" if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
     # Baselines first: the anchor column every model is read against.
     columns = ([(method, None, baseline_generator(method), baseline_info(method)) for method in baselines]
                + [(model_name(kind, path), path, module_generator(model), {"kind": kind, "config_name": cfg.get("name"), "config": cfg})
-                  for kind, path, model, cfg in loaded])
+                  for kind, path, model, cfg, _ in loaded])
     names = unique_names([name for name, _, _, _ in columns])
+    records = dict(zip(names[len(baselines):], (record for *_, record in loaded)))
     scorers = Scorers(lpips=lpips_model, identity=describer)
     try:
         for bench, bench_out in zip(benchmarks, output_dirs(out, [b.root for b in benchmarks])):
             samples = str(Path(args.samples) / bench_out.name) if args.samples and len(benchmarks) > 1 else args.samples
+            overlaps = training_overlaps(bench, records, where=f"{bench.root}: " if len(benchmarks) > 1 else "")
             results, collector, elapsed = score_benchmark(bench, columns, names, scorers, device, args, samples)
-            has_gains = add_gains(results, REFERENCE, args.seed)
+            for r in results:
+                r.training_overlap = overlaps.get(r.name)
+            best = add_gains_over_best(results, args.seed)
             extra = {"elapsed_s": elapsed, "device": str(device),
-                     "baselines": {"scored": baselines, "reference": REFERENCE, "reason": baseline_reason or None}}
+                     "baselines": {"scored": baselines, "reason": baseline_reason or None}}
+            has_models = len(results) > len(baselines)
             write_benchmark(bench, results, collector, bench_out, extra, lpips_reason, identity_reason,
-                            "" if has_gains else gain_reason(baselines, baseline_reason, bench.balanced is not None))
+                            "" if best and has_models else gain_reason(baseline_reason, has_models), best)
     finally:
         if describer is not None:
             describer.close()
@@ -230,8 +244,41 @@ def score_benchmark(bench: Benchmark, columns: list[tuple[str, Path | None, Any,
     return results, collector, round(time.time() - started, 1)
 
 
+def scored_pair_ids(bench: Benchmark) -> list[tuple[str, str]]:
+    """(face id, mask id) of every pair scored on the benchmark: the test (or validation) pairs and,
+    when the breakdown is scored, the balanced ones (ids as :mod:`inpaint.provenance` defines them)."""
+    faces = face_ids(bench.root, bench.split)
+    masks = mask_ids(bench.root, bench.split)
+    pairs = [(faces[f], masks[m]) for _, f, m in bench.pairs.flat()]
+    if bench.balanced is not None and bench.pairs.balanced:
+        balanced = face_ids(bench.root, "eval_balanced")
+        pairs += [(balanced[f], masks[m]) for f, m in bench.pairs.balanced]
+    return pairs
+
+
+def training_overlaps(bench: Benchmark, records: dict[str, tuple[dict[str, Any] | None, str]],
+                      where: str = "") -> dict[str, dict[str, Any]]:
+    """Per model column: how many scored faces and masks it was trained on (or why that is not
+    known), with one warning line on stderr for each model trained on any. Scores on training data
+    are optimistic, and nothing in the numbers themselves would show it."""
+    overlaps: dict[str, dict[str, Any]] = {}
+    pair_ids: list[tuple[str, str]] | None = None
+    for name, (record, source) in records.items():
+        if record is None:
+            overlaps[name] = {"checked": False, "reason": source}
+            continue
+        if pair_ids is None:  # read once, and only when some model can be checked
+            pair_ids = scored_pair_ids(bench)
+        overlaps[name] = {"checked": True, "source": source, **pair_overlap(record, pair_ids)}
+        sentence = overlap_sentence(overlaps[name])
+        if sentence:
+            print(f"warning: {where}{name} {sentence}", file=sys.stderr, flush=True)
+    return overlaps
+
+
 def write_benchmark(bench: Benchmark, results: list[ModelResult], collector: GridCollector | None, out: Path,
-                    extra: dict[str, Any], lpips_reason: str, identity_reason: str, gain_reason_text: str) -> None:
+                    extra: dict[str, Any], lpips_reason: str, identity_reason: str, gain_reason_text: str,
+                    best: dict[str, dict[str, Any]] | None = None) -> None:
     """report.md, metrics.json, metrics.csv, pairs.json and grid.png of one benchmark into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     pairs_file = protocol.save_pairs(bench.pairs, out / "pairs.json")
@@ -240,7 +287,8 @@ def write_benchmark(bench: Benchmark, results: list[ModelResult], collector: Gri
         extra["grid"] = write_grid(collector, [b for b, _, _ in bench.pairs.flat()], out / "grid.png").name
     ev = Evaluation(models=results, protocol=protocol_summary(bench.pairs, bench.root, bench.size, pairs_file,
                                                               bench.balanced is not None, bench.split),
-                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra, gain_reason=gain_reason_text)
+                    lpips_reason=lpips_reason, identity_reason=identity_reason, extra=extra, gain_reason=gain_reason_text,
+                    best_classical=best or {})
     written = write_report(ev, out)
     print_summary(results)
     print(f"wrote {', '.join(str(p) for p in written.values())}, {pairs_file}"
@@ -257,17 +305,16 @@ def protocol_summary(pairs: protocol.PairList, root: Path, size: int, pairs_file
     }
 
 
-def gain_reason(baselines: list[str], baseline_reason: str, with_balanced: bool) -> str:
-    """Why the report has no gains over Navier–Stokes."""
-    if not with_balanced:
-        return "no eval_balanced split scored (shards without one, or --no-demographics)"
-    if REFERENCE not in baselines:
-        return f"{REFERENCE} was not scored ({baseline_reason or 'add --baseline ' + REFERENCE})"
-    return "no model beside the baseline"
+def gain_reason(baseline_reason: str, has_models: bool) -> str:
+    """Why the report has no gains over the best classical fill."""
+    if not has_models:
+        return "no model beside the classical fills"
+    return f"no classical fill was scored ({baseline_reason or 'add --baseline METHOD'})"
 
 
 def print_summary(results: list[ModelResult]) -> None:
-    """The Average row per model on stdout: the one line a batch-job log needs."""
+    """The Average row per model on stdout, and each model's gain over the best classical fill:
+    the lines a batch-job log needs."""
     for r in results:
         avg = r.buckets.get(summary.AVERAGE, {})
         parts = []
@@ -276,6 +323,12 @@ def print_summary(results: list[ModelResult]) -> None:
             if value is not None:
                 parts.append(f"{key}={summary.METRIC_BY_KEY[key].fmt.format(value)}")
         print(f"{r.name}: average over {avg.get('n', 0)} pairs: " + " ".join(parts))
+    for r in results:
+        gains = (r.gains.get("buckets") or {}).get(summary.AVERAGE) if r.gains else None
+        if gains:
+            print(f"{r.name} vs best classical: " + ", ".join(
+                f"{key} {GAIN_BY_KEY[key].fmt.format(value)}{' dB' if key.endswith('psnr') else ''} ({r.gains['baselines'][key]})"
+                for key, value in gains.items()))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,21 @@ its provenance (which checkpoint, step, data; evaluation averages; the file's sh
 every load), like timm's pretrained configs: enough to rebuild the model and to tell later which
 weights a figure was made with.
 
-``python -m inpaint.weights export RUN_DIR OUT.pt [--metrics METRICS_JSON]``.
+The card also records what the weights were trained on (``training_set``: counts, digests and
+short id prefixes of the training faces and masks, :mod:`inpaint.provenance`), taken from the
+training shards the checkpoint names after checking they still hold the lists it recorded, so
+that ``inpaint.evaluate`` can warn when it scores the weights on their own training data.
+
+``python -m inpaint.weights export RUN_DIR OUT.pt [--metrics METRICS_JSON] [--train-data SHARDS]``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,7 +33,8 @@ from torch import nn
 from inpaint.atomic import write_json
 from inpaint.checkpoint import atomic_torch_save, load_latest, read_checkpoint, strip_wrapper_prefixes
 from inpaint.contract import CHECKPOINT_DIR
-from inpaint.errors import CheckpointError
+from inpaint.errors import CheckpointError, ConfigError, DataError
+from inpaint.provenance import ProvenanceWarning, recorded_digests, verified_training_set
 from inpaint.shard_format import sha256_file
 
 
@@ -53,6 +61,9 @@ class WeightsCard:
     dtype: str | None = None           # float16 | float32
     sha256: str | None = None          # of the weights file: a damaged or LFS-pointer file is refused
     metrics: dict[str, Any] | None = None  # evaluation averages (see inpaint.evaluation.averages)
+    #: What the weights were trained on (inpaint.provenance.TrainingSet.card_record: counts, digests
+    #: and id prefixes of the training faces and masks); None when the checkpoint recorded no digests.
+    training_set: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -104,16 +115,33 @@ def _generator_from(config: Mapping[str, Any], weights: Mapping[str, torch.Tenso
     return model.to(device).eval(), cfg
 
 
-def _read_source(source: str | os.PathLike) -> tuple[Mapping[str, Any], Mapping[str, torch.Tensor], Path, dict | None]:
-    """(config, generator weights, the file they came from, the whole checkpoint or None for a
-    shipped weights file) of a run dir, checkpoint or weights file — read once."""
+@dataclass
+class _Source:
+    """A run dir, checkpoint or weights file, read once."""
+
+    config: Mapping[str, Any]
+    weights: Mapping[str, torch.Tensor]
+    path: Path                          # the file the weights came from
+    state: dict | None = None           # the whole checkpoint (None for a shipped weights file)
+    card: WeightsCard | None = None     # the card of a shipped weights file
+
+    @property
+    def data(self) -> dict | None:
+        """The training data's fingerprint: the checkpoint's ``data`` or the card's."""
+        if self.state is not None:
+            return self.state.get("data")
+        return self.card.data if self.card is not None else None
+
+
+def _read_source(source: str | os.PathLike) -> _Source:
+    """Config, generator weights and provenance of a run dir, checkpoint or weights file."""
     source = Path(source).expanduser()
     if source.is_dir():
         found = load_latest(source)
         if found is None:
             raise CheckpointError(f"run dir {source} has no checkpoints in {source / CHECKPOINT_DIR}: train first or point at a checkpoint or weights file")
         state, path = found
-        return state["config"], state["generator"], path, state
+        return _Source(state["config"], state["generator"], path, state)
     if not source.is_file():
         raise CheckpointError(f"{source} does not exist: give a run dir, a checkpoint .pt or a weights file")
     sidecar = weights_sidecar(source)
@@ -130,36 +158,89 @@ def _read_source(source: str | os.PathLike) -> tuple[Mapping[str, Any], Mapping[
             weights = weights["generator"]  # a full checkpoint that happens to have a sidecar
         if not isinstance(weights, dict):
             raise CheckpointError(f"weights file {source} does not hold a state dict: re-export it")
-        return card.config, weights, source, None
+        return _Source(card.config, weights, source, card=card)
     state = read_checkpoint(source)
-    return state["config"], state["generator"], source, state
+    return _Source(state["config"], state["generator"], source, state)
+
+
+@dataclass
+class LoadedGenerator:
+    """An eval-mode generator with its resolved config and what is known of its training data."""
+
+    model: nn.Module
+    config: dict
+    path: Path                          # the checkpoint or weights file it was loaded from
+    data: dict | None                   # the checkpoint's training-data fingerprint (size, counts, digests, root)
+    training_set: dict | None           # a weights card's training_set record (None for checkpoints)
+
+
+def open_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """:func:`load_generator` plus the provenance ``inpaint.evaluate`` checks the scored pairs against."""
+    src = _read_source(source)
+    model, cfg = _generator_from(src.config, src.weights, src.path, device)
+    return LoadedGenerator(model, cfg, src.path, src.data, src.card.training_set if src.card else None)
 
 
 def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """An eval-mode generator and its resolved config from a run dir (its newest readable
     checkpoint), a checkpoint ``.pt``, or a shipped weights file (state dict, fp16 allowed, with
     ``<name>.json`` beside it holding ``{"config": ...}``)."""
-    config, weights, path, _ = _read_source(source)
-    return _generator_from(config, weights, path, device)
+    loaded = open_generator(source, device)
+    return loaded.model, loaded.config
+
+
+def _card_training_set(src: _Source, train_data: str | os.PathLike | None) -> dict[str, Any] | None:
+    """The ``training_set`` record for the card: from the training shards the checkpoint names (or
+    ``train_data``), only once their lists are checked to be the ones the checkpoint recorded. A
+    shipped weights file passes its own card's record on."""
+    if src.state is None:
+        if train_data is not None:
+            raise ConfigError(f"--train-data is for a run dir or checkpoint, but {src.path} is a weights file: "
+                              "its card's training_set is carried over as it is")
+        return src.card.training_set if src.card is not None else None
+    data = src.state.get("data")
+    if recorded_digests(data) is None:
+        warnings.warn(ProvenanceWarning(
+            f"{src.path} records no digests of its training faces and masks (trained before they were recorded): the "
+            "card gets no training_set, so inpaint.evaluate cannot check these weights against the pairs it scores"
+            + (" (--train-data cannot be checked against it and is not recorded)" if train_data is not None else "")),
+            stacklevel=3)
+        return None
+    assert data is not None
+    if train_data is not None:
+        return verified_training_set(data, Path(train_data).expanduser(), str(src.path), "--train-data").card_record()
+    if not data.get("root"):
+        raise DataError(f"{src.path} records the digests of its training lists but not their folder: "
+                        "pass --train-data SHARDS naming its training shards")
+    return verified_training_set(data, str(data["root"]), str(src.path)).card_record()
 
 
 def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
-                   metrics: Mapping[str, Any] | None = None, cpu_minutes: float | None = None) -> Path:
+                   metrics: Mapping[str, Any] | None = None, cpu_minutes: float | None = None,
+                   train_data: str | os.PathLike | None = None) -> Path:
     """Ship a trained generator: fp16 state dict at ``out`` plus its :class:`WeightsCard` at
-    ``<out>.json`` (config, provenance, sha256, evaluation metrics and training cost if given)."""
-    config, trained, path, state = _read_source(source)
-    model, cfg = _generator_from(config, trained, path, "cpu")
+    ``<out>.json`` (config, provenance with the training set's digests, sha256, evaluation metrics
+    and training cost if given). ``train_data`` names the training shards when they are no longer
+    where the checkpoint recorded them. A DataError, before anything is written, when those
+    shards hold other lists than the checkpoint recorded; a :class:`ProvenanceWarning` for a
+    checkpoint that recorded none."""
+    src = _read_source(source)
+    training_set = _card_training_set(src, train_data)
+    model, cfg = _generator_from(src.config, src.weights, src.path, "cpu")
     weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
     out = Path(out)
     atomic_torch_save(weights, out)
     card = WeightsCard(config=cfg, source=str(Path(source).resolve()), exported=time.time(),
                        dtype="float16" if half else "float32", sha256=sha256_file(out),
-                       metrics=dict(metrics) if metrics else None, cpu_minutes=cpu_minutes)
+                       metrics=dict(metrics) if metrics else None, cpu_minutes=cpu_minutes, training_set=training_set)
+    state = src.state
     if state is not None:
-        card.checkpoint, card.step, card.epoch = path.name, int(state["step"]), int(state["epoch"])
+        card.checkpoint, card.step, card.epoch = src.path.name, int(state["step"]), int(state["epoch"])
         card.epoch_step, card.data = int(state["epoch_step"]), state.get("data")
         card.world_size = int(state.get("world_size", 1))
         card.images_seen = card.step * int(cfg["train"]["batch_size"]) * card.world_size
+    elif src.card is not None:
+        card.data = src.card.data
     card.write(weights_sidecar(out))
     return out
 
@@ -182,11 +263,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp.add_argument("--model-name", help="the model's name in METRICS_JSON (default: the run dir's name)")
     exp.add_argument("--cpu-minutes", type=float, metavar="M",
                      help="training cost to record (e.g. user+sys of the training processes from /usr/bin/time)")
+    exp.add_argument("--train-data", metavar="SHARDS",
+                     help="the training shards, when they are no longer where the checkpoint recorded them: their "
+                          "training lists must have the digests the checkpoint recorded (the card records them)")
     args = p.parse_args(argv)
     metrics = None
     if args.metrics:
         metrics = evaluation_averages(args.metrics, args.model_name or Path(args.source).name)
-    out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics, cpu_minutes=args.cpu_minutes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ProvenanceWarning)
+        out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics, cpu_minutes=args.cpu_minutes,
+                             train_data=args.train_data)
+    for w in caught:  # one line each, like the CLIs' errors, not Python's two-line warning format
+        if issubclass(w.category, ProvenanceWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     print(f"wrote {out} and {weights_sidecar(out)}")
     return 0
 

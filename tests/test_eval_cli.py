@@ -30,27 +30,29 @@ def test_two_models_get_one_column_each_on_identical_pairs(shards64: Path, tmp_p
     assert (tmp_path / "both" / "pairs.json").read_bytes() == (tmp_path / "only_b" / "pairs.json").read_bytes()
     both = json.loads((tmp_path / "both" / "metrics.json").read_text())
     only_b = json.loads((tmp_path / "only_b" / "metrics.json").read_text())
-    # Navier–Stokes is a column by default (OpenCV is in [dev]), first: the anchor the models are read against.
-    assert [m["name"] for m in both["models"]] == ["navier-stokes", "model_a", "model_b"]
+    # The classical fills are columns by default (OpenCV and scikit-image are in [dev]), first: the
+    # anchors the models are read against.
+    assert [m["name"] for m in both["models"]] == ["navier-stokes", "biharmonic", "model_a", "model_b"]
     assert [m["name"] for m in only_b["models"]] == ["model_b"]  # --no-baseline
-    assert both["models"][2]["buckets"] == only_b["models"][0]["buckets"]  # model_b scored identically
-    assert both["models"][1]["buckets"]["Average"]["std_l1"] != both["models"][2]["buckets"]["Average"]["std_l1"]
-    assert both["models"][0]["buckets"]["Average"]["std_l1"] < both["models"][1]["buckets"]["Average"]["std_l1"]
-    assert [bool(m.get("gain_over_baseline")) for m in both["models"]] == [False, True, True]
+    assert both["models"][3]["buckets"] == only_b["models"][0]["buckets"]  # model_b scored identically
+    assert both["models"][2]["buckets"]["Average"]["std_l1"] != both["models"][3]["buckets"]["Average"]["std_l1"]
+    assert both["models"][0]["buckets"]["Average"]["std_l1"] < both["models"][2]["buckets"]["Average"]["std_l1"]
+    assert [bool(m.get("gain_over_best_classical")) for m in both["models"]] == [False, False, True, True]
+    assert "best_classical" in both and only_b["best_classical"] == {}
     assert both["lpips"]["available"] and not both["identity"]["available"]
     assert both["protocol"]["balanced_pairs"] > 0 and only_b["protocol"]["balanced_pairs"] == 0
     assert only_b["models"][0]["demographics"] == {}
 
     report = (tmp_path / "both" / "report.md").read_text()
-    assert "| Hole ratio | navier-stokes | model_a | model_b |" in report
-    assert "### model_b: gain over navier-stokes" in report
+    assert "| Hole ratio | navier-stokes | biharmonic | model_a | model_b |" in report
+    assert "### model_b: gain over the best classical fill per race × gender cell" in report
     assert "Classical baselines: **none** — skipped (--no-baseline)" in (tmp_path / "only_b" / "report.md").read_text()
     assert "Identity: **unavailable** — skipped (--no-identity)" in report
     assert all(f"| {label} |" in report for label in (*BUCKET_LABELS, "Average"))
 
     grid = Image.open(tmp_path / "both" / "grid.png")
-    assert grid.width > 5 * 64 and grid.height > 6 * 64  # 5 columns (input, baseline, 2 models, truth), 6 bucket rows
-    for name in ("navier-stokes", "model_a", "model_b"):
+    assert grid.width > 6 * 64 and grid.height > 6 * 64  # 6 columns (input, 2 baselines, 2 models, truth), 6 bucket rows
+    for name in ("navier-stokes", "biharmonic", "model_a", "model_b"):
         written = list((tmp_path / "samples" / name).rglob("*.png"))
         assert len(written) == 12 + both["protocol"]["balanced_pairs"]  # every composite, test and balanced
     assert not list(tmp_path.rglob("*.tmp-*"))

@@ -1,11 +1,13 @@
-"""Fairness as gain over the classical fill, per race × gender cell, with bootstrap intervals.
+"""Fairness as gain over the best classical fill, per race × gender cell, with bootstrap intervals.
 
-A raw per-group spread mostly measures the faces, not the model: Navier–Stokes alone scores
+A raw per-group spread mostly measures the faces, not the model: a classical fill alone scores
 differently on different groups of people. What a learned model adds is its *gain* over the
 classical fill on the same pairs, so the breakdown that says whether a model serves some groups
-worse is the spread of those gains. Every balanced face is scored by each model and by the
-baseline on the identical (face, mask) pair, so a gain is a per-face difference and its interval
-comes from resampling faces (a paired bootstrap, seeded so the report is reproducible).
+worse is the spread of those gains. The fill is, per metric, the best classical fill scored
+(``inpaint.evaluation.baselines.best_classical``): a gain over a weaker fill would flatter the
+model. Every balanced face is scored by each model and by the fills on the identical (face, mask)
+pair, so a gain is a per-face difference and its interval comes from resampling faces (a paired
+bootstrap, seeded so the report is reproducible).
 """
 
 from __future__ import annotations
@@ -33,12 +35,17 @@ class GainMetric:
         return 1 if METRIC_BY_KEY[self.key].higher_is_better else -1
 
 
+#: The metrics a model is compared with the best classical fill on (identity only when dlib scored it).
 GAIN_METRICS: tuple[GainMetric, ...] = (
-    GainMetric("ref_psnr", "PSNR ref (dB)", "{:+.2f}"),
     GainMetric("std_psnr", "PSNR std (dB)", "{:+.2f}"),
-    GainMetric("std_lpips", "LPIPS (baseline − model)", "{:+.4f}"),
+    GainMetric("std_ssim", "SSIM", "{:+.4f}"),
+    GainMetric("std_lpips", "LPIPS (fill − model)", "{:+.4f}"),
+    GainMetric("std_l1", "L1 std (fill − model)", "{:+.4f}"),
+    GainMetric("std_hole_l1", "hole L1 std (fill − model)", "{:+.4f}"),
+    GainMetric("ref_psnr", "PSNR ref (dB)", "{:+.2f}"),
     GainMetric("identity_same", "same-person rate (% points)", "{:+.1%}"),
 )
+GAIN_BY_KEY = {m.key: m for m in GAIN_METRICS}
 #: Cells with fewer faces than this are flagged: their interval is wide and their gain is noise-prone.
 MIN_FACES = 20
 RESAMPLES = 2000
@@ -61,8 +68,9 @@ def cell_gains(model: Mapping[str, np.ndarray], baseline: Mapping[str, np.ndarra
                order: Sequence[str], seed: int = 0, resamples: int = RESAMPLES,
                min_faces: int = MIN_FACES) -> dict[str, Any]:
     """Per cell of ``order`` present in ``cells``: the mean gain of ``model`` over ``baseline``
-    (per-pair metric arrays on the same balanced pairs) and its bootstrap interval, plus the spread
-    of the gains across cells.
+    (per-pair metric arrays on the same balanced pairs; ``baseline`` may take each metric from
+    another fill) and its bootstrap interval, plus the spread of the gains across cells. Metrics
+    missing from either mapping are left out.
 
     Each cell draws its resamples from ``(seed, cell position)``: the same resampled faces for
     every metric of the cell, and a cell's interval does not move when another cell changes.
@@ -75,6 +83,8 @@ def cell_gains(model: Mapping[str, np.ndarray], baseline: Mapping[str, np.ndarra
             continue
         row: dict[str, Any] = {"n": int(sel.size), "few_faces": bool(sel.size < min_faces)}
         for metric in GAIN_METRICS:
+            if metric.key not in model or metric.key not in baseline:
+                continue
             diffs = metric.sign * (np.asarray(model[metric.key], dtype=np.float64)[sel]
                                    - np.asarray(baseline[metric.key], dtype=np.float64)[sel])
             diffs = diffs[~np.isnan(diffs)]  # a pair one of the two could not be scored on is dropped
@@ -101,18 +111,16 @@ def gain_spread(table: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, A
     return result
 
 
-def add_gains(results: Sequence[Any], reference: str, seed: int = 0) -> bool:
-    """Set ``gains`` on every result (a :class:`~inpaint.evaluation.report.ModelResult`) other than
-    the ``reference`` baseline, from their per-pair balanced metrics. False when the reference was
-    not scored on the balanced split (nothing to measure gains against)."""
-    base = next((r for r in results if r.name == reference and r.info.get("kind") == "baseline"), None)
-    if base is None or not base.balanced_per_pair:
-        return False
+def gains_over_best(result: Any, results: Sequence[Any], best: Mapping[str, Mapping[str, Any]],
+                    seed: int = 0) -> dict[str, Any]:
+    """The per-cell gain block of ``result`` (a :class:`~inpaint.evaluation.report.ModelResult`)
+    over the best classical fill of each metric (``best``: ``{metric: {"baseline": name, ...}}``),
+    from the per-pair balanced metrics; empty when the balanced split was not scored."""
+    by_name = {r.name: r for r in results if r.info.get("kind") == "baseline"}
+    reference = {key: by_name[chosen["baseline"]].balanced_per_pair[key] for key, chosen in best.items()
+                 if key in by_name[chosen["baseline"]].balanced_per_pair}
+    if not result.balanced_per_pair or not reference:
+        return {}
     order = group_orders()["race_gender"]
-    for r in results:
-        if r is base or not r.balanced_per_pair:
-            continue
-        r.gains = {"baseline": reference, "grouping": "race_gender", "seed": seed, "resamples": RESAMPLES,
-                   "confidence": CONFIDENCE, "min_faces": MIN_FACES,
-                   **cell_gains(r.balanced_per_pair, base.balanced_per_pair, r.balanced_cells, order, seed)}
-    return True
+    return {"grouping": "race_gender", "seed": seed, "resamples": RESAMPLES, "confidence": CONFIDENCE,
+            "min_faces": MIN_FACES, **cell_gains(result.balanced_per_pair, reference, result.balanced_cells, order, seed)}

@@ -19,6 +19,7 @@ from inpaint.buckets import BUCKET_LABELS
 from inpaint.evaluation.fairness import GAIN_METRICS, GainMetric
 from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY, METRICS, available_metrics
 from inpaint.identity import SAME_PERSON_THRESHOLD
+from inpaint.provenance import overlap_sentence
 
 Table = dict[str, dict[str, Any]]
 BREAKDOWNS = (("race_gender", "race × gender"), ("race", "race"), ("gender", "gender"))
@@ -32,9 +33,13 @@ class ModelResult:
     buckets: Table
     demographics: dict[str, Table] = field(default_factory=dict)
     spreads: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    #: Gain over the reference baseline per race × gender cell (see inpaint.evaluation.fairness);
-    #: empty for the baseline itself or when it was not scored.
+    #: Gain over the best classical fill of each metric (inpaint.evaluation.baselines.add_gains_over_best):
+    #: ``baselines`` (metric → fill), ``buckets`` (label → metric → gain) and, with the balanced
+    #: split, the per-cell block of inpaint.evaluation.fairness; empty for baselines or without one.
     gains: dict[str, Any] = field(default_factory=dict)
+    #: How many scored faces/masks the model was trained on (``checked``, ``source``, ``faces``,
+    #: ``masks``, ``pairs``) or why that was not checked (``reason``); None for baselines.
+    training_overlap: dict[str, Any] | None = None
     #: Per-pair metrics on the balanced split and the race × gender cell of each pair: what the
     #: paired gains are computed from. Kept in memory only, not written.
     balanced_per_pair: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -48,7 +53,9 @@ class Evaluation:
     lpips_reason: str = ""      # empty = LPIPS computed
     identity_reason: str = ""   # empty = identity computed
     extra: dict[str, Any] = field(default_factory=dict)
-    gain_reason: str = ""       # why no model has gains over the reference baseline (empty = some have)
+    gain_reason: str = ""       # why no model has gains over the best classical fill (empty = some have)
+    #: Per metric, the best classical fill and its average (inpaint.evaluation.baselines.best_classical).
+    best_classical: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -84,8 +91,10 @@ def render_markdown(ev: Evaluation) -> str:
     if models:
         lines.append("- Models: " + ", ".join(f"**{m.name}** (`{m.source}`)" for m in models))
     reason = (ev.extra.get("baselines") or {}).get("reason")
-    lines.append("- Classical baselines: " + (", ".join(f"**{m.name}** (`{m.source}`)" for m in baselines) if baselines
+    lines.append("- Classical baselines: " + (", ".join(f"**{m.name}** (`{m.source}`)" for m in baselines)
+                                             + (f" — {reason}" if reason else "") if baselines
                                              else f"**none** — {reason or 'not requested'}"))
+    lines += [f"- Training data: {_overlap_text(m)}" for m in models if m.training_overlap]
     lines.append("- LPIPS: " + ("AlexNet v0.1" if not ev.lpips_reason else f"**unavailable** — {ev.lpips_reason}"))
     lines.append("- Identity: " + (f"dlib ResNet face descriptor, same-person threshold {SAME_PERSON_THRESHOLD}"
                                    if not ev.identity_reason else f"**unavailable** — {ev.identity_reason}"))
@@ -96,9 +105,9 @@ def render_markdown(ev: Evaluation) -> str:
         "convention scores the composite (generated pixels in the hole, original outside) in [0, 1] "
         "(as LaMa / MAT). Values are per image, then averaged; *Average* is the mean of the bucket rows.",
         "",
-        "## Per hole-ratio bucket",
-        "",
     ]
+    lines += _best_classical_section(ev)
+    lines += ["## Per hole-ratio bucket", ""]
     rows = _bucket_rows(ev)
     shown = available_metrics([m.buckets for m in ev.models])
     for metric in METRICS:
@@ -148,35 +157,76 @@ def _gain_cell(metric: GainMetric, value: dict[str, float] | None) -> str:
     return f"{metric.fmt.format(value['gain'])} [{metric.fmt.format(value['low'])}, {metric.fmt.format(value['high'])}]"
 
 
+def _overlap_text(m: ModelResult) -> str:
+    """What the report says about the scored pairs and the model's training data."""
+    overlap = m.training_overlap or {}
+    if not overlap.get("checked"):
+        return f"**{m.name}** not checked for faces or masks it was trained on: {overlap.get('reason', 'no record')}"
+    sentence = overlap_sentence(overlap)
+    if sentence:
+        return f"**{m.name}** {sentence}"
+    return (f"**{m.name}** was trained on none of the {overlap['faces']['scored']} faces and {overlap['masks']['scored']} "
+            f"masks scored here (checked against its {overlap['source']})")
+
+
+def _gain_header(m: ModelResult, metric: GainMetric) -> str:
+    """"PSNR std (dB) vs biharmonic": the metric and the fill its gain is over."""
+    unit = " (dB)" if metric.key.endswith("psnr") else " (% points)" if metric.key == "identity_same" else ""
+    return f"{_short_name(metric.key)}{unit} vs {m.gains['baselines'][metric.key]}"
+
+
+def _best_classical_section(ev: Evaluation) -> list[str]:
+    """The headline: the best classical fill per metric, and each model's gain over it per bucket."""
+    if not ev.best_classical:
+        models = [m for m in ev.models if m.info.get("kind") != "baseline"]
+        return ["## Against the best classical fill", "", f"Unavailable: {ev.gain_reason}", ""] if models and ev.gain_reason else []
+    lines = ["## Best classical fill per metric", "",
+             "No single classical fill is the bar: per metric, the scored classical fill with the best *Average*. "
+             "Each model's gain is over that fill, on the identical pairs (positive = better than the fill; for "
+             "LPIPS and L1: fill − model).", ""]
+    body = [[f"{_short_name(key)} {'↑' if METRIC_BY_KEY[key].higher_is_better else '↓'}", entry["baseline"],
+             _fmt(key, entry["average"])] for key, entry in ev.best_classical.items()]
+    lines += _md_table(["Metric", "Best classical fill", "Its average"], body) + [""]
+    for m in ev.models:
+        buckets = m.gains.get("buckets") if m.gains else None
+        if not buckets:
+            continue
+        shown = [x for x in GAIN_METRICS if any(x.key in row for row in buckets.values())]
+        lines += [f"### {m.name}: gain over the best classical fill per hole-ratio bucket", ""]
+        body = [[label] + [x.fmt.format(row[x.key]) if x.key in row else "–" for x in shown] for label, row in buckets.items()]
+        lines += _md_table(["Hole ratio"] + [_gain_header(m, x) for x in shown], body) + [""]
+    return lines
+
+
 def _gain_section(ev: Evaluation) -> list[str]:
-    """Per model, the gain over the reference baseline in each race × gender cell, with intervals."""
-    with_gains = [m for m in ev.models if m.gains]
+    """Per model, the gain over the best classical fill in each race × gender cell, with intervals."""
+    with_gains = [m for m in ev.models if m.gains.get("cells")]
     if not with_gains:
         if ev.gain_reason and any(m.demographics for m in ev.models):
-            return ["## Fairness as gain over the classical fill", "", f"Unavailable: {ev.gain_reason}", ""]
+            return ["## Fairness as gain over the best classical fill", "", f"Unavailable: {ev.gain_reason}", ""]
         return []
     first = with_gains[0].gains
-    lines = [f"## Fairness as gain over {first['baseline']} (eval_balanced, race × gender)", "",
+    lines = ["## Fairness as gain over the best classical fill (eval_balanced, race × gender)", "",
              f"Raw per-group numbers mostly measure the faces (the classical fill spreads too), so this is each "
-             f"model's gain over **{first['baseline']}** on the identical pairs: positive = better than the "
-             f"baseline, for LPIPS too (baseline − model). Mean of per-face differences, "
-             f"[{first['confidence']:.0%} interval] from a paired bootstrap over faces ({first['resamples']} "
-             f"resamples, seed {first['seed']}). ⚠ marks cells with fewer than {first['min_faces']} faces. "
-             f"*Spread* is the gap between the largest and the smallest gain.", ""]
+             f"model's gain over the best classical fill of each metric (named in the column) on the identical "
+             f"pairs: positive = better than the fill, for LPIPS and L1 too (fill − model). Mean of per-face "
+             f"differences, [{first['confidence']:.0%} interval] from a paired bootstrap over faces "
+             f"({first['resamples']} resamples, seed {first['seed']}). ⚠ marks cells with fewer than "
+             f"{first['min_faces']} faces. *Spread* is the gap between the largest and the smallest gain.", ""]
     for m in with_gains:
         cells = m.gains["cells"]
         shown = [x for x in GAIN_METRICS if any(x.key in row for row in cells.values())]
-        lines += [f"### {m.name}: gain over {m.gains['baseline']}", ""]
+        lines += [f"### {m.name}: gain over the best classical fill per race × gender cell", ""]
         body = [[cell + (" ⚠" if row["few_faces"] else ""), str(row["n"])] + [_gain_cell(x, row.get(x.key)) for x in shown]
                 for cell, row in cells.items()]
         spreads = m.gains["spread"]
         body.append(["**spread (largest − smallest)**", ""] + [
             x.fmt.format(spreads[x.key]["gap"]).lstrip("+") if x.key in spreads else "–" for x in shown])
-        lines += _md_table(["Cell", "Faces"] + [x.title for x in shown], body) + [""]
+        lines += _md_table(["Cell", "Faces"] + [_gain_header(m, x) for x in shown], body) + [""]
         for x in shown:
             if x.key in spreads:
                 sp = spreads[x.key]
-                lines.append(f"- {x.title}: largest gain {sp['best']} ({x.fmt.format(sp['best_gain'])}), smallest "
+                lines.append(f"- {_gain_header(m, x)}: largest gain {sp['best']} ({x.fmt.format(sp['best_gain'])}), smallest "
                              f"{sp['worst']} ({x.fmt.format(sp['worst_gain'])})"
                              + (f" — involves a cell with fewer than {m.gains['min_faces']} faces" if sp["few_faces"] else ""))
         lines.append("")
@@ -213,10 +263,12 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "lpips": {"available": not ev.lpips_reason, "reason": ev.lpips_reason or None},
         "identity": {"available": not ev.identity_reason, "reason": ev.identity_reason or None,
                      "threshold": SAME_PERSON_THRESHOLD},
+        "best_classical": ev.best_classical,
         "models": [{"name": m.name, "source": m.source, **m.info, "buckets": m.buckets,
                     "demographics": m.demographics, "spreads": m.spreads,
-                    **({"gain_over_baseline": m.gains} if m.gains else {})} for m in ev.models],
-        **({"gain_over_baseline_reason": ev.gain_reason} if ev.gain_reason else {}),
+                    **({"gain_over_best_classical": m.gains} if m.gains else {}),
+                    **({"training_overlap": m.training_overlap} if m.training_overlap else {})} for m in ev.models],
+        **({"gain_reason": ev.gain_reason} if ev.gain_reason else {}),
         **ev.extra,
     })
 
