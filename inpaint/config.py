@@ -30,6 +30,7 @@ from inpaint.merge import deep_merge
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("bf16", "fp16", "fp32")
 LOSS_TERMS = ("global_l1", "hole_l1", "adversarial", "perceptual")
+LR_DECAYS = ("none", "linear", "cosine")
 #: ``model.prefill`` of a generator that gets the zeroed holes, as the reference does.
 NO_PREFILL = "none"
 BASE_KEY = "base"
@@ -168,6 +169,11 @@ class LossSection:
 class OptimSection:
     lr: float = _key(2.0e-4, _pos_num)
     betas: list[float] = _key([0.5, 0.999], _betas)
+    # Both optimizers' learning rate falls from lr to 0 over the steps from lr_decay_start (a
+    # fraction of the run's total steps) to the end: a GAN's generator settles instead of
+    # ending on its last noisy updates. A pure function of the step, so resume stays exact.
+    lr_decay: str = _key("none", _choice(LR_DECAYS))
+    lr_decay_start: float = _key(0.0, _prob)
 
     def check(self) -> str | None:
         return None

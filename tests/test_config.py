@@ -30,7 +30,7 @@ def test_reference_configs_carry_the_issue_settings(name: str, dmfb: str, percep
     assert cfg["model"]["disc_widths"] == [64, 128, 256, 256]
     assert cfg["data"]["size"] == 128 and cfg["data"]["mask_flip_p"] == 0.5
     assert cfg["train"]["batch_size"] == 4 and cfg["train"]["epochs"] == 90 and cfg["train"]["max_steps"] is None
-    assert cfg["optim"] == {"lr": 2.0e-4, "betas": [0.5, 0.999]}
+    assert cfg["optim"] == {"lr": 2.0e-4, "betas": [0.5, 0.999], "lr_decay": "none", "lr_decay_start": 0.0}  # constant rate, as published
     assert cfg["loss"]["global_l1"] == cfg["loss"]["hole_l1"] == cfg["loss"]["adversarial"] == 1.0
     assert cfg["loss"]["perceptual"] == perceptual and cfg["loss"]["perceptual_allow_random"] is False
 

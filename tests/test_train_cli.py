@@ -229,3 +229,27 @@ def test_loss_curves_in_the_plot_and_in_tensorboard(shards64: Path, tmp_path: Pa
     assert blue.sum() > 200  # the curves are drawn, not just axes
     with pytest.raises(DataError, match="metrics.jsonl"):
         plot_main([str(tmp_path / "nothing")])
+
+
+def test_learning_rate_decay_and_cpu_time_carry_across_a_resume(shards64: Path, tmp_path: Path) -> None:
+    """The decay is a function of the step alone: a run stopped at step 4 and resumed logs the
+    same learning rates as a straight one. CPU seconds add up over the parts in status.json and
+    in every checkpoint (the cost a weights card reports)."""
+    decay = ("optim.lr_decay=linear", "optim.lr_decay_start=0.25", "train.log_every_steps=2")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(args(shards64, straight, "--max-steps", "8", "--deterministic", sets=decay)) == 0
+    # The first part is cut by a time limit, not by --max-steps: the schedule spans the run's total steps.
+    proc = subprocess.run([sys.executable, "-m", "inpaint.train", *args(shards64, split, "--max-steps", "8",
+                           "--deterministic", "--time-limit", "4", sets=decay)], capture_output=True, text=True,
+                          env=env(), timeout=300)
+    assert proc.returncode == 75, proc.stdout + proc.stderr
+    first = status(split)["cpu_seconds"]
+    assert main(args(shards64, split, "--max-steps", "8", "--deterministic", sets=decay)) == 0
+    logged = {r["step"]: r["lr"] for r in map(json.loads, (straight / "metrics.jsonl").read_text().splitlines())}
+    # The update that made step s used the rate for s - 1 steps done: flat to step 2, then linear to 0 at 8.
+    assert logged == pytest.approx({s: 2e-4 * min(1.0, 1 - (s - 1 - 2) / 6) for s in (2, 4, 6, 8)})
+    resumed = {r["step"]: r["lr"] for r in map(json.loads, (split / "metrics.jsonl").read_text().splitlines())}
+    assert resumed and all(resumed[s] == logged[s] for s in resumed if s in logged)
+    assert_same_weights(weights(straight), weights(split))
+    total = status(split)["cpu_seconds"]
+    assert 0 < first < total and weights(split)["cpu_seconds"] == pytest.approx(total, abs=0.1)

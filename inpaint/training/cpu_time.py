@@ -43,9 +43,9 @@ def process_tree_cpu_seconds() -> float:
 class CpuMeter:
     """CPU seconds of a run: those of earlier parts (from the checkpoint) plus this process's."""
 
-    def __init__(self, carried: float = 0.0) -> None:
+    def __init__(self, carried: float = 0.0, baseline: float | None = None) -> None:
         self.carried = float(carried)
-        self.start = process_tree_cpu_seconds()
+        self.start = process_tree_cpu_seconds() if baseline is None else float(baseline)
 
     def total(self) -> float:
         return self.carried + process_tree_cpu_seconds() - self.start

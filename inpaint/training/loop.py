@@ -31,7 +31,7 @@ from inpaint.disk import free_bytes, is_disk_full
 from inpaint.errors import ConfigError, FacefillError
 from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
-from inpaint.training.cpu_time import CpuMeter
+from inpaint.training.cpu_time import CpuMeter, process_tree_cpu_seconds
 from inpaint.training.distributed import (
     DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown, sum_over_ranks,
 )
@@ -42,6 +42,7 @@ from inpaint.training.networks import TrainingModels
 from inpaint.training.pairs import EpochBatches, TrainingPairs
 from inpaint.training.resume import check_config, check_data, data_fingerprint
 from inpaint.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from inpaint.training.schedule import lr_factor
 from inpaint.training.run_dir import RunDir
 from inpaint.training.signals import StopRequest
 from inpaint.training.tensorboard_log import TensorBoardLog
@@ -63,6 +64,9 @@ class TrainOptions:
     deterministic: bool = False
     force: bool = False
     start_time: float = field(default_factory=time.time)
+    # CPU seconds of this process not to bill to the run: what it had used when the options were
+    # made (an in-process caller's own work); the CLI passes 0, so start-up and imports count too.
+    cpu_baseline: float = field(default_factory=process_tree_cpu_seconds)
 
 
 @dataclass
@@ -109,7 +113,7 @@ class Trainer:
         self.last_saved_step: int | None = pos.step if run.checkpoint is not None else None
         self.images_trained = 0          # by this process, for the measured throughput
         self.step_seconds = 0.0
-        self.cpu = CpuMeter(cpu_carried)  # of this rank; the run's total is summed over ranks at each save
+        self.cpu = CpuMeter(cpu_carried, opts.cpu_baseline)  # this rank's; summed over ranks at each save
         self.cpu_seconds: float | None = cpu_carried or None
 
     # set-up ------------------------------------------------------------------------------
@@ -137,7 +141,7 @@ class Trainer:
                      tcfg["epochs"], sampler.steps_per_epoch, f", capped at {tcfg['max_steps']}" if tcfg["max_steps"] else "")
         else:
             pos, timing = _resume(found, opts, models, fingerprint, sampler.steps_per_epoch, dist)
-            log.info("resumed from %s: epoch %d, step %d/%d", found[1], pos.epoch + 1, pos.step, total_steps)
+            log.info("resumed from step %d/%d (%s, epoch %d)", pos.step, total_steps, found[1], pos.epoch + 1)
         if dist.is_main:
             truncate_metrics_after(run.path, pos.step)  # steps logged after the checkpoint are retrained
             save_config(cfg, run.path / CONFIG_FILE)
@@ -298,6 +302,8 @@ class Trainer:
                 continue
             except FacefillError as exc:  # raised in a DataLoader worker: the one line it was
                 raise worker_error(exc) from None
+            ocfg = self.cfg["optim"]
+            self.models.set_lr(ocfg["lr"] * lr_factor(self.pos.step, total, ocfg["lr_decay"], ocfg["lr_decay_start"]))
             losses = self.train_step(batch)
             running.add(losses)
             self.pos.step += 1

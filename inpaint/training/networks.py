@@ -105,6 +105,11 @@ class TrainingModels:
         if self.scaler.is_enabled() and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
 
+    def set_lr(self, lr: float) -> None:
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
     def weights_finite(self) -> bool:
         params = [p for m in (self.generator, self.discriminator) for p in m.parameters()]
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())

@@ -18,6 +18,7 @@ RESUME_FREE_KEYS = frozenset({
     "train.epochs", "train.max_steps", "train.log_every_steps", "train.checkpoint_every_steps",
     "train.checkpoint_keep", "train.compile", "train.channels_last", "train.precision",
     "data.workers", "loss.perceptual_weights",
+    "optim.lr_decay", "optim.lr_decay_start",  # like max_steps: deciding when to land a run is allowed mid-run
 })
 
 
