@@ -86,6 +86,20 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+# How the trainer's exit-75 message names a stop asked for by a signal (``received SIGTERM``, from
+# ``inpaint.training.loop``) rather than by its time budget (``time budget: …``): a driver tells a
+# qdel, scancel or preemption from the walltime by it.
+STOP_SIGNAL_RE = re.compile(r"\(received (SIG[A-Z0-9]+)\)")
+
+
+def stop_signal(status: dict) -> str | None:
+    """The signal that stopped the trainer (``"SIGTERM"``), when ``status`` says it stopped early
+    because of one; None for a time-budget stop, a finish or a failure."""
+    message = status.get("message")
+    found = STOP_SIGNAL_RE.search(message) if status.get("exit_code") == EXIT_STOPPED and isinstance(message, str) else None
+    return found.group(1) if found else None
+
+
 def checkpoint_step(path: str | os.PathLike) -> int | None:
     """The step a checkpoint file name stands for, or None for anything else (temporaries too)."""
     match = CHECKPOINT_PATTERN.match(Path(path).name)

@@ -1,8 +1,9 @@
 """``python -m jobs.cancel RUN_DIR``: end a chain for good.
 
 The chain is marked cancelled *first*, so a part that is stopping right now does not submit a
-successor; then the live jobs are deleted (PBS ``qdel`` / SLURM ``scancel``) or, locally, the
-part's processes get SIGTERM (the trainer checkpoints and exits).
+successor; then the live jobs of the run dir's current chain are deleted (PBS ``qdel`` / SLURM
+``scancel``) or, locally, the part's processes get SIGTERM (the trainer checkpoints and exits) —
+only when the recorded pid is still that process on this host.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Sequence
 from inpaint.cli import run_cli
 from inpaint.errors import ConfigError
 from jobs import ledger, lock
+from jobs.chain import CANCELLED_REASON
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
-from jobs.paths import LEDGER, under
+from jobs.paths import LEDGER, OWNER, under
 
 
 def descendants(pid: int) -> list[int]:
@@ -42,43 +44,73 @@ def descendants(pid: int) -> list[int]:
     return order
 
 
-def _open_job_ids(run_dir: Path) -> list[str]:
-    return [str(p["job_id"]) for p in ledger.read_parts(run_dir) if p.get("job_id") and "exit_code" not in p]
+def _open_parts(run: Path, chain: str | None) -> list[dict]:
+    """The parts of ``chain`` with a job and no end record yet: queued or running."""
+    return [p for p in ledger.parts_of(ledger.read_parts(run), chain) if p.get("job_id") and "exit_code" not in p]
+
+
+def _signal_local(owner: dict) -> list[str]:
+    """SIGTERM the local part's process tree, if the owner's pid is still that process on this
+    host (as ``lock.owner_alive`` decides); otherwise say why nothing was signalled."""
+    pid, how = lock.local_process(owner)
+    if pid is None:
+        print(f"not signalled: {how}")
+        return []
+    done = []
+    for target in [*descendants(pid), pid]:
+        try:
+            os.kill(target, signal.SIGTERM)
+            done.append(str(target))
+        except ProcessLookupError:
+            pass
+    return done
 
 
 def cancel(run_dir: Path | str) -> list[str]:
-    """Cancel the chain in ``run_dir``; returns what was signalled or deleted."""
+    """Cancel the chain in ``run_dir``; returns what was signalled or deleted.
+
+    Only the run dir's current chain is cancelled (``chain.json`` names it; a run dir submitted
+    again holds older chains too, whose parts have ended). An owner file that cannot be read is
+    removed, so a damaged one never blocks the run dir."""
     run = Path(run_dir)
+    damaged = lock.owner_unreadable(run)
     if not under(run, LEDGER).is_file():
+        if damaged:
+            lock.release(run)
+            return [f"{under(run, OWNER)} ({damaged}) removed"]
         raise ConfigError(f"{under(run, LEDGER)}: no chain recorded here; is {run} a run dir made by jobs.submit?")
     state = read_chain_state(run)
-    if state.get("state") in ENDED and lock.read_owner(run) is None:
-        return []
-    write_chain_state(run, "cancelled", "cancelled with jobs.cancel", int(state.get("part") or 0),
-                      state.get("exit_code"), state.get("job_id"), state.get("executor"))
     owner = lock.read_owner(run) or {}
+    if state.get("state") in ENDED and not owner:  # nothing runs; a damaged owner file just goes
+        lock.release(run)
+        return [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
+    chain = ledger.current_chain(ledger.read_parts(run), state.get("chain"))
+    open_parts = _open_parts(run, chain)
+    # the job being cancelled is the one that owns the run dir (or the newest open part), never
+    # the previous part that wrote chain.json when it handed on
+    newest = open_parts[-1] if open_parts else {}
+    job_id = owner.get("job_id") or newest.get("job_id") or state.get("job_id")
+    part = newest.get("part") or int(state.get("part") or 0)
+    write_chain_state(run, "cancelled", CANCELLED_REASON, part, state.get("exit_code"), job_id,
+                      owner.get("executor") or state.get("executor"), chain=chain)
     executor = owner.get("executor") or state.get("executor")
-    done: list[str] = []
+    ids = list(dict.fromkeys([str(p["job_id"]) for p in open_parts]
+                             + ([str(owner["job_id"])] if owner.get("job_id") and executor != "local" else [])))
+    done: list[str] = [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
     if executor == "pbs":
         from jobs.pbs_commands import qdel
-        deleted, err = qdel(_open_job_ids(run))
+        deleted, err = qdel(ids)
         done += deleted
         if err:
             print(f"qdel: {err}")
     elif executor == "slurm":
         from jobs.slurm_commands import scancel
-        cancelled, err = scancel(_open_job_ids(run))
+        cancelled, err = scancel(ids)
         done += cancelled
         if err:
             print(f"scancel: {err}")
-    elif executor == "local" and owner.get("pid"):
-        pid = int(owner["pid"])
-        for target in [*descendants(pid), pid]:
-            try:
-                os.kill(target, signal.SIGTERM)
-                done.append(str(target))
-            except ProcessLookupError:
-                pass
+    elif executor == "local" and owner:
+        done += _signal_local(owner)
     lock.release(run)
     return done
 

@@ -28,8 +28,9 @@ def describe_event(ev: dict) -> str:
 
 
 def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
-           is_alive: Callable[[dict], bool] | None = None) -> dict:
-    """Block until the chain in ``run_dir`` ends; return its final chain state.
+           is_alive: Callable[[dict], bool] | None = None, chain: str | None = None) -> dict:
+    """Block until the chain in ``run_dir`` ends; return its final chain state. With ``chain``,
+    only that chain's events are printed (a run dir submitted again holds the earlier ones too).
 
     If the owning process disappears without the chain reaching an end state (killed, out of
     memory), a "stopped" state naming the lost part is returned instead of waiting forever.
@@ -38,7 +39,7 @@ def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
     seen = 0
     dead_since: float | None = None
     while True:
-        events = ledger.read_events(run_dir)
+        events = [e for e in ledger.read_events(run_dir) if chain is None or e.get("chain") == chain]
         for ev in events[seen:]:
             print(f"[facefill] {describe_event(ev)}", file=out, flush=True)
         seen = len(events)

@@ -17,7 +17,7 @@ from pathlib import Path
 from inpaint.atomic import tmp_name, write_json
 from inpaint.errors import FacefillError
 from inpaint.process import pid_alive
-from jobs.ledger import now_iso
+from jobs.ledger import iso_seconds, now_iso
 from jobs.paths import OWNER, under
 
 
@@ -28,9 +28,28 @@ class RunDirLockedError(FacefillError):
 def read_owner(run_dir: Path | str) -> dict | None:
     try:
         data = json.loads(under(run_dir, OWNER).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def owner_unreadable(run_dir: Path | str) -> str | None:
+    """Why an existing owner file is not an owner record (empty, not JSON, not an object), or None
+    (absent or fine). Owner files are written whole (temporary name, then link or rename), so an
+    unreadable one is damage, not a write in progress: it is never taken for a live owner."""
+    try:
+        raw = under(run_dir, OWNER).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if not raw.strip():
+        return "empty"
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return "not JSON"
+    return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
 
 
 def owner_record(executor: str, job_id: str, pid: int | None = None) -> dict:
@@ -42,14 +61,52 @@ def write_owner(run_dir: Path | str, executor: str, job_id: str, pid: int | None
 
 
 def release(run_dir: Path | str, job_id: str | None = None) -> None:
-    """Drop the owner file (only if ``job_id`` still owns it, when given)."""
+    """Drop the owner file (only if ``job_id`` still owns it, when given; without ``job_id`` an
+    unreadable owner file goes too, so ``jobs.cancel`` can always free a run dir)."""
     owner = read_owner(run_dir)
-    if owner is None or (job_id is not None and owner.get("job_id") != str(job_id)):
+    if owner is None and (job_id is not None or owner_unreadable(run_dir) is None):
+        return
+    if owner is not None and job_id is not None and owner.get("job_id") != str(job_id):
         return
     try:
         under(run_dir, OWNER).unlink()
     except FileNotFoundError:
         pass
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch, to about a second), from /proc; None
+    when it cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def local_process(owner: dict) -> tuple[int | None, str]:
+    """(pid, how we know) of the local process an owner record names, when it is on this host,
+    alive and still the one recorded; (None, why not) otherwise. A pid started after the record
+    was written is another program that got the number back: it must never be signalled."""
+    job_id = str(owner.get("job_id", ""))
+    if owner.get("host") not in (None, socket.gethostname()):
+        return None, f"local process {job_id} is on another host ({owner.get('host')})"
+    try:
+        pid = int(owner.get("pid") or job_id or 0)
+    except ValueError:
+        return None, f"no pid in the owner record ({job_id!r})"
+    if pid <= 0 or not pid_alive(pid):
+        return None, f"local process {pid} has ended" if pid > 0 else "no pid in the owner record"
+    started, recorded = process_start(pid), owner.get("time")
+    try:
+        recorded_s = iso_seconds(recorded) if isinstance(recorded, str) else None
+    except ValueError:
+        recorded_s = None
+    if started is not None and recorded_s is not None and started > recorded_s + 2:
+        return None, f"pid {pid} now belongs to a process started after the owner record ({recorded})"
+    return pid, f"local process {pid}"
 
 
 def owner_alive(owner: dict) -> tuple[bool, str]:
@@ -59,8 +116,8 @@ def owner_alive(owner: dict) -> tuple[bool, str]:
     if executor == "local":
         if owner.get("host") not in (None, socket.gethostname()):
             return True, f"local process {job_id} on another host ({owner.get('host')})"
-        pid = int(owner.get("pid") or job_id or 0)
-        return (pid_alive(pid), f"local process {pid}") if pid > 0 else (False, "no pid")
+        pid, how = local_process(owner)
+        return pid is not None, how
     if executor == "pbs":
         from jobs.pbs_commands import QstatError, job_states
         try:
@@ -133,6 +190,11 @@ def claim(run_dir: Path | str) -> None:
             return
         owner = read_owner(run_dir)
         if owner is None:
+            damage = owner_unreadable(run_dir)
+            if damage:
+                raise RunDirLockedError(
+                    f"{path}: {damage}, so the run dir's owner is unknown; if no job of this run dir is queued or "
+                    f"running, clear it with `python -m jobs.cancel {run_dir}` and submit again")
             continue  # it vanished (released) between our create and our read
         alive, how = owner_alive(owner)
         if alive:

@@ -15,6 +15,7 @@ from typing import Sequence
 from inpaint.cli import run_cli
 from inpaint.errors import ConfigError
 from jobs import ledger
+from jobs.chain_state import read_chain_state
 from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
 
 
@@ -45,7 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts = ledger.read_parts(run)
         if not parts:
             raise ConfigError(f"{run}: no chain recorded (jobs/ledger.jsonl missing); pass a run dir made by jobs.submit")
-        chosen = next((x for x in parts if x["part"] == args.part), None) if args.part else parts[-1]
+        # part N of the current chain (a run dir submitted again holds earlier chains too), else the latest N
+        current = ledger.parts_of(parts, ledger.current_chain(parts, read_chain_state(run).get("chain"))) or parts
+        if args.part:
+            chosen = next((x for x in [*reversed(current), *reversed(parts)] if x["part"] == args.part), None)
+        else:
+            chosen = current[-1]
         if chosen is None:
             raise ConfigError(f"{run}: no part {args.part}; parts are {[x['part'] for x in parts]}")
         label = f"part {chosen['part']} (job {chosen.get('job_id')})"

@@ -36,6 +36,9 @@ DIRECTIVE_FORMS = {
     "--mem": (MEM_RE, "a PBS size, e.g. 32gb or 500mb"),
 }
 PLACEHOLDER_IMAGE = "MISSING-IMAGE.sif"  # a dry run without an image shows where it goes
+PBS_PATH_UNSAFE = r"[\s:'\"\\]"  # what PBS's "-o PATH" directive cannot take (qsub refuses it)
+IMAGE_UNSAFE = r"[\s&|<>]"  # an image is one path or URI: never a second command
+CONTAINER_PROGRAMS = ("singularity", "apptainer")  # what runs --image; Apptainer also installs "singularity"
 
 
 def model_name(text: str) -> str:
@@ -66,14 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mem", help="memory per node, e.g. 32gb")
     p.add_argument("--scratch", help="scratch request, e.g. scratch_local=20gb ('none' for no scratch)")
     p.add_argument("--gpu-cap", help="PBS gpu_cap, e.g. compute_70")
-    p.add_argument("--image", help="Singularity image (default: the profile's NGC PyTorch image)")
+    p.add_argument("--image", help="Singularity/Apptainer image the trainer runs in, with every executor "
+                                   "(default on PBS: the profile's NGC PyTorch image)")
     p.add_argument("--container", choices=("singularity", "none"), default=None,
-                   help="'none' runs the host Python (default: singularity on PBS, none elsewhere)")
+                   help="'none' runs the host Python (default: singularity on PBS or with --image, none elsewhere)")
     p.add_argument("--max-resubmits", type=int, default=20, help="parts after the first (default: %(default)s)")
     p.add_argument("--chain", type=int, default=0, metavar="K",
                    help="pre-submit K parts linked with -W depend=afterany instead of self-resubmission")
     p.add_argument("--then-evaluate", action="store_true",
-                   help="submit the evaluation when training finishes (it adds the Navier-Stokes baseline where the node has OpenCV)")
+                   help="submit the evaluation when training finishes (it scores the classical fills beside the model: "
+                        "Navier-Stokes where the node has OpenCV, biharmonic where it has scikit-image)")
     p.add_argument("--pbs-directive", action="append", default=[], metavar="'-X VALUE'",
                    help="extra '#PBS' directive (repeatable), placed before the generated ones")
     p.add_argument("--name", help="job name (default: ff-<run dir name>)")
@@ -132,9 +137,9 @@ def validate(args: argparse.Namespace, executor: str) -> None:
         check_text("--set", item)
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--set {item!r}: write section.key=value, e.g. train.batch_size=8")
-    if executor == "pbs" and args.run_dir and re.search(r"[\s:]", args.run_dir):
-        raise ConfigError(f"--run-dir {args.run_dir!r}: PBS's -o cannot take a path with spaces or ':'; pick "
-                          "another path")
+    if executor == "pbs" and args.run_dir and re.search(PBS_PATH_UNSAFE, args.run_dir):
+        raise ConfigError(f"--run-dir {args.run_dir!r}: PBS's -o cannot take a path with spaces, quotes or ':'; "
+                          "pick another path")
 
 
 def default_executor() -> str:
@@ -224,21 +229,38 @@ def resources(args: argparse.Namespace, executor: str, profile: dict) -> dict[st
 
 def container_image(args: argparse.Namespace, executor: str, profile: dict, problem: Callable[[FacefillError], None],
                     check_paths: bool) -> str | None:
-    container = args.container or ("singularity" if executor == "pbs" else "none")
+    """The image every part runs the trainer in (all executors), or None for the host's Python.
+    ``--image`` alone asks for a container; PBS uses one by default."""
+    container = args.container or ("singularity" if executor == "pbs" or args.image else "none")
     if container != "singularity":
         if args.image:
             raise ConfigError("--image given with --container none: drop one of them")
         return None
+    if check_paths and executor != "pbs" and not any(shutil.which(name) for name in CONTAINER_PROGRAMS):
+        problem(ConfigError(f"--container singularity: neither singularity nor apptainer is on PATH here, and "
+                            f"{executor} parts run the trainer with it; load its module or use --container none"))
     image = args.image or (profile.get("container") or {}).get("image")
     if not image:
         problem(ConfigError("no Singularity image: pass --image FILE.sif, set container.image in the profile, "
                             "or use --container none"))
         return PLACEHOLDER_IMAGE
     check_text("--image", image)
+    if re.search(IMAGE_UNSAFE, image):
+        raise ConfigError(f"--image {image!r}: an image is one path or URI, without spaces or &, |, <, >; "
+                          "rename the file or pass its URI alone")
     if check_paths and not image.startswith(("docker://", "library://", "oras://")) and not Path(image).exists():
         problem(DataError(f"{image}: Singularity image not found; build it (containers/README.md), "
                           "pass --image, or use --container none"))
     return image
+
+
+def check_config(config: str, overrides: list[str]) -> None:
+    """Resolve the trainer's config here, with every ``--set``: a typo or a bad value is a one-line
+    error now, not a job that waits in the queue for hours and then exits 2. (``inpaint.config``
+    is torch-free; the ConfigError names the key and the file or override holding it.)"""
+    from inpaint.config import load_config
+
+    load_config(config, list(overrides))
 
 
 def check_data(data: Path, problem: Callable[[FacefillError], None]) -> None:
@@ -265,13 +287,23 @@ def trainer_args(args: argparse.Namespace, ngpus: int) -> list[str]:
     return out
 
 
-def evaluation_columns() -> int:
-    """Columns the evaluation part's walltime is sized for: the model, plus the Navier–Stokes
-    baseline ``inpaint.evaluate`` adds by itself where OpenCV is importable. Whether it is scored
-    is decided on the node (no ``--baseline`` is passed: a node without OpenCV scores the model
-    alone instead of failing); OpenCV here (found, not imported: the job layer stays free of
-    numpy and torch) is only the best guess for the size."""
-    return 2 if importlib.util.find_spec("cv2") is not None else 1
+#: The classical fills ``inpaint.evaluate`` scores by default, and the module each needs.
+EVALUATION_BASELINES = {"navier-stokes": "cv2", "biharmonic": "skimage"}
+
+
+def evaluation_baselines() -> list[str]:
+    """The classical fills the evaluation part's walltime is sized for: those ``inpaint.evaluate``
+    adds by itself (Navier–Stokes where OpenCV is importable, biharmonic where scikit-image is).
+    Which are scored is decided on the node (no ``--baseline`` is passed: a node without a library
+    scores fewer columns instead of failing); the libraries here (found, not imported: the job
+    layer stays free of numpy and torch) are only the best guess for the size."""
+    return [method for method, module in EVALUATION_BASELINES.items() if importlib.util.find_spec(module) is not None]
+
+
+def evaluation_walltime_s(ngpus: int) -> int:
+    """The evaluation part's walltime: the model and every default classical fill found here."""
+    baselines = evaluation_baselines()
+    return evaluation_walltime(ngpus, 1 + len(baselines), baselines)
 
 
 def raise_problem(error: FacefillError) -> None:
@@ -288,6 +320,7 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
     executor = choose_executor(args)
     validate(args, executor)
     config, short = _config_arg(args)
+    check_config(config, args.set)
     run_dir = Path(args.run_dir or f"runs/{short}").expanduser().resolve()
     data = Path(args.data or ("data/shards/64" if short == "smoke" else "data/shards/128")).expanduser().resolve()
     for option, path in (("--run-dir", run_dir), ("--data", data)):
@@ -303,7 +336,7 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
         name=_job_name(run_dir, args.name), walltime_s=walltime_s,
         time_limit_s=part_time_limit(walltime_s, margin_s), max_resubmits=args.max_resubmits,
         then_evaluate=args.then_evaluate,
-        eval_walltime_s=evaluation_walltime(res["ngpus"], evaluation_columns()) if args.then_evaluate else 0,
+        eval_walltime_s=evaluation_walltime_s(res["ngpus"]) if args.then_evaluate else 0,
         chain=args.chain, queue=queue, nodes=args.nodes, image=image, **res,
         directives=[*(profile.get("directives") or []), *args.pbs_directive],
         train_args=trainer_args(args, res["ngpus"]), trainer_module=args.trainer_module,

@@ -10,6 +10,10 @@ functions in-process. Standard library + the project only: no torch, numpy or ya
     python3 -m jobs.part end       RUN ... --exit-code C                # qsub arguments of the successor, if any;
                                                                         #   exits with the job's exit code
     python3 -m jobs.part submitted RUN ... (--next-job-id ID | --error TEXT)
+
+Every call names its chain (``--chain``, from the job's ``FACEFILL_CHAIN``): a part of an older
+chain of the same run dir, still ending after the run dir was submitted again, records its own end
+but never touches the new chain's state, owner or successor.
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 from inpaint.cli import run_cli
 from inpaint.contract import read_status
-from jobs import chain, ledger, lock
+from inpaint.disk import is_disk_full
+from inpaint.errors import FacefillError
+from jobs import chain, disk_reserve, interruption, ledger, lock
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
+from jobs.part_lock import part_lock
 from jobs.paths import EVAL_DIR, LOGS_DIR, SUBMITIT_DIR, under
+from jobs.pbs_commands import one_line
 from jobs.spec import JobSpec
 from jobs.walltime import format_walltime
 
 TRAIN, EVALUATE = "train", "evaluate"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,16 +51,45 @@ class Ending:
     job_exit: int
 
 
-def _event(run_dir: str, event: str, part: int, job_id: str | None = None) -> dict:
-    """This part's latest ``event`` in the ledger (of ``job_id`` when given), or {}."""
-    found = [e for e in ledger.read_events(run_dir) if e.get("event") == event and e.get("part") == part
+def _say(text: str) -> None:
+    print(f"[facefill] {text}", file=sys.stderr, flush=True)
+
+
+def _events(spec: JobSpec, warn: bool = False) -> list[dict]:
+    """This chain's events (a ledger line that is not an event is skipped, and said once)."""
+    problems: list[str] = []
+    events = ledger.read_events(spec.run_dir, problems)
+    for problem in problems if warn else ():
+        _say(f"warning: {problem}")
+    chain_id = spec.chain_id or None
+    return [e for e in events if e.get("chain") == chain_id]
+
+
+def _event(events: list[dict], event: str, part: int, job_id: str | None = None) -> dict:
+    """The latest ``event`` of ``part`` among ``events`` (of ``job_id`` when given), or {}."""
+    found = [e for e in events if e.get("event") == event and e.get("part") == part
              and (job_id is None or e.get("job_id") == job_id)]
     return found[-1] if found else {}
 
 
+def _superseded(spec: JobSpec) -> str | None:
+    """Why this part's chain no longer speaks for the run dir (it was submitted again), or None."""
+    current = read_chain_state(spec.run_dir).get("chain")
+    if current and spec.chain_id and current != spec.chain_id:
+        return chain.SUPERSEDED_REASON.format(chain=spec.chain_id, current=current)
+    return None
+
+
+def _chain_state(spec: JobSpec, state: str, reason: str, part: int, exit_code: int | None, job_id: str | None,
+                 **extra: object) -> None:
+    write_chain_state(spec.run_dir, state, reason, part, exit_code, job_id, spec.executor, chain=spec.chain_id or None,
+                      **extra)
+
+
 def record_submission(spec: JobSpec, part: int, kind: str, job_id: str) -> None:
     """A part was queued: the ledger says so and its job owns the run dir until it hands on."""
-    ledger.append_event(spec.run_dir, "submit", part, job_id=job_id, executor=spec.executor, kind=kind)
+    ledger.append_event(spec.run_dir, "submit", part, chain=spec.chain_id or None, job_id=job_id,
+                        executor=spec.executor, kind=kind)
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
 
 
@@ -61,14 +99,18 @@ def _local_pid(spec: JobSpec, job_id: str) -> int | None:
 
 def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = None) -> str | None:
     """Record the part's start, or return why it must not run (the chain already ended: a
-    pre-submitted part after the end, or a cancelled chain). The trainer's deadline is fixed here,
-    once: the part's time limit counted from now."""
+    pre-submitted part after the end, or a cancelled chain; or a newer chain took the run dir).
+    The trainer's deadline is fixed here, once: the part's time limit counted from now."""
+    superseded = _superseded(spec)
+    if superseded:
+        return superseded
     state = read_chain_state(spec.run_dir).get("state")
     if state in ENDED:
         return f"chain already ended ({state}); nothing to do"
     deadline = time.time() + spec.time_limit_s if kind == TRAIN else None
-    ledger.append_event(spec.run_dir, "start", part, job_id=job_id, executor=spec.executor, host=socket.gethostname(),
-                        kind=kind, pid=pid, start_step=read_status(spec.run_dir).get("step"), deadline=deadline)
+    ledger.append_event(spec.run_dir, "start", part, chain=spec.chain_id or None, job_id=job_id,
+                        executor=spec.executor, host=socket.gethostname(), kind=kind, pid=pid,
+                        start_step=read_status(spec.run_dir).get("step"), deadline=deadline)
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
     return None
 
@@ -78,64 +120,104 @@ def command(spec: JobSpec, part: int, kind: str, job_id: str, data: str | None =
     the evaluation."""
     if kind == EVALUATE:
         return spec.evaluate_argv(data)
-    deadline = _event(spec.run_dir, "start", part, job_id).get("deadline") or time.time() + spec.time_limit_s
+    deadline = _event(_events(spec), "start", part, job_id).get("deadline") or time.time() + spec.time_limit_s
     return spec.trainer_argv(data, deadline)
 
 
+def _already_ended(events: list[dict], part: int, job_id: str) -> bool:
+    """Whether this run of the part has recorded its end already (an end after its latest start)."""
+    index = {id(e): i for i, e in enumerate(events)}
+    start = _event(events, "start", part, job_id)
+    since = index[id(start)] if start else -1
+    return any(e.get("event") == "end" and e.get("part") == part and index[id(e)] > since for e in events)
+
+
 def end(spec: JobSpec, part: int, kind: str, job_id: str, exit_code: int, status_line: str | None = None) -> Ending:
-    """Decide what follows the part and record it: ledger end, chain state, owner."""
+    """Decide what follows the part and record it (ledger end, chain state, owner), once: under
+    the run dir's part lock, a second end of the same run of a part decides nothing."""
+    with part_lock(spec.run_dir):
+        events = _events(spec, warn=True)
+        if _already_ended(events, part, job_id):
+            decision = chain.Decision(chain.STOP, f"part {part} ({job_id}) recorded its end already; nothing more to do")
+            _say(decision.reason)
+            return Ending(decision, None, 0)
+        superseded = _superseded(spec)
+        if superseded:
+            ledger.append_event(spec.run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code,
+                                step=read_status(spec.run_dir).get("step"), action=chain.STOP, reason=superseded,
+                                kind=kind)
+            _say(f"part {part}: {superseded}")
+            return Ending(chain.Decision(chain.STOP, superseded), None, 0)
+        if kind == EVALUATE:
+            return _end_evaluation(spec, part, job_id, exit_code, status_line)
+        return _end_training(spec, part, job_id, exit_code, status_line, events)
+
+
+def _end_evaluation(spec: JobSpec, part: int, job_id: str, exit_code: int, status_line: str | None) -> Ending:
+    run_dir = spec.run_dir
+    cancelled = read_chain_state(run_dir).get("state") == "cancelled"
+    extra = {"status_line": status_line} if status_line else {}
+    ledger.append_event(run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code, kind=EVALUATE, **extra)
+    if exit_code == 0:
+        decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, EVAL_DIR)}")
+        _chain_state(spec, "evaluated", decision.reason, part, exit_code, job_id)
+    else:
+        logs = under(run_dir, SUBMITIT_DIR if spec.executor != "pbs" else LOGS_DIR)
+        decision = chain.Decision(chain.STOP, f"evaluation failed (exit {exit_code}): read the job log in {logs}")
+        if not cancelled:
+            _chain_state(spec, "stopped", decision.reason, part, exit_code, job_id)
+    lock.release(run_dir, job_id)
+    return Ending(decision, None, 0 if cancelled else exit_code)
+
+
+def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_line: str | None,
+                  events: list[dict]) -> Ending:
     run_dir = spec.run_dir
     status = read_status(run_dir)
     cancelled = read_chain_state(run_dir).get("state") == "cancelled"
     extra = {"status_line": status_line} if status_line else {}
-    if kind == EVALUATE:
-        ledger.append_event(run_dir, "end", part, exit_code=exit_code, kind=kind, **extra)
-        if exit_code == 0:
-            decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, EVAL_DIR)}")
-            write_chain_state(run_dir, "evaluated", decision.reason, part, exit_code, job_id, spec.executor)
-        else:
-            logs = under(run_dir, SUBMITIT_DIR if spec.executor != "pbs" else LOGS_DIR)
-            decision = chain.Decision(chain.STOP, f"evaluation failed (exit {exit_code}): read the job log in {logs}")
-            if not cancelled:
-                write_chain_state(run_dir, "stopped", decision.reason, part, exit_code, job_id, spec.executor)
-        lock.release(run_dir, job_id)
-        return Ending(decision, None, exit_code)
-
     if spec.nodes > 1 and isinstance(status.get("exit_code"), int):
         exit_code = status["exit_code"]  # the launchers do not pass 75 through; rank 0's status does
     step = status.get("step")
-    start_step = _event(run_dir, "start", part, job_id).get("start_step")
+    started = _event(events, "start", part, job_id)
+    start_step = started.get("start_step")
+    stop = None if cancelled else interruption.find(
+        spec.executor, job_id, exit_code, status, started, [e for e in events if e.get("event") == "end"])
     decision = chain.decide(exit_code, part, spec.max_resubmits, spec.then_evaluate,
                             successor_queued=0 < part < spec.chain,
-                            progressed=start_step is None or step is None or step > start_step, cancelled=cancelled)
-    ledger.append_event(run_dir, "end", part, exit_code=exit_code, step=step, action=decision.action,
-                        reason=decision.reason, kind=kind, **extra)
-    print(f"[facefill] part {part}: trainer exit {exit_code} at step {step}: {decision.action} ({decision.reason})",
-          file=sys.stderr, flush=True)
-    job_exit = exit_code if decision.action == chain.STOP and exit_code != 0 else 0
+                            progressed=start_step is None or step is None or step > start_step, cancelled=cancelled,
+                            interrupted=stop)
+    if stop is not None:
+        extra["interrupted"] = stop.cause
+    ledger.append_event(run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code, step=step,
+                        action=decision.action, reason=decision.reason, kind=TRAIN, **extra)
+    _say(f"part {part}: trainer exit {exit_code} at step {step}: {decision.action} ({decision.reason})")
+    # The job fails (in qstat/sacct) only when the chain stopped for a reason to look into; a
+    # cancelled chain is a clean stop.
+    job_exit = exit_code if decision.action == chain.STOP and exit_code != 0 and not cancelled else 0
     if decision.action in (chain.RESUBMIT, chain.EVALUATE):
         return Ending(decision, EVALUATE if decision.action == chain.EVALUATE else TRAIN, job_exit)
     if decision.action == chain.CONTINUE:
-        queued = _event(run_dir, "submit", part + 1).get("job_id")
-        write_chain_state(run_dir, "running", decision.reason, part, exit_code, job_id, spec.executor,
-                          next_job_id=queued)
+        queued = job_id if stop is not None else _event(events, "submit", part + 1).get("job_id")
+        _chain_state(spec, "running", decision.reason, part, exit_code, job_id, next_job_id=queued)
         if queued:
-            lock.write_owner(run_dir, spec.executor, queued)
+            lock.write_owner(run_dir, spec.executor, queued, pid=_local_pid(spec, queued))
     elif decision.action == chain.DONE:
-        write_chain_state(run_dir, "done", decision.reason, part, exit_code, job_id, spec.executor)
+        _chain_state(spec, "done", decision.reason, part, exit_code, job_id)
         lock.release(run_dir, job_id)
     else:
         if not cancelled:  # keep the user's word for it
-            write_chain_state(run_dir, "stopped", decision.reason, part, exit_code, job_id, spec.executor)
+            _chain_state(spec, "stopped", decision.reason, part, exit_code, job_id)
         lock.release(run_dir, job_id)
     return Ending(decision, None, job_exit)
 
 
 def qsub_args(spec: JobSpec, part: int, kind: str) -> list[str]:
-    """``qsub`` arguments of part ``part`` (the first ones and every successor): its number and
-    mode, which the script reads as FACEFILL_PART and FACEFILL_MODE; an evaluation gets its own
-    walltime (the command line overrides the script's ``#PBS -l walltime``)."""
-    args = ["-v", f"FACEFILL_PART={part},FACEFILL_MODE={kind}"]
+    """``qsub`` arguments of part ``part`` (the first ones and every successor): its number, mode
+    and chain, which the script reads as FACEFILL_PART, FACEFILL_MODE and FACEFILL_CHAIN; an
+    evaluation gets its own walltime (the command line overrides the script's ``#PBS -l walltime``)."""
+    variables = f"FACEFILL_PART={part},FACEFILL_MODE={kind}" + (f",FACEFILL_CHAIN={spec.chain_id}" if spec.chain_id else "")
+    args = ["-v", variables]
     if kind == EVALUATE and spec.eval_walltime_s:
         args += ["-l", f"walltime={format_walltime(spec.eval_walltime_s)}"]
     return args
@@ -144,22 +226,50 @@ def qsub_args(spec: JobSpec, part: int, kind: str) -> list[str]:
 def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = None, error: str | None = None) -> None:
     """The successor of ``part`` was queued as ``next_job_id``, or the scheduler refused it."""
     run_dir = spec.run_dir
-    ended = _event(run_dir, "end", part, None)
+    events = _events(spec)
+    ended = _event(events, "end", part)
     code, reason = ended.get("exit_code"), ended.get("reason", "")
     kind = EVALUATE if ended.get("action") == chain.EVALUATE else TRAIN
+    superseded = _superseded(spec)
     if next_job_id:
-        if _event(run_dir, "start", part + 1):  # the successor already runs (a fast local part): its word stands
-            ledger.append_event(run_dir, "submit", part + 1, job_id=next_job_id, executor=spec.executor, kind=kind)
+        if _event(events, "start", part + 1) or superseded:
+            # the successor already runs (a fast local part): its word stands; or a newer chain
+            # owns the run dir (its successor will find that out at its start and skip)
+            ledger.append_event(run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id,
+                                executor=spec.executor, kind=kind)
             return
         record_submission(spec, part + 1, kind, next_job_id)
-        write_chain_state(run_dir, "evaluating" if kind == EVALUATE else "running",
-                          f"{reason}; part {part + 1} is {next_job_id}", part, code, job_id, spec.executor,
-                          next_job_id=next_job_id)
-        print(f"[facefill] submitted part {part + 1} ({kind}) as {next_job_id}", file=sys.stderr, flush=True)
+        _chain_state(spec, "evaluating" if kind == EVALUATE else "running", f"{reason}; part {part + 1} is {next_job_id}",
+                     part, code, job_id, next_job_id=next_job_id)
+        _say(f"submitted part {part + 1} ({kind}) as {next_job_id}")
         return
-    write_chain_state(run_dir, "stopped", f"could not submit part {part + 1}: {' '.join(str(error).split())}; "
-                      "run jobs.submit again to continue", part, code, job_id, spec.executor)
+    if superseded:
+        return
+    _chain_state(spec, "stopped", f"could not submit part {part + 1}: {one_line(str(error))}; "
+                 "run jobs.submit again to continue", part, code, job_id)
     lock.release(run_dir, job_id)
+
+
+def guarded(spec: JobSpec, part: int, job_id: str, step: Callable[[], T]) -> T:
+    """Run a step of the part; a disk that cannot take the part's records becomes one line (and,
+    on a full disk, a "stopped" chain state written in the room of the run dir's reserve) instead
+    of a traceback and a chain.json that still says "running"."""
+    try:
+        return step()
+    except OSError as exc:
+        path = getattr(exc, "filename", None) or spec.run_dir
+        if not is_disk_full(exc):
+            raise FacefillError(f"{path}: cannot write the chain's records ({exc.strerror or exc}); "
+                                "fix the run dir, then submit again") from None
+        reason = (f"part {part} ({job_id}) could not write its records: the disk holding {spec.run_dir} is full; "
+                  "free space, then submit again")
+        disk_reserve.free(spec.run_dir)
+        try:
+            if not _superseded(spec):
+                _chain_state(spec, "stopped", reason, part, None, job_id)
+        except OSError:
+            pass  # nothing more can be written; the one line below still says it
+        raise FacefillError(f"{path}: the disk is full; part {part} stopped the chain; free space, then submit again") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,25 +279,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--part", type=int, required=True)
     p.add_argument("--kind", choices=(TRAIN, EVALUATE), default=TRAIN)
     p.add_argument("--job-id", required=True)
+    p.add_argument("--chain", default="", help="the chain this part belongs to (default: the run dir's latest)")
     p.add_argument("--data", help="command: the shards folder this part reads (staged or not)")
     p.add_argument("--exit-code", type=int, help="end: the exit code of what the part ran")
     p.add_argument("--next-job-id", help="submitted: the successor's job id")
     p.add_argument("--error", help="submitted: why the scheduler refused the successor")
     a = p.parse_args(argv)
     spec = JobSpec.load(Path(a.run_dir))
+    if a.chain:
+        spec.chain_id = a.chain  # the job's own chain, even if spec.json was rewritten by a newer submission
     if a.step == "start":
-        skip = start(spec, a.part, a.kind, a.job_id)
+        skip = guarded(spec, a.part, a.job_id, lambda: start(spec, a.part, a.kind, a.job_id))
         if skip:
             print(skip)
     elif a.step == "command":
         print("\n".join(command(spec, a.part, a.kind, a.job_id, a.data)))
     elif a.step == "end":
-        ending = end(spec, a.part, a.kind, a.job_id, a.exit_code if a.exit_code is not None else 1)
+        code = a.exit_code if a.exit_code is not None else 1
+        ending = guarded(spec, a.part, a.job_id, lambda: end(spec, a.part, a.kind, a.job_id, code))
         if ending.next_kind:
             print("\n".join(qsub_args(spec, a.part + 1, ending.next_kind)))
         return ending.job_exit
     else:
-        submitted(spec, a.part, a.job_id, a.next_job_id, a.error or "no job id")
+        guarded(spec, a.part, a.job_id,
+                lambda: submitted(spec, a.part, a.job_id, a.next_job_id, a.error or "no job id"))
     return 0
 
 

@@ -41,6 +41,12 @@ def unsafe_directive_text(value: str) -> str | None:
     return f"a control character ({text!r})" if len(text) == 1 and (ord(text) < 32 or ord(text) == 127) else repr(text)
 
 
+def one_line(text: str) -> str:
+    """A scheduler's message as one printable line: control characters (qsub has been seen to end
+    its error with a NUL byte) become spaces, runs of white space one space."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+
+
 class QsubError(FacefillError):
     """qsub refused the job; the message carries qsub's own words."""
 
@@ -109,7 +115,7 @@ def qsub(script: Path | str, extra_args: Sequence[str] = ()) -> str:
     except subprocess.TimeoutExpired:
         raise QsubError(f"qsub {script} did not answer in 120 s; check `qstat -u $USER` before retrying") from None
     if out.returncode != 0:
-        message = " ".join((out.stderr or out.stdout).split()) or "no message"
+        message = one_line(out.stderr or out.stdout) or "no message"
         raise QsubError(f"qsub refused {script} (exit {out.returncode}): {message}")
     return parse_job_id(out.stdout)
 
@@ -161,7 +167,7 @@ def _ask_qstat(ids: Sequence[str], retry_delays: Sequence[float]) -> tuple[dict[
             continue
         if out.returncode == 0 or (out.returncode == QSTAT_UNKNOWN_RC and unknown) or (jobs and unknown):
             return jobs, unknown
-        last_error = " ".join(out.stderr.split()) or f"exit {out.returncode}"
+        last_error = one_line(out.stderr) or f"exit {out.returncode}"
     raise QstatError(last_error)
 
 
@@ -204,4 +210,12 @@ def qdel(job_ids: Sequence[str]) -> tuple[list[str], str]:
     except FileNotFoundError:
         raise QsubError("qdel not found on PATH: run this on a PBS front-end") from None
     refused = set(re.findall(r"(\d+(?:\[\d*\])?\.[\w.-]+)", out.stderr))
-    return [j for j in ids if j not in refused], " ".join(out.stderr.split())
+    return [j for j in ids if j not in refused], one_line(out.stderr)
+
+
+def ending_cause(job_id: str) -> tuple[str, str] | None:
+    """Why PBS is ending ``job_id``, asked by the job itself after a signal: PBS cannot say. A
+    ``qdel``, a preemption and the walltime all just send SIGTERM (then SIGKILL after
+    ``kill_delay``), and ``qstat`` shows the job running until it has exited, so the part judges
+    by the clock alone (``jobs.part``: before its deadline, it was not the walltime)."""
+    return None

@@ -6,6 +6,7 @@ chain's rules stay in ``spec.json`` and ``jobs.part``, so there is one copy of e
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from jobs.paths import LOGS_DIR
 from jobs.spec import JobSpec
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "facefill.pbs.sh"
+PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
 
 def select_statement(spec: JobSpec) -> str:
@@ -62,9 +64,13 @@ def render(spec: JobSpec) -> str:
         "SCRATCH_CLEANUP": q(scratch_cfg.get("cleanup") or ""),
         "LAUNCHER": q(spec.profile.get("multinode_launcher") or "pbsdsh"),
     }
-    text = TEMPLATE.read_text()
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    if "{{" in text:
-        raise RuntimeError(f"{TEMPLATE}: placeholder left unrendered near {text[text.index('{{'):][:40]!r}")
-    return text
+    return fill(TEMPLATE.read_text(), values)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Every ``{{NAME}}`` of ``template`` replaced in ONE pass: a value is never searched again, so
+    a run dir named ``…{{IMAGE}}…`` stays that text instead of receiving the image's."""
+    missing = sorted(set(PLACEHOLDER.findall(template)) - set(values))
+    if missing:
+        raise RuntimeError(f"{TEMPLATE}: no value for placeholder(s) {missing}")
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)

@@ -4,7 +4,9 @@ Facts from a real SLURM 22.05 cluster: ``squeue -h -j ID -o %T`` prints the stat
 running job and nothing (exit 0) once it has ended; ``scontrol show job ID`` still shows an ended
 job (``JobState=TIMEOUT``, ``ExitCode=0:15``) for ``MinJobAge`` (5 min by default); after that both
 answer "Invalid job id specified" (exit 1). ``sacct`` needs accounting, which many clusters lack,
-so it is never asked.
+so it is never asked. While SLURM ends a job (``scancel``, preemption, time limit) and its batch
+script still runs (KillWait), both say ``COMPLETING``; slurmstepd has then already written why
+into the job's stderr: ``*** JOB 7 ON node CANCELLED AT <time> [DUE TO PREEMPTION|TIME LIMIT|…] ***``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ INVALID_JOB = "Invalid job id"
 # Job states after which nothing of the job runs any more (squeue's and scontrol's spelling).
 ENDED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
                           "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED"})
+# slurmstepd's line in the job's stderr when SLURM ends it (older versions: "CANCELLED AT T DUE TO X on node").
+CANCELLED_LINE = re.compile(r"\*\*\* JOB (\d+) (?:ON \S+ )?CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))?(?:,[^*]*| on \S+)? \*\*\*")
 ENDED_WORDS = {"TIMEOUT": "killed at its time limit", "NODE_FAIL": "its node failed",
                "OUT_OF_MEMORY": "killed: out of memory", "PREEMPTED": "preempted", "CANCELLED": "cancelled"}
 
@@ -91,6 +95,43 @@ def job_state(job_id: str) -> SlurmJob | None:
     if state is None:
         raise SlurmQueryError(f"scontrol show job {job_id} printed no JobState")
     return SlurmJob(str(job_id), state, _field(shown.stdout, "ExitCode"), _field(shown.stdout, "Reason"))
+
+
+def _cancelled_line(stderr_path: str | None, job_id: str) -> tuple[bool, str | None]:
+    """(slurmstepd wrote its CANCELLED line for ``job_id``, its DUE TO words) from the job's stderr."""
+    if not stderr_path:
+        return False, None
+    try:
+        with open(stderr_path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - (1 << 20)))  # the line is recent: the last MiB holds it
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return False, None
+    hits = [m for m in CANCELLED_LINE.finditer(text) if m.group(1) == str(job_id)]
+    return (True, hits[-1].group(2)) if hits else (False, None)
+
+
+def ending_cause(job_id: str) -> tuple[str, str] | None:
+    """Why SLURM is ending ``job_id``, asked by the job itself after a signal: ("scancel" |
+    "preempted" | "requeued" | "timeout", what SLURM said), or None while SLURM lets it run (the
+    signal came from elsewhere). Raises SlurmQueryError when the controller cannot answer."""
+    shown = _run(["scontrol", "show", "job", str(job_id)])
+    if shown.returncode != 0:
+        raise SlurmQueryError(f"scontrol failed: {' '.join(shown.stderr.split()) or f'exit {shown.returncode}'}")
+    state = _field(shown.stdout, "JobState") or "?"
+    if state in ("RUNNING", "PENDING", "SUSPENDED", "CONFIGURING"):
+        return None
+    said, due = _cancelled_line(_field(shown.stdout, "StdErr"), job_id)
+    if due == "PREEMPTION" or state == "PREEMPTED":
+        return "preempted", f"SLURM job {job_id}: {'DUE TO PREEMPTION' if due else state}"
+    if due == "TIME LIMIT" or state in ("TIMEOUT", "DEADLINE"):
+        return "timeout", f"SLURM job {job_id}: {'DUE TO TIME LIMIT' if due else state}"
+    if due == "JOB REQUEUE" or state in ("REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD"):
+        return "requeued", f"SLURM job {job_id}: requeued"
+    if said or state in ("CANCELLED", "COMPLETING"):
+        return "scancel", f"SLURM job {job_id} {'CANCELLED' if said else state}"
+    return None
 
 
 def scancel(job_ids: list[str]) -> tuple[list[str], str]:

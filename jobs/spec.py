@@ -50,6 +50,7 @@ class JobSpec:
     python: str = "python"
     project_root: str = str(PROJECT_ROOT)
     profile: dict = field(default_factory=dict)
+    chain_id: str = ""            # this submission's chain (jobs.ledger.new_chain_id); "" before chain ids
 
     @property
     def walltime(self) -> str:
@@ -73,10 +74,24 @@ class JobSpec:
 
     @classmethod
     def load(cls, run_dir: Path | str) -> "JobSpec":
+        """The spec saved in ``run_dir``, which must be the run dir it was written for: a copied
+        (or moved) run dir still names the original, and a part run on the copy would write its
+        records and checkpoints into the original."""
         path = under(run_dir, SPEC)
         try:
-            return cls(**json.loads(path.read_text()))
+            spec = cls(**json.loads(path.read_text()))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no submission recorded here; is {run_dir} a run dir made by jobs.submit?") from None
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"{path}: unreadable ({exc}); submit again with jobs.submit") from None
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: unreadable ({' '.join(str(exc).split())}); submit again with jobs.submit") from None
+        if not _same_dir(spec.run_dir, run_dir):
+            raise ConfigError(f"{path}: recorded for run dir {spec.run_dir}, not {run_dir} (a copied or moved run dir?); "
+                              f"submit it again with `python -m jobs.submit --run-dir {run_dir}` to continue there")
+        return spec
+
+
+def _same_dir(recorded: str, given: Path | str) -> bool:
+    try:
+        return Path(recorded).samefile(given)
+    except OSError:
+        return False

@@ -98,7 +98,8 @@ def unrecorded_end(part: dict, seen: dict[str, Seen]) -> Seen | None:
 
 
 def effective_chain(run_dir: Path, chain: dict, parts: list[dict], seen: dict[str, Seen]) -> dict:
-    """chain.json, unless its newest part ended without a word: then the chain has stopped."""
+    """chain.json, unless the newest part of its chain ended without a word: then the chain has stopped."""
+    parts = ledger.parts_of(parts, ledger.current_chain(parts, chain.get("chain")))
     if not parts or chain.get("state") in ENDED:
         return chain
     last = parts[-1]
@@ -143,16 +144,24 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     run = Path(run_dir)
     if not under(run, LEDGER).is_file():
         raise ConfigError(f"{under(run, LEDGER)}: no chain recorded here; is {run} a run dir made by jobs.submit?")
-    parts = ledger.read_parts(run)
+    problems: list[str] = []
+    parts = ledger.read_parts(run, problems)
     seen, warnings = scheduler_states(parts)
-    chain = effective_chain(run, read_chain_state(run), parts, seen)
+    warnings = problems + warnings
+    recorded = read_chain_state(run)
+    chain = effective_chain(run, recorded, parts, seen)
+    current = ledger.current_chain(parts, recorded.get("chain"))
+    several = len(ledger.chains(parts)) > 1
     lines = [f"chain: {chain.get('state', '?')} — {chain.get('reason', '')}"]
     lines += [f"warning: {w}" for w in warnings]
     lines.append(f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action")
-    for p in parts:
-        lines.append(f"{p['part']:>4}  {p.get('kind', 'train'):8}  {str(p.get('job_id', '?')):22}  "
-                     f"{p.get('submit_time', ''):20}  {p.get('start_time', ''):20}  {p.get('end_time', ''):20}  "
-                     f"{str(p.get('exit_code', '')):>4}  {str(p.get('step', '')):>8}  {_part_state(p, seen)}")
+    for chain_id in ledger.chains(parts):
+        if several:
+            lines.append(f"-- chain {chain_id}" + (" (current)" if chain_id == current else " (an earlier submission)"))
+        for p in ledger.parts_of(parts, chain_id):
+            lines.append(f"{p['part']:>4}  {p.get('kind', 'train'):8}  {str(p.get('job_id', '?')):22}  "
+                         f"{p.get('submit_time', ''):20}  {p.get('start_time', ''):20}  {p.get('end_time', ''):20}  "
+                         f"{str(p.get('exit_code', '')):>4}  {str(p.get('step', '')):>8}  {_part_state(p, seen)}")
     owner = lock.read_owner(run)
     if owner:
         lines.append(f"owner: {owner.get('executor')} job {owner.get('job_id')}")

@@ -12,7 +12,7 @@ from typing import Sequence
 from inpaint.atomic import atomic_open
 from inpaint.cli import run_cli
 from inpaint.errors import FacefillError
-from jobs import lock
+from jobs import disk_reserve, ledger, lock
 from jobs.chain_state import write_chain_state
 from jobs.options import parse, resolve
 from jobs.part import TRAIN, qsub_args, record_submission
@@ -81,11 +81,18 @@ def dry_run(spec: JobSpec) -> int:
 
 
 def submit_first(spec: JobSpec) -> list[str]:
-    """Submit part 1 (PBS: and the pre-submitted parts); restore the previous chain state on error."""
+    """Submit part 1 (PBS: and the pre-submitted parts) of a new chain; restore the previous chain
+    state on error.
+
+    Every submission is a new chain with its own id, even on a used run dir ("submit again to
+    continue"): its parts are recorded apart from the old chain's, whose jobs may still be ending."""
     previous = under(spec.run_dir, CHAIN_STATE)
     previous_text = previous.read_text() if previous.is_file() else None
+    spec.chain_id = ledger.new_chain_id()
     # A new chain must not inherit the end state of an old one (parts skip an ended chain).
-    write_chain_state(spec.run_dir, "submitted", "first part submitted", 0, None, None, spec.executor)
+    write_chain_state(spec.run_dir, "submitted", "first part submitted", 0, None, None, spec.executor,
+                      chain=spec.chain_id)
+    disk_reserve.make(spec.run_dir)
     try:
         if spec.executor == "pbs":
             return submit_pbs(spec)
@@ -144,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from jobs.follow import follow
     from jobs.status import summarize_outputs
-    final = follow(spec.run_dir, sys.stdout)
+    final = follow(spec.run_dir, sys.stdout, chain=spec.chain_id or None)
     print(f"[facefill] chain {final.get('state')}: {final.get('reason')}")
     print(summarize_outputs(spec.run_dir))
     return 0 if final.get("state") in ("done", "evaluated") else 1

@@ -13,11 +13,18 @@ import subprocess
 import sys
 from typing import Any
 
+from jobs import container
 from jobs import part as chain_part
 from jobs.paths import SUBMITIT_DIR, under
 from jobs.spec import JobSpec
 
 TIMEOUT_GRACE_MIN = 5  # submitit's hard kill comes this long after the part's walltime
+# The sbatch script's shell ignores SIGTERM: on a plain `scancel` SLURM signals every process of the
+# job, and a shell that dies of it ends the job at once, so SLURM SIGKILLs the trainer ~3 s later,
+# before its checkpoint, and the part never records its end. Ignoring it (the Python below handles
+# its own) leaves the trainer the whole KillWait to checkpoint and jobs.part to record why it
+# stopped; SIGKILL still ends everything.
+SLURM_SETUP = ["trap '' TERM  # facefill: the part checkpoints and records its end on SIGTERM (jobs/submitit_chain.py)"]
 
 
 def make_executor(spec: JobSpec, kind: str = chain_part.TRAIN) -> Any:
@@ -34,7 +41,8 @@ def make_executor(spec: JobSpec, kind: str = chain_part.TRAIN) -> Any:
     }
     if spec.executor == "slurm":
         params.update(cpus_per_task=spec.ncpus, gpus_per_node=spec.ngpus or None, nodes=spec.nodes,
-                      slurm_use_srun=False)  # a job inside srun cannot sbatch its successor reliably
+                      slurm_use_srun=False,  # a job inside srun cannot sbatch its successor reliably
+                      slurm_setup=list(SLURM_SETUP))
         if spec.queue:
             params["slurm_partition"] = spec.queue
         if spec.mem:
@@ -75,13 +83,16 @@ def _current_job_id() -> str:
 
 
 def _run(cmd: list[str], spec: JobSpec) -> tuple[int, str]:
-    """Run a CLI with the project importable; echo its output into the part's log.
+    """Run a CLI (in the submission's image, if any) with the project importable; echo its output
+    into the part's log.
 
     Returns (exit code, last non-empty output line — the trainer's one-line status).
     """
+    cmd, container_env = container.wrap(spec, cmd)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (spec.project_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(container_env)
     print("[facefill] $ " + " ".join(cmd), flush=True)
     last = ""
     with subprocess.Popen(cmd, env=env, cwd=spec.project_root, stdout=subprocess.PIPE,
@@ -99,19 +110,19 @@ def _run(cmd: list[str], spec: JobSpec) -> tuple[int, str]:
 def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
     """Body of one submitit job: start, run the trainer (or the evaluation), decide, hand on."""
     job_id = _current_job_id()
-    skip = chain_part.start(spec, part, kind, job_id, pid=os.getpid())
+    skip = chain_part.guarded(spec, part, job_id, lambda: chain_part.start(spec, part, kind, job_id, pid=os.getpid()))
     if skip:
         print(f"[facefill] {skip}", flush=True)
         return {"exit_code": None, "action": "skip", "reason": skip}
     code, last = _run([spec.python, "-m", *chain_part.command(spec, part, kind, job_id)], spec)
-    ending = chain_part.end(spec, part, kind, job_id, code, status_line=last)
+    ending = chain_part.guarded(spec, part, job_id, lambda: chain_part.end(spec, part, kind, job_id, code, status_line=last))
     next_id = None
     if ending.next_kind:
         try:
             next_id = submit_part(spec, part + 1, ending.next_kind)
         except Exception as exc:  # the scheduler refused: say so in the run dir, do not lose the run
-            chain_part.submitted(spec, part, job_id, error=str(exc))
+            chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, error=str(exc)))
             return {"exit_code": code, "action": "stop", "reason": str(exc)}
-        chain_part.submitted(spec, part, job_id, next_job_id=next_id)
+        chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, next_job_id=next_id))
     return {"exit_code": code, "action": ending.decision.action, "reason": ending.decision.reason,
             "next_job_id": next_id}

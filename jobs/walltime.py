@@ -50,9 +50,14 @@ def part_time_limit(walltime_s: int, safety_margin_s: int) -> int:
 EVAL_PAIRS = 3000
 EVAL_PAIR_S = {"gpu": 0.02, "cpu": 0.16}   # 3,000 pairs: ~1 min on a GPU, ~8 min on a CPU node
 EVAL_STARTUP_S = 600                        # image start, staging, LPIPS/dlib weights, the report
+#: CPU seconds of a classical fill per 128-px pair on one core, on top of the column's metrics: it
+#: runs on the CPU even on a GPU node (biharmonic ~40 ms, 2-5x Navier-Stokes).
+CLASSICAL_FILL_PAIR_S = {"navier-stokes": 0.015, "telea": 0.015, "biharmonic": 0.04}
 
 
-def evaluation_walltime(gpus: int, columns: int = 1) -> int:
-    """Walltime of the evaluation part: 3x the measured pair time per scored column, plus start-up."""
-    per_pair = EVAL_PAIR_S["gpu" if gpus else "cpu"]
-    return int(EVAL_STARTUP_S + 3 * EVAL_PAIRS * per_pair * max(1, columns))
+def evaluation_walltime(gpus: int, columns: int = 1, classical: tuple[str, ...] | list[str] = ()) -> int:
+    """Walltime of the evaluation part: 3x the measured pair time per scored column (the model and
+    each of the ``classical`` fills among ``columns``), plus each fill's own CPU time, plus start-up."""
+    per_pair = EVAL_PAIR_S["gpu" if gpus else "cpu"] * max(1, columns)
+    per_pair += sum(CLASSICAL_FILL_PAIR_S[method] for method in classical)
+    return int(EVAL_STARTUP_S + 3 * EVAL_PAIRS * per_pair)

@@ -51,7 +51,7 @@ def _spec(tmp_path: Path, **over) -> JobSpec:
         queue="gpu", ncpus=8, ngpus=1, mem="32gb", scratch="scratch_local=20gb", image=str(image),
         train_args=["--device", "cuda", "--max-steps", "30"], trainer_module="stubtrainer",
         python="python", project_root=str(REPO_ROOT), profile=load_profile("metacentrum"),
-        eval_walltime_s=900, eval_args=["--baseline", "navier-stokes"],
+        eval_walltime_s=900, eval_args=["--baseline", "navier-stokes"], chain_id="c1",
     )
     base.update(over)
     return JobSpec(**base)
@@ -87,11 +87,12 @@ def test_rendered_pbs_script_follows_the_python_decision(tmp_path, code, part, t
     if expected.action in (chain.RESUBMIT, chain.EVALUATE):
         evaluate = expected.action == chain.EVALUATE
         walltime = " -l walltime=00:15:00" if evaluate else ""
-        assert qsubs == [f"-v FACEFILL_PART={part + 1},FACEFILL_MODE={'evaluate' if evaluate else 'train'}{walltime} {script}"]
+        assert qsubs == [f"-v FACEFILL_PART={part + 1},FACEFILL_MODE={'evaluate' if evaluate else 'train'},"
+                         f"FACEFILL_CHAIN=c1{walltime} {script}"]
         # the chain record names the job carrying it on, so a part killed without an end is detectable
         assert (state["state"], state["next_job_id"]) == ("evaluating" if evaluate else "running", "101.vm")
         assert json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())["job_id"] == "101.vm"
-        assert ledger.read_parts(spec.run_dir)[-1] == {"part": part + 1, "job_id": "101.vm", "executor": "pbs",
+        assert ledger.read_parts(spec.run_dir)[-1] == {"part": part + 1, "chain": "c1", "job_id": "101.vm", "executor": "pbs",
                                                        "kind": "evaluate" if evaluate else "train",
                                                        "submit_time": ledger.read_parts(spec.run_dir)[-1]["submit_time"]}
         assert proc.returncode == 0
@@ -161,7 +162,7 @@ def test_presubmitted_chain_part_skips_when_run_already_finished(tmp_path):
 def test_presubmitted_part_does_not_qsub_again_and_hands_ownership_on(tmp_path):
     spec = _spec(tmp_path, chain=3)
     write_script(spec)
-    ledger.append_event(spec.run_dir, "submit", 2, job_id="2.vm", executor="pbs", kind="train")
+    ledger.append_event(spec.run_dir, "submit", 2, chain="c1", job_id="2.vm", executor="pbs", kind="train")
     proc = _run_part(spec, tmp_path, 1, "75", "1.vm")
     assert proc.returncode == 0
     assert calls(tmp_path / "stublog", "qsub") == []
@@ -197,7 +198,7 @@ def test_evaluation_part_runs_through_the_script_and_reports_its_end(tmp_path):
     (tmp_path / "stubpkg" / "stubeval.py").write_text("import sys\nprint(sys.argv[1:])\nsys.exit(3)\n")
     spec = _spec(tmp_path, then_evaluate=True, evaluate_module="stubeval")
     write_script(spec)
-    ledger.append_event(spec.run_dir, "submit", 2, job_id="2.vm", executor="pbs", kind="evaluate")
+    ledger.append_event(spec.run_dir, "submit", 2, chain="c1", job_id="2.vm", executor="pbs", kind="evaluate")
     proc = _run_part(spec, tmp_path, 2, "0", "2.vm", mode="evaluate")
     state = read_chain_state(spec.run_dir)
     end = ledger.read_parts(spec.run_dir)[-1]
@@ -208,3 +209,52 @@ def test_evaluation_part_runs_through_the_script_and_reports_its_end(tmp_path):
         f" python -m stubeval --run-dir {spec.run_dir} --data {spec.data} --out {spec.run_dir}/eval --baseline navier-stokes")
     ending = end_part(spec, 3, "evaluate", "3.vm", 0)
     assert ending.next_kind is None and read_chain_state(spec.run_dir)["state"] == "evaluated"
+
+
+def test_a_part_that_finds_its_chain_cancelled_at_its_end_stops_cleanly(tmp_path):
+    """jobs.cancel marks the chain first, then qdel's the job: the part stops with that reason and
+    exit 0 (a cancelled chain is a clean stop, not a failed job)."""
+    (tmp_path / "stubpkg").mkdir()
+    chain_json = tmp_path / "run" / "jobs" / "chain.json"
+    (tmp_path / "stubpkg" / "cancelled.py").write_text(  # jobs.cancel's mark lands while the trainer runs
+        "import json, sys\n"
+        "s = {'state': 'cancelled', 'reason': 'cancelled with jobs.cancel', 'chain': 'c1'}\n"
+        f"json.dump(s, open({str(chain_json)!r}, 'w'))\n"
+        f"json.dump({{'exit_code': 75, 'step': 10, 'message': 'stopped early (received SIGTERM)'}}, "
+        f"open({str(tmp_path / 'run' / 'status.json')!r}, 'w'))\n"
+        "sys.exit(75)\n")
+    spec = _spec(tmp_path, trainer_module="cancelled")
+    write_script(spec)
+    proc = _run_part(spec, tmp_path, 1, "75", "1.vm")
+    (end,) = [e for e in ledger.read_events(spec.run_dir) if e["event"] == "end"]
+    assert (end["exit_code"], end["action"], end["reason"]) == (75, "stop", chain.CANCELLED_REASON), proc.stdout + proc.stderr
+    assert proc.returncode == 0 and calls(tmp_path / "stublog", "qsub") == []
+    assert read_chain_state(spec.run_dir)["state"] == "cancelled"
+
+
+def test_the_evaluation_part_reads_data_not_a_scratch_copy(tmp_path):
+    """report.md names the shards the evaluation read: --data, never $SCRATCHDIR/facefill-shards."""
+    (tmp_path / "stubpkg").mkdir()
+    (tmp_path / "stubpkg" / "stubeval.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    spec = _spec(tmp_path, then_evaluate=True, evaluate_module="stubeval")
+    write_script(spec)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = _run_part(spec, tmp_path, 2, "0", "2.vm", mode="evaluate", SCRATCHDIR=str(scratch))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (call,) = calls(tmp_path / "stublog", "singularity")
+    assert f" --data {spec.data} " in call, call
+    assert not (scratch / "facefill-shards").exists()
+
+
+def test_a_site_without_a_scratch_helper_removes_what_the_part_staged(tmp_path):
+    """generic-pbs has no clean_scratch: the part itself deletes its copy of the shards at its end."""
+    spec = _spec(tmp_path, profile=load_profile("generic-pbs"))
+    write_script(spec)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = _run_part(spec, tmp_path, 1, "0", "1.vm", SCRATCHDIR=str(scratch))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trainer = json.loads((Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()[0])
+    assert trainer["argv"][trainer["argv"].index("--data") + 1] == str(scratch / "facefill-shards")  # staged
+    assert list(scratch.iterdir()) == []  # and removed

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,66 @@ def test_slurm_chain_resubmits_itself_until_done(tmp_path):
     assert [p["exit_code"] for p in parts] == [75, 75, 0]
     assert [p["job_id"] for p in parts] == ["501", "502", "503"]
     assert len(calls(log, "sbatch")) == 3
+
+
+def test_slurm_parts_run_the_trainer_in_the_image_and_their_shell_outlives_sigterm(tmp_path):
+    bindir, log = stub_bin(tmp_path, sbatch=STUB_SBATCH_RUN, squeue=STUB_SQUEUE, sacct=STUB_SACCT,
+                           scancel="#!/bin/bash\nexit 0\n")
+    os.unlink(bindir / "qsub")
+    stubs = make_stub_trainer(tmp_path / "stubpkg")
+    image = tmp_path / "facefill.sif"
+    image.write_text("stub image")
+    env = stub_env(bindir, log, PYTHONPATH=os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")]), STUB_PLAN="0")
+    run, shards = tmp_path / "run", fake_shards(tmp_path / "shards")
+    proc = subprocess.run([sys.executable, "-m", "jobs.submit", "--executor", "slurm", "--queue", "gpu", "--ngpus", "1",
+                           "--walltime", "01:00:00", "--model", "smoke", "--trainer-module", "stubtrainer", "--device",
+                           "cpu", "--image", str(image), "--data", str(shards), "--run-dir", str(run)],
+                          env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    deadline = time.monotonic() + 120
+    while read_chain_state(run).get("state") != "done" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    (call,) = calls(log, "singularity")
+    assert call.startswith(f"exec --nv -B {run} -B {shards} -B {REPO_ROOT} {image} python -m stubtrainer "), call
+    assert calls(log, "singularity.env") == [f"SINGULARITYENV_PYTHONPATH={REPO_ROOT} APPTAINERENV_PYTHONPATH={REPO_ROOT}"]
+    script = (log / "slurm" / "501.sh").read_text()
+    assert "\ntrap '' TERM" in script.split("# command")[0], script
+
+
+# scontrol of a job that SLURM is ending while its batch script still runs (KillWait), as a real
+# SLURM 22.05 shows it to the job itself; slurmstepd has written its CANCELLED line into StdErr.
+ENDING_SCONTROL = "#!/bin/bash\n" + RECORD + r'''
+printf 'JobId=%s JobName=ff-run\n   JobState=COMPLETING Reason=None Dependency=(null)\n   StdErr=%s StdOut=%s\n' \
+  "$3" "$STUB_LOG/job.err" "$STUB_LOG/job.err"
+'''
+
+
+@pytest.mark.parametrize("said,cause", [("", "scancel"), (" DUE TO PREEMPTION", "preempted"),
+                                        (" DUE TO TIME LIMIT", None), (" DUE TO JOB REQUEUE", "requeued")])
+def test_a_part_asks_slurm_why_its_job_is_ending(tmp_path, monkeypatch, said, cause):
+    from jobs import chain, interruption
+
+    bindir, log = stub_bin(tmp_path, scontrol=ENDING_SCONTROL)
+    for key, value in stub_env(bindir, log).items():
+        monkeypatch.setenv(key, value)
+    (log / "job.err").write_text(f"slurmstepd-n1: error: *** JOB 77 ON n1 CANCELLED AT 2026-12-07T02:01:50{said} ***\n")
+    status = {"exit_code": 75, "step": 40, "time": time.time(),
+              "message": "stopped early (received SIGTERM) with a checkpoint at step 40; run again to continue"}
+    start = {"time": ledger.now_iso(), "deadline": time.time() + 3600}
+    found = interruption.find("slurm", "77", 75, status, start, [])
+    assert (found.cause if found else None) == cause
+    if cause is None:  # SLURM's time limit: a walltime stop, resubmitted like any other
+        return
+    first = chain.decide(75, 2, 5, interrupted=found)
+    assert first.action == {"scancel": chain.STOP, "preempted": chain.RESUBMIT, "requeued": chain.CONTINUE}[cause]
+    if cause == "preempted":  # once per chain: the second preemption stops it
+        ends = [{"event": "end", "interrupted": "preempted", "action": "resubmit"}]
+        again = interruption.find("slurm", "77", 75, status, start, ends)
+        assert chain.decide(75, 3, 5, interrupted=again).action == chain.STOP
+        assert "preempted again" in chain.decide(75, 3, 5, interrupted=again).reason
+    # a stop at the trainer's own time budget is never asked about
+    budget = {**status, "message": "stopped early (time budget: 3 s left) with a checkpoint at step 40"}
+    assert interruption.find("slurm", "77", 75, budget, start, []) is None
 
 
 # --- jobs.status asks SLURM (stubs answer as a real SLURM 22.05 does) ----------------------------
@@ -162,8 +224,9 @@ def test_without_root_the_cluster_cannot_start_and_says_why(monkeypatch, tmp_pat
     assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
 
 
-# A trainer that, like the real one, answers SIGTERM with a checkpoint and exit 75 at the step it
-# had reached: cancelled before its first step, it "made no progress".
+# A trainer that, like the real one, answers SIGTERM with a checkpoint (taking CHECKPOINT_S) and exit
+# 75 at the step it had reached, saying "received SIGTERM": cancelled before its first step, it
+# "made no progress".
 TERM_TRAINER = r'''
 import argparse, json, os, signal, sys, time
 p = argparse.ArgumentParser()
@@ -172,8 +235,12 @@ for name in ("--config", "--data", "--run-dir", "--device", "--deadline", "--tim
 p.add_argument("--set", action="append", default=[])
 a, _ = p.parse_known_args()
 def stop(*_):
-    json.dump({"state": "stopped", "exit_code": 75, "step": 0, "message": "SIGTERM"}, open(os.path.join(a.run_dir, "status.json"), "w"))
-    print("stopped (exit 75) step 0: SIGTERM", flush=True)
+    time.sleep(float(os.environ.get("CHECKPOINT_S", "0")))
+    json.dump({"state": "stopped", "exit_code": 75, "step": 0, "time": time.time(),
+               "message": "stopped early (received SIGTERM) with a checkpoint at step 0; run again to continue"},
+              open(os.path.join(a.run_dir, "status.json"), "w"))
+    open(os.path.join(a.run_dir, "trainer.checkpointed"), "w").close()
+    print("stopped (exit 75) step 0: received SIGTERM", flush=True)
     sys.exit(75)
 signal.signal(signal.SIGTERM, stop)
 open(os.path.join(a.run_dir, "trainer.started"), "w").close()
@@ -211,13 +278,14 @@ def test_real_sbatch_refusal_is_one_line_and_leaves_nothing_behind(slurm_cluster
     assert slurm_cluster.run("squeue", "-h").stdout.strip() == ""
 
 
-def _start_waiting_chain(slurm_cluster, tmp_path):
+def _start_waiting_chain(slurm_cluster, tmp_path, checkpoint_s: float = 0):
     """Submit a one-part chain whose trainer runs until signalled; return (run dir, job id) once it runs."""
     stubs = tmp_path / "stubpkg"
     stubs.mkdir()
     (stubs / "termtrainer.py").write_text(TERM_TRAINER)
     run = tmp_path / "run"
-    env = {"PYTHONPATH": os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")])}
+    env = {"PYTHONPATH": os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")]),
+           "CHECKPOINT_S": str(checkpoint_s)}
     proc = _cluster_submit(slurm_cluster, run, "--data", str(fake_shards(tmp_path / "shards")), "--walltime", "00:10:00",
                            "--trainer-module", "termtrainer", env_extra=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -247,16 +315,54 @@ def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluste
     assert "no progress" not in log and "raise --walltime" not in log, log
 
 
+def _job_processes(job: str) -> list[int]:
+    """Every process of SLURM job ``job`` on this machine (the batch shell and all it started)."""
+    marker = f"SLURM_JOB_ID={job}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def test_real_killed_part_is_reported_from_slurms_state(slurm_cluster, tmp_path):
-    """A part killed outright (as at a node failure) writes no end record: status says so."""
+    """A part killed outright (as at a node failure: SIGKILL to every process of the job, which
+    ``scancel --signal=KILL`` is not: SLURM cancels the job with SIGTERM first) writes no end
+    record: status says so."""
     run, job = _start_waiting_chain(slurm_cluster, tmp_path)
-    assert slurm_cluster.run("scancel", "--signal=KILL", "--full", job).returncode == 0
+    pids = _job_processes(job)
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
     _wait_for("the job to end", lambda: slurm_cluster.run("squeue", "-h", "-j", job, "-o", "%T").stdout.strip() == "")
     shown = _cli(slurm_cluster, "jobs.status", run)
     first = shown.stdout.splitlines()[0]
     assert first.startswith("chain: stopped — part 1 (train) ended without an end record"), shown.stdout
     assert "ended without an end record [" in shown.stdout
     assert "exit_code" not in ledger.read_parts(run)[0]
+
+
+@pytest.mark.parametrize("how", [["scancel"], ["scancel", "--signal=KILL", "--full"]], ids=["scancel", "scancel-KILL"])
+def test_real_scancel_lets_the_part_checkpoint_record_why_and_stop(slurm_cluster, tmp_path, how):
+    """A plain scancel (and ``--signal=KILL``, which SLURM turns into a cancel: SIGTERM, then
+    SIGKILL after KillWait) leaves the trainer its checkpoint (here 4 s) and the part asks SLURM
+    why it is ending: cancelled, so the chain stops, saying so, and nothing is resubmitted."""
+    run, job = _start_waiting_chain(slurm_cluster, tmp_path, checkpoint_s=4)
+    assert slurm_cluster.run(*how, job).returncode == 0
+    _wait_for("the job to end", lambda: slurm_cluster.run("squeue", "-h", "-j", job, "-o", "%T").stdout.strip() == "")
+    time.sleep(1)
+    log = (run / "jobs" / "submitit" / f"{job}_0_log.out").read_text() + (run / "jobs" / "submitit" / f"{job}_0_log.err").read_text()
+    assert (run / "trainer.checkpointed").exists(), log
+    parts = ledger.read_parts(run)
+    assert len(parts) == 1 and slurm_cluster.run("squeue", "-h").stdout.strip() == "", (parts, log)
+    assert (parts[0]["exit_code"], parts[0]["action"], parts[0]["interrupted"]) == (75, "stop", "scancel"), (parts, log)
+    state = read_chain_state(run)
+    assert state["state"] == "stopped" and state["reason"].startswith(f"cancelled by the scheduler (SLURM job {job}"), state
+    shown = _cli(slurm_cluster, "jobs.status", run)
+    assert shown.stdout.startswith("chain: stopped — cancelled by the scheduler"), shown.stdout
 
 
 REAL_TRAIN = ["--set", "data.workers=0", "--set", "train.batch_size=24", "--set", "train.log_every_steps=1",

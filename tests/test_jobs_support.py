@@ -62,15 +62,20 @@ def make_stub_trainer(folder: Path, module: str = "stubtrainer") -> Path:
 
 RECORD = 'printf "%s\\n" "$*" >> "$STUB_LOG/$(basename "$0").calls"\n'
 
+# singularity (or, installed under that name, apptainer): records its arguments and the two
+# variables that carry PYTHONPATH into the image, then runs the command with the one it reads.
 STUB_SINGULARITY = "#!/bin/bash\n" + RECORD + r'''
-[ "$1" = exec ] || { echo "stub singularity: only exec is supported" >&2; exit 64; }
+printf 'SINGULARITYENV_PYTHONPATH=%s APPTAINERENV_PYTHONPATH=%s\n' "${SINGULARITYENV_PYTHONPATH:-}" \
+  "${APPTAINERENV_PYTHONPATH:-}" >> "$STUB_LOG/$(basename "$0").env.calls"
+[ "$1" = exec ] || { echo "stub $(basename "$0"): only exec is supported" >&2; exit 64; }
 shift
 while [ $# -gt 0 ]; do
   case "$1" in --nv) shift ;; -B|--bind) shift 2 ;; -*) shift ;; *) break ;; esac
 done
 image="$1"; shift
 [ -e "$image" ] || { echo "FATAL: could not open image $image" >&2; exit 255; }
-export PYTHONPATH="${SINGULARITYENV_PYTHONPATH:-}${PYTHONPATH:+:$PYTHONPATH}"
+inner="$SINGULARITYENV_PYTHONPATH"; [ "$(basename "$0")" = apptainer ] && inner="$APPTAINERENV_PYTHONPATH"
+export PYTHONPATH="${inner:-}${PYTHONPATH:+:$PYTHONPATH}"
 exec "$@"
 '''
 
@@ -175,6 +180,7 @@ for id in "$@"; do
   pid=$(cat "$STUB_LOG/jobs/$id.pid" 2>/dev/null) || { echo "qdel: Unknown Job Id $id" >&2; continue; }
   touch "$STUB_LOG/jobs/$id.killed"; pkill -TERM -P "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null
 done
+exit 0
 '''
 
 

@@ -21,18 +21,19 @@ RDZV_PORT="${FACEFILL_RDZV_PORT:-29500}"  # multi-node rendezvous on the first n
 SCRIPT="$RUN_DIR/jobs/facefill.pbs.sh"
 PART="${FACEFILL_PART:-1}"
 MODE="${FACEFILL_MODE:-train}"
+CHAIN="${FACEFILL_CHAIN:-}"  # the submission this part belongs to (jobs.part keeps chains apart)
 JOB_ID="${PBS_JOBID:-manual-$$}"
 
 log() { echo "[facefill $(date -u +%H:%M:%S)] $*"; }
 part() {  # part STEP ARGS...: the chain's Python side, standard library + the project only
   PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m jobs.part "$1" "$RUN_DIR" \
-    --part "$PART" --kind "$MODE" --job-id "$JOB_ID" "${@:2}"
+    --part "$PART" --kind "$MODE" --job-id "$JOB_ID" --chain "$CHAIN" "${@:2}"
 }
 in_container() {  # run "$@" in the image (project on PYTHONPATH), or on the host with --container none
   if [ -n "$IMAGE" ]; then
     local pp="$PROJECT_ROOT"  # + packages the image lacks, installed there (containers/README.md)
     [ -d "$PROJECT_ROOT/.container-site" ] && pp="$pp:$PROJECT_ROOT/.container-site"
-    SINGULARITYENV_PYTHONPATH="$pp" singularity exec --nv \
+    SINGULARITYENV_PYTHONPATH="$pp" APPTAINERENV_PYTHONPATH="$pp" singularity exec --nv \
       -B "$RUN_DIR" -B "$DATA_USED" -B "$PROJECT_ROOT" "$IMAGE" "$@"
   else
     PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$@"
@@ -56,19 +57,24 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,nohea
 skip="$(part start)"
 if [ -n "$skip" ]; then log "$skip"; exit 0; fi
 
-# Stage the shards into scratch (single node; $SCRATCHDIR exists only when scratch is requested
-# and PBS removes it at the end); checkpoints and logs stay in the run dir.
+# Stage the shards into scratch for training (single node; $SCRATCHDIR exists only when scratch is
+# requested); checkpoints and logs stay in the run dir. The evaluation reads --data itself, so its
+# report names the shards folder, not a scratch copy. What this part staged it removes at its end:
+# with the site's helper (MetaCentrum's clean_scratch) or, where there is none, itself.
 DATA_USED="$DATA"
 SCRATCH="${!SCRATCH_ENV:-}"
+STAGED=""
 cleanup_scratch() {
-  if [ -n "$SCRATCH_CLEANUP" ] && command -v "$SCRATCH_CLEANUP" >/dev/null 2>&1; then "$SCRATCH_CLEANUP" || true; fi
+  if [ -n "$SCRATCH_CLEANUP" ] && command -v "$SCRATCH_CLEANUP" >/dev/null 2>&1; then "$SCRATCH_CLEANUP" || true
+  elif [ -n "$STAGED" ]; then rm -rf -- "$STAGED"; fi
 }
-if [ "$STAGE_DATA" = 1 ] && [ -n "$SCRATCH" ] && [ "$NODES" -eq 1 ]; then
+if [ "$MODE" = train ] && [ "$STAGE_DATA" = 1 ] && [ -n "$SCRATCH" ] && [ "$NODES" -eq 1 ]; then
   trap 'cleanup_scratch' EXIT
   trap 'log "SIGTERM (walltime or qdel): the trainer checkpoints and exits"; cleanup_scratch' TERM
-  mkdir -p "$SCRATCH/facefill-shards"
-  cp -r "$DATA/." "$SCRATCH/facefill-shards/"
-  DATA_USED="$SCRATCH/facefill-shards"
+  STAGED="$SCRATCH/facefill-shards"
+  mkdir -p "$STAGED"
+  cp -r "$DATA/." "$STAGED/"
+  DATA_USED="$STAGED"
   log "shards staged into $DATA_USED"
 else
   trap 'log "SIGTERM (walltime or qdel): the trainer checkpoints and exits"' TERM
