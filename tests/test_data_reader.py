@@ -131,9 +131,9 @@ def test_a_shard_locked_by_a_writer_gets_the_locking_hint(shards64: Path, tmp_pa
 
 
 def test_unknown_split_and_missing_folder(shards64: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="choose one of train, test, eval_balanced"):
+    with pytest.raises(DataError, match="choose one of train, val, test, eval_balanced"):
         FaceShards(shards64, "validation")
-    with pytest.raises(DataError, match="choose one of train, test"):
+    with pytest.raises(DataError, match="choose one of train, val, test"):
         MaskShards(shards64, "eval_balanced")
     with pytest.raises(DataError, match="does not exist"):
         FaceShards(tmp_path / "nothing", "train")
