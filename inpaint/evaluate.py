@@ -18,17 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from inpaint.evaluation.options import build_parser
+
+if __name__ == "__main__":  # --help and a mistyped option answer now, not after torch has loaded
+    build_parser().parse_args()
+
 import torch
 
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
-from inpaint.classical import METHODS
 from inpaint.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.baselines import (
-    DEFAULT_BASELINES, add_gains_over_best, baseline_generator, baseline_info, baseline_source, choose_baselines,
+    add_gains_over_best, baseline_generator, baseline_info, baseline_source, choose_baselines,
 )
 from inpaint.evaluation.fairness import GAIN_BY_KEY
+from inpaint.evaluation.features import evaluate_features
 from inpaint.evaluation.grid import GridCollector, grid_positions, write_grid
 from inpaint.evaluation.model_eval import evaluate_generator
 from inpaint.evaluation.report import Evaluation, ModelResult, write_report
@@ -37,49 +42,6 @@ from inpaint.evaluation.samples import safe_name
 from inpaint.identity import try_face_describer
 from inpaint.lpips import try_load_lpips
 from inpaint.provenance import face_ids, mask_ids, overlap_sentence, pair_overlap, training_record
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaint.evaluate", description="Score trained models per hole-ratio bucket and per demographic group, on identical pairs.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run-dir", action="append", default=[], metavar="DIR",
-                   help="a training run dir (its newest checkpoint); repeat to compare runs")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
-                   help="a checkpoint .pt or shipped weights file; repeat to compare")
-    p.add_argument("--baseline", action="append", default=[], choices=METHODS, metavar="METHOD",
-                   help=f"a classical fill scored as a column ({', '.join(METHODS)}); repeatable; needs the "
-                        f"[baselines] extra. Without it, {' and '.join(DEFAULT_BASELINES)} are added whenever their "
-                        "library is installed (OpenCV, scikit-image), and models are read against the best of them")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="do not add the classical fills by default (then no gains over them are reported)")
-    p.add_argument("--data", required=True, action="append", metavar="SHARDS",
-                   help="shard folder (with index.json) at the models' size; repeat to score every column on each "
-                        "folder (one report per folder, in OUT/<folder name>/)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: <run-dir>/eval for one run dir, else ./evaluation)")
-    p.add_argument("--split", default="test", choices=("test", "val"),
-                   help="faces and masks to pair: the test split, or the validation split of shards packed with "
-                        "--val-fraction (for choosing models without looking at the test split; no demographics)")
-    p.add_argument("--pairs-per-bucket", type=int, default=protocol.DEFAULT_PAIRS_PER_BUCKET, metavar="N",
-                   help="test pairs drawn per hole-ratio bucket (fewer when a bucket holds fewer test masks)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pair list")
-    p.add_argument("--pairs", default=None, metavar="FILE", help="reuse a saved pairs.json instead of drawing one")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs per generator call")
-    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where the models and LPIPS run (auto: the GPU when one is visible)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="generator precision (bf16 on GPU only)")
-    p.add_argument("--lpips-weights", default=None, metavar="DIR",
-                   help="folder with alexnet_imagenet_features.pth and lpips_alex_v0.1_lin.pth "
-                        "(default: $FACEFILL_WEIGHTS, ../shared/weights, torch hub cache)")
-    p.add_argument("--no-identity", action="store_true", help="skip the dlib identity distance (the slowest metric)")
-    p.add_argument("--identity-workers", type=int, default=1, metavar="N",
-                   help="processes computing dlib face descriptors (~10/s each on one core)")
-    p.add_argument("--no-demographics", action="store_true", help="skip the eval_balanced breakdown")
-    p.add_argument("--grid-per-bucket", type=int, default=1, help="grid rows per bucket (0: no grid.png)")
-    p.add_argument("--samples", default=None, metavar="DIR", help="also write every composite as PNG here")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    return p
 
 
 def resolve_device(name: str) -> torch.device:
@@ -204,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = dict(zip(names[len(baselines):], (record for *_, record in loaded)))
     scorers = Scorers(lpips=lpips_model, identity=describer)
     try:
+        if args.masks == "features":  # holes over the eyes, nose and mouth instead of the bucket protocol
+            return evaluate_features(benchmarks, output_dirs(out, [b.root for b in benchmarks]), columns, names, scorers,
+                                     device, args, {"lpips": lpips_reason, "identity": identity_reason,
+                                                    "baselines": baseline_reason})
         for bench, bench_out in zip(benchmarks, output_dirs(out, [b.root for b in benchmarks])):
             samples = str(Path(args.samples) / bench_out.name) if args.samples and len(benchmarks) > 1 else args.samples
             overlaps = training_overlaps(bench, records, where=f"{bench.root}: " if len(benchmarks) > 1 else "")

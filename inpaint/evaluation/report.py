@@ -1,6 +1,12 @@
-"""Writing an evaluation: ``report.md`` (tables laid out like the reference: rows = buckets +
-Average, columns = models, one table per metric), ``metrics.json`` (everything, machine-readable)
-and ``metrics.csv`` (one number per row, for plotting across runs)."""
+"""Writing an evaluation: ``report.md`` (a summary table first, then tables laid out like the
+reference: rows = buckets + Average, columns = models, one table per metric), ``bucket_plot.png``
+(PSNR and LPIPS per bucket), ``metrics.json`` (everything, machine-readable; other code reads its
+keys) and ``metrics.csv`` (one number per row, for plotting across runs).
+
+The report is read by people before it is read by code: the answer (which method is better, by
+how much, against which classical fill) comes first, in one table; the detail follows, with the
+best and worst groups as rows of their tables and cells without faces named, not left out.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +18,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from inpaint.atomic import write_text
 from inpaint.buckets import BUCKET_LABELS
-from inpaint.evaluation.fairness import GAIN_METRICS, GainMetric
+from inpaint.evaluation.bucket_plot import PLOT_NAME, write_bucket_plot
+from inpaint.evaluation.demographics import UNKNOWN, group_orders
+from inpaint.evaluation.fairness import GAIN_BY_KEY, GAIN_METRICS, GainMetric
 from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY, METRICS, available_metrics
 from inpaint.identity import SAME_PERSON_THRESHOLD
 from inpaint.provenance import overlap_sentence
@@ -64,8 +72,10 @@ def _fmt(key: str, value: Any) -> str:
     return METRIC_BY_KEY[key].fmt.format(value)
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+def _md_table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    """A Markdown table: the first ``text_columns`` left-aligned, the numbers right-aligned."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return lines
 
@@ -74,8 +84,57 @@ def _bucket_rows(ev: Evaluation) -> list[str]:
     return [label for label in (*BUCKET_LABELS, AVERAGE) if any(label in m.buckets for m in ev.models)]
 
 
-def render_markdown(ev: Evaluation) -> str:
+#: The summary's columns: what a reader compares methods by (standard convention first).
+SUMMARY_METRICS = (("std_psnr", "PSNR std (dB)"), ("ref_psnr", "PSNR ref (dB)"), ("std_ssim", "SSIM"),
+                   ("std_lpips", "LPIPS"), ("identity_same", "Same person"))
+
+
+def _summary_section(ev: Evaluation, plot: str | None) -> list[str]:
+    """One table: every method's averages, and under each model its gain over the best classical
+    fill of each metric (the fill named in the cell); the plot of PSNR and LPIPS per bucket."""
+    averages = [m.buckets.get(AVERAGE, {}) for m in ev.models]
+    shown = [(key, title) for key, title in SUMMARY_METRICS if any(a.get(key) is not None for a in averages)]
+    p = ev.protocol
+    counts = p.get("bucket_counts") or {}
+    pairs = f"{sum(counts.values())} test pairs ({p.get('pairs_per_bucket')} per hole-ratio bucket; " if counts else "the test pairs ("
+    lines = ["## Summary", "",
+             f"Averages over {pairs}the *Average* rows of the tables below). *std*: the standard convention, the composite (model "
+             "pixels in the hole, the photo outside) in [0, 1], as LaMa and MAT report it; *ref*: the reference "
+             "convention, the raw output in [−1, 1], as the published face-inpainting tables (17–20 dB) report it. "
+             "**Bold**: the best classical fill of each metric, the bar a model is read against; each model's gain "
+             "row is its average minus that fill's (positive = better, for LPIPS too: fill − model).", ""]
+    header = ["Method", "Kind"] + [f"{title} {'↑' if METRIC_BY_KEY[key].higher_is_better else '↓'}" for key, title in shown]
+    body = []
+    for m, avg in zip(ev.models, averages):
+        baseline = m.info.get("kind") == "baseline"
+        cells = []
+        for key, _ in shown:
+            text = _fmt(key, avg.get(key))
+            best = (ev.best_classical.get(key) or {}).get("baseline")
+            cells.append(f"**{text}**" if baseline and best == m.name and text != "–" else text)
+        body.append([m.name, "classical fill" if baseline else "model"] + cells)
+        gains = ((m.gains.get("buckets") or {}).get(AVERAGE) or {}) if m.gains else {}
+        if gains:
+            body.append([f"{m.name}: gain over the best classical fill", "gain"] + [
+                f"{GAIN_BY_KEY[key].fmt.format(gains[key])} ({m.gains['baselines'][key]})" if key in gains else "–"
+                for key, _ in shown])
+    lines += _md_table(header, body, text_columns=2) + [""]
+    missing = [(title, ev.lpips_reason if key == "std_lpips" else ev.identity_reason)
+               for key, title in SUMMARY_METRICS if (key, title) not in shown]
+    for title, reason in missing:
+        lines += [f"{title}: unavailable — {reason or 'not computed'}", ""]
+    if ev.gain_reason and any(m.info.get("kind") != "baseline" for m in ev.models):
+        lines += [f"No gains over a classical fill: {ev.gain_reason}", ""]
+    if plot:
+        lines += [f"![PSNR and LPIPS per hole-ratio bucket, one line per method]({plot})", ""]
+    return lines
+
+
+def render_markdown(ev: Evaluation, plot: str | None = None) -> str:
+    """report.md; ``plot``: the file name of the per-bucket plot beside it, when one was drawn."""
     lines = ["# Evaluation report", ""]
+    lines += _summary_section(ev, plot)
+    lines += ["## Setup", ""]
     p = ev.protocol
     lines += [
         f"- Data: `{p.get('data')}` ({p.get('size')} px), pair list `{p.get('pairs_file')}` (seed {p.get('seed')}, "
@@ -133,18 +192,15 @@ def render_markdown(ev: Evaluation) -> str:
                 if not table:
                     continue
                 lines += [f"### {m.name}: by {title}", ""]
-                body = [[group, str(row["n"])] + [_fmt(x.key, row.get(x.key)) for x in metrics_here] for group, row in table.items()]
+                body = _group_rows(kind, table, lambda row: [str(row["n"])] + [_fmt(x.key, row.get(x.key)) for x in metrics_here],
+                                   len(metrics_here))
                 spreads = m.spreads.get(kind, {})
+                for label, field_name in (("**best**", "best"), ("**worst**", "worst")):
+                    body.append([label, ""] + [str(spreads[x.key][field_name]) if x.key in spreads else "–" for x in metrics_here])
                 body.append(["**spread (best − worst)**", ""] + [
                     _fmt(x.key, spreads[x.key]["gap"]) if x.key in spreads else "–" for x in metrics_here])
                 header = ["Group", "Pairs"] + [_short_name(x.key) for x in metrics_here]
                 lines += _md_table(header, body) + [""]
-                for x in metrics_here:
-                    if x.key in spreads:
-                        s = spreads[x.key]
-                        lines.append(f"- {_short_name(x.key)}: best {s['best']} ({_fmt(x.key, s['best_value'])}), "
-                                     f"worst {s['worst']} ({_fmt(x.key, s['worst_value'])})")
-                lines.append("")
     lines += _gain_section(ev)
     if ev.extra.get("grid"):
         lines += ["## Samples", "", f"![comparison grid]({ev.extra['grid']})", ""]
@@ -217,20 +273,32 @@ def _gain_section(ev: Evaluation) -> list[str]:
         cells = m.gains["cells"]
         shown = [x for x in GAIN_METRICS if any(x.key in row for row in cells.values())]
         lines += [f"### {m.name}: gain over the best classical fill per race × gender cell", ""]
-        body = [[cell + (" ⚠" if row["few_faces"] else ""), str(row["n"])] + [_gain_cell(x, row.get(x.key)) for x in shown]
-                for cell, row in cells.items()]
+        body = _group_rows("race_gender", cells, lambda row: [str(row["n"])] + [_gain_cell(x, row.get(x.key)) for x in shown],
+                           len(shown), flag=lambda row: " ⚠" if row["few_faces"] else "")
         spreads = m.gains["spread"]
+        for label, cell_key, gain_key in (("**largest gain**", "best", "best_gain"), ("**smallest gain**", "worst", "worst_gain")):
+            body.append([label, ""] + [f"{spreads[x.key][cell_key]} ({x.fmt.format(spreads[x.key][gain_key])})"
+                                       if x.key in spreads else "–" for x in shown])
         body.append(["**spread (largest − smallest)**", ""] + [
-            x.fmt.format(spreads[x.key]["gap"]).lstrip("+") if x.key in spreads else "–" for x in shown])
+            x.fmt.format(spreads[x.key]["gap"]).lstrip("+") + (" ⚠" if spreads[x.key]["few_faces"] else "")
+            if x.key in spreads else "–" for x in shown])
         lines += _md_table(["Cell", "Faces"] + [_gain_header(m, x) for x in shown], body) + [""]
-        for x in shown:
-            if x.key in spreads:
-                sp = spreads[x.key]
-                lines.append(f"- {_gain_header(m, x)}: largest gain {sp['best']} ({x.fmt.format(sp['best_gain'])}), smallest "
-                             f"{sp['worst']} ({x.fmt.format(sp['worst_gain'])})"
-                             + (f" — involves a cell with fewer than {m.gains['min_faces']} faces" if sp["few_faces"] else ""))
-        lines.append("")
     return lines
+
+
+def _group_rows(kind: str, table: Mapping[str, Mapping[str, Any]], cells: Callable[[Mapping[str, Any]], list[str]],
+                width: int, flag: Callable[[Mapping[str, Any]], str] = lambda row: "") -> list[list[str]]:
+    """One row per group of ``kind`` in label order, a group without faces included and named
+    ("no faces") rather than left out: an empty cell is a finding about the data, not noise."""
+    order = group_orders()[kind]
+    rows = []
+    for group in order:
+        if group in table:
+            rows.append([group + flag(table[group])] + cells(table[group]))
+        elif UNKNOWN not in group.split():
+            rows.append([group, "0", "no faces"] + [""] * (width - 1))
+    rows += [[group + flag(row)] + cells(row) for group, row in table.items() if group not in order]
+    return rows
 
 
 _SHORT = {"ref_l1": "L1 ref", "ref_psnr": "PSNR ref", "std_l1": "L1 std", "std_hole_l1": "hole L1 std",
@@ -290,11 +358,16 @@ def to_csv(ev: Evaluation) -> str:
 
 
 def write_report(ev: Evaluation, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write the three report files atomically; returns their paths."""
+    """Write the report files atomically (bucket_plot.png only when something was scored);
+    returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return {
+    written = {
         "metrics.json": write_text(out / "metrics.json", json.dumps(to_json(ev), indent=2) + "\n", newline=""),
         "metrics.csv": write_text(out / "metrics.csv", to_csv(ev), newline=""),
-        "report.md": write_text(out / "report.md", render_markdown(ev), newline=""),
     }
+    plot = write_bucket_plot([(m.name, m.buckets) for m in ev.models], out)
+    if plot is not None:
+        written[PLOT_NAME] = plot
+    written["report.md"] = write_text(out / "report.md", render_markdown(ev, plot.name if plot else None), newline="")
+    return written
