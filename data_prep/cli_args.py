@@ -1,19 +1,13 @@
-"""Argument parsing that reports a bad option as one line, like every other facefill error."""
+"""Argument types of the packer's command lines; the parser itself is the project's one
+(:class:`inpaint.cli.OneLineParser`: one-line errors that name the closest option)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import NoReturn
 
+from inpaint.cli import OneLineParser
 
-class OneLineParser(argparse.ArgumentParser):
-    """``argparse`` prints the whole usage block on a bad option; one line naming the fix is
-    easier to spot in a batch job's log."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
+__all__ = ["OneLineParser", "age_range", "non_negative_int", "positive_int"]
 
 
 def positive_int(text: str) -> int:

@@ -37,6 +37,7 @@ from .masks import HOLE_BLACK, HOLE_WHITE
 from .pack_faces import label_conflicts, pack_balanced, pack_face_split
 from .pack_masks import mask_sources, pack_masks
 from .plan import GENERATE, Plan, make_plan
+from .progress import PackProgress
 from .sources import DATA_ENV, IMAGE_SUFFIXES, list_images
 from .splits import face_order, face_split
 from .state import RunState
@@ -191,7 +192,8 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
             return 0
         (plan.out / INDEX_NAME).unlink(missing_ok=True)  # not a valid shard folder again until we finish
         executor = make_executor(ns.workers)
-        state = RunState(plan, executor, ResumeJournal(plan.out, plan.fingerprint), ns.strict, ns.workers)
+        state = RunState(plan, executor, ResumeJournal(plan.out, plan.fingerprint), ns.strict, ns.workers,
+                         progress=PackProgress())  # on a terminal's stderr only
         try:
             for problem in unlisted:
                 state.skip("faces", plan.faces_root, problem.path, problem.reason)
@@ -205,6 +207,7 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
                                ns.val_fraction)
             state.drain()  # every shard renamed and journalled before index.json
         finally:
+            state.progress.clear()  # before any warning, error or summary line
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
             state.close()

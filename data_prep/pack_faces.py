@@ -81,7 +81,7 @@ def pack_face_split(state: RunState, split: str, paths: Sequence[str]) -> list[F
         digest = plan_digest(plan, "faces", split, group)
         groups.append((name, digest, group, state.journal.reusable(name, digest)))
     # One stream over every shard still to build keeps the workers busy across shard boundaries.
-    results = state.ordered(load, [p for _, _, group, entry in groups if entry is None for p in group])
+    results = state.ordered(load, [p for _, _, group, entry in groups if entry is None for p in group], f"faces {split}")
     for name, digest, group, entry in groups:
         if entry is not None:
             state.accept_reused(name, entry)

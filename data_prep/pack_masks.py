@@ -52,7 +52,7 @@ def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: s
         state.skip("masks", plan.masks_root, problem.path, problem.reason)
     staging = ShardWriter(plan.out / STAGING_NAME, "masks", "staging", plan.size, len(items), compress=False)
     try:
-        for result in state.ordered(load, items):
+        for result in state.ordered(load, items, "masks"):
             if isinstance(result, Skipped):
                 state.skip("masks", plan.masks_root or Path(GENERATE), result.path, result.reason)
             else:
@@ -72,16 +72,19 @@ def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: s
         splits = (("train", train), ("val", val), ("test", test)) if val_fraction > 0 else (("train", train), ("test", test))
         for split, rows in splits:
             counts[split] = len(rows)
+            state.progress.begin(f"masks {split} shards", len(rows), "masks")
             per_bucket_counts[split] = np.bincount(buckets[rows], minlength=len(BUCKET_EDGES)).tolist()
             for number, group in enumerate(chunks(rows, plan.shard_size)):
                 name = shard_name("masks", split, number)
                 digest = plan_digest(plan, "masks", split, [paths[i] for i in group])
                 if state.reuse(name, digest) is not None:
+                    state.progress.advance(len(group))
                     continue
                 writer = ShardWriter(plan.out / name, "masks", split, plan.size, len(group), "raw", digest)
                 try:
                     for i in group:
                         writer.add(MaskSample(paths[i], f["masks"][i], float(ratios[i]), int(buckets[i])))
+                        state.progress.advance()
                 except BaseException:
                     writer.abort()
                     raise

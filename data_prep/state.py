@@ -16,6 +16,7 @@ from inpaint.errors import DataError
 
 from .plan import Plan
 from .journal import ResumeJournal
+from .progress import PackProgress
 from .shards import ShardRecord, ShardWriter
 from .workers import ordered_map
 
@@ -38,6 +39,7 @@ class RunState:
     seen: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # sha256 -> first (path, labels)
     shards: list[ShardRecord] = field(default_factory=list)
     reused: int = 0
+    progress: PackProgress = field(default_factory=lambda: PackProgress(enabled=False))
     _committer: ThreadPoolExecutor | None = field(default=None, repr=False)
     _committing: list[tuple[Future, ShardRecord, str, list[dict]]] = field(default_factory=list, repr=False)
 
@@ -50,9 +52,12 @@ class RunState:
         self.skipped.append(record)
         return record
 
-    def ordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        return ordered_map(self.executor, fn, items, chunk=FILES_PER_TASK,
-                           window=TASKS_IN_FLIGHT_PER_WORKER * self.workers)
+    def ordered(self, fn: Callable[[Any], Any], items: Iterable[Any], stage: str | None = None) -> Iterator[Any]:
+        """``fn`` over ``items`` on the pool, in order; ``stage`` names them on the progress line."""
+        items = list(items)
+        results = ordered_map(self.executor, fn, items, chunk=FILES_PER_TASK,
+                              window=TASKS_IN_FLIGHT_PER_WORKER * self.workers)
+        return results if stage is None else self.progress.track(stage, results, len(items))
 
     def reuse(self, name: str, digest: str) -> dict | None:
         """A finished shard of an earlier run with this plan, counted as part of this run."""

@@ -123,9 +123,9 @@ def _main() -> None:  # pragma: no cover - convenience: python -m inpaint.lpips 
     from inpaint.errors import DataError
 
     def main(argv: list[str] | None) -> int:
-        import argparse
+        from inpaint.cli import OneLineParser
 
-        parser = argparse.ArgumentParser(prog="python -m inpaint.lpips", description="LPIPS-alex v0.1 between two images of one size")
+        parser = OneLineParser(prog="python -m inpaint.lpips", description="LPIPS-alex v0.1 between two images of one size")
         parser.add_argument("image_a")
         parser.add_argument("image_b")
         parser.add_argument("--lpips-weights", default=None, help="folder with the LPIPS weight files")

@@ -2,14 +2,16 @@
 
 Single photo::
 
-    python -m inpaint.predict --image PHOTO --mask MASK --out OUT.png [--weights FILE | --run-dir DIR]
+    python -m inpaint.predict --image PHOTO --mask MASK --out OUT.png [--weights FILE|NAME | --run-dir DIR]
 
 Folder mode matches photos and masks by file name (stem) and keeps going past bad files::
 
     python -m inpaint.predict --image-dir PHOTOS --mask-dir MASKS --out-dir OUT [...]
 
 Only the hole pixels change; every other pixel of the photo keeps its exact value (write PNG to
-keep it that way — JPEG re-encodes the whole image).
+keep it that way — JPEG re-encodes the whole image). The model sees a square region: around the
+face dlib finds when the [identity] extra is installed (the models were trained on face crops),
+otherwise, or with --no-face-detect, around the hole; the command says which it used.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
-import torch
-
-from inpaint.cli import run_cli
+from inpaint.cli import OneLineParser, run_cli
 from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
-from inpaint.inference.inpainter import MODEL_LAYOUT, Inpainter, Prepared
-from inpaint.inference.masks import HOLE_CONVENTIONS, MaskWarning, load_hole, open_photo
-from inpaint.progress_line import ProgressLine
-from inpaint.visual import LOSSLESS_SUFFIXES, image_format, save_image
+from inpaint.inference.masks import HOLE_CONVENTIONS
+
+if TYPE_CHECKING:  # torch and the model code load only once the command line is known to be good
+    import numpy as np
+    import torch
+
+    from inpaint.inference.inpainter import Inpainter
 
 # The default is the shipped model that beat the classical fill (Navier-Stokes) on our test pairs:
 # a quarter-width Model 2 that corrects the OpenCV fill (card: weights/quarter-residual.json).
@@ -37,38 +39,50 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaint.predict", description="Repair the hole in a face photo, or in a folder of them.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = OneLineParser(prog="python -m inpaint.predict", description="Repair the hole in a face photo, or in a folder of them.",
+                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     one = p.add_argument_group("one photo")
     one.add_argument("--image", metavar="PHOTO", help="photo of any size")
     one.add_argument("--mask", metavar="MASK", help="mask of the same size as the photo")
     one.add_argument("--out", metavar="OUT", help="output image (PNG keeps all non-hole pixels exact)")
     many = p.add_argument_group("folder mode")
-    many.add_argument("--image-dir", metavar="DIR")
+    many.add_argument("--image-dir", metavar="DIR", help="photos to repair (png, jpg, bmp, tif, webp)")
     many.add_argument("--mask-dir", metavar="DIR", help="masks named like the photos (any image suffix)")
     many.add_argument("--out-dir", metavar="DIR", help="results as <photo name>.png")
-    src = p.add_argument_group("model (default: the shipped inpaint/weights/quarter-residual.pt, which needs OpenCV)")
-    src.add_argument("--weights", metavar="FILE", help="weights file (.pt with its .json) or checkpoint .pt")
+    src = p.add_argument_group("model (default: the shipped inpaint/weights/quarter-residual.pt)")
+    src.add_argument("--weights", metavar="FILE|NAME",
+                     help="weights file (.pt with its .json), checkpoint .pt, or the name of shipped weights "
+                          "(python -m inpaint.registry lists them)")
     src.add_argument("--run-dir", metavar="DIR", help="training run dir (its newest checkpoint)")
     p.add_argument("--mask-hole", choices=HOLE_CONVENTIONS, default="white",
                    help="which colour marks the hole in the mask (alpha masks: opaque = white)")
     p.add_argument("--feather", type=int, default=None, metavar="PX",
                    help="width of the blended edge inside the hole (default: one model pixel at photo scale)")
     p.add_argument("--no-face-detect", action="store_true",
-                   help="do not use dlib's face detector to choose the context box")
+                   help="inpaint a square around the hole instead of around the face dlib finds (dlib is the "
+                        "[identity] extra; without it this is what happens anyway): for photos whose face the "
+                        "detector misses or mistakes, or to skip its second or so on large photos")
     p.add_argument("--batch-size", type=int, default=None,
                    help="photos per model call in folder mode (default: 16 on a GPU, 4 on the CPU, the fastest "
                         "per photo measured there)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the model runs (auto: the GPU when one is visible)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
 
 def resolve_source(weights: str | None, run_dir: str | None) -> Path:
+    """The checkpoint, weights file or run dir to load: ``--weights`` (a path, or the name of
+    shipped weights), ``--run-dir``, or the shipped default."""
     if weights and run_dir:
         raise ConfigError("give either --weights FILE or --run-dir DIR, not both")
     if weights or run_dir:
-        return Path(weights or run_dir).expanduser()  # type: ignore[arg-type]
+        path = Path(weights or run_dir).expanduser()  # type: ignore[arg-type]
+        if weights and not path.exists() and path.name == weights and not path.suffix:  # a name, not a file
+            from inpaint.registry import find_weights
+
+            return find_weights(weights).path  # or the one-line error listing the shipped names
+        return path
     if not DEFAULT_WEIGHTS.is_file():
         raise CheckpointError(f"no shipped weights at {DEFAULT_WEIGHTS} yet: pass --weights FILE (a weights .pt "
                               "with its .json, or a checkpoint) or --run-dir DIR (a training run)")
@@ -76,6 +90,8 @@ def resolve_source(weights: str | None, run_dir: str | None) -> Path:
 
 
 def check_output(path: Path) -> None:
+    from inpaint.visual import LOSSLESS_SUFFIXES, image_format
+
     if image_format(path) is None:
         raise ConfigError(f"output {path} has an unsupported suffix: use .png (or .jpg, .webp, .tif, .bmp)")
     if path.suffix.lower() not in LOSSLESS_SUFFIXES + (".webp",):
@@ -92,8 +108,12 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def build_inpainter(args: argparse.Namespace) -> Inpainter:
-    from inpaint.weights import load_generator
-    from inpaint.identity import try_face_detector
+    """The model of ``--weights``/``--run-dir`` (or the shipped one) ready for photos; a one-line
+    warning on stderr when it is a smoke model, whose fills are noise."""
+    import torch
+
+    from inpaint.inference.inpainter import Inpainter
+    from inpaint.inference.loading import smoke_warning
 
     if args.feather is not None and args.feather < 0:
         raise ConfigError(f"--feather must be 0 or more pixels, got {args.feather}")
@@ -103,16 +123,21 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
         raise ConfigError("--device cuda was given but no CUDA GPU is visible: use --device cpu")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    model, cfg = load_generator(resolve_source(args.weights, args.run_dir), device)
-    model = model.to(memory_format=MODEL_LAYOUT)
-    detector = None if args.no_face_detect else try_face_detector()
-    return Inpainter(lambda masked, mask: model(masked, mask), int(cfg["data"]["size"]), device,
-                     find_faces=detector.detect if detector else None, feather=args.feather)
+    source = resolve_source(args.weights, args.run_dir)
+    inpainter = Inpainter.from_weights(source, device, face_detect=not args.no_face_detect, feather=args.feather)
+    if args.no_face_detect:
+        inpainter.no_faces_reason = "not searched (--no-face-detect)"
+    warning = smoke_warning(inpainter.model, args.weights or args.run_dir or source)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    return inpainter
 
 
 def read_hole(mask: str | Path, photo_size: tuple[int, int], hole_colour: str, photo: Path) -> tuple[np.ndarray, list[str]]:
     """The hole of ``mask`` and the mask warnings it raised (a photo given as its own mask, say),
     as lines for the user rather than Python's two-line warning format."""
+    from inpaint.inference.masks import MaskWarning, load_hole
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MaskWarning)
         hole = load_hole(mask, photo_size, hole_colour, photo)
@@ -150,12 +175,19 @@ def match_folder(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path
 
 
 def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_dir: Path, hole_colour: str,
-                   batch_size: int, quiet: bool = False) -> tuple[int, list[tuple[Path, str]], list[str]]:
+                   batch_size: int, quiet: bool = False) -> tuple[int, list[tuple[Path, str]], list[str], list[str]]:
     """Inpaint every matched photo, ``batch_size`` photos per model call; a bad photo or mask is
-    recorded and skipped. Returns (written, failures, mask warnings)."""
+    recorded and skipped. Returns (written, failures, mask warnings, the box source of each
+    inpainted photo: "face" or "hole")."""
+    from inpaint.inference.inpainter import Prepared
+    from inpaint.inference.masks import open_photo
+    from inpaint.progress_line import ProgressLine
+    from inpaint.visual import save_image
+
     jobs, total = match_folder(image_dir, mask_dir)
     failures: list[tuple[Path, str]] = []
     mask_warnings: list[str] = []
+    sources: list[str] = []
     written = 0
     progress = ProgressLine("inpainting", total, "photos", enabled=not quiet)
     done = 0
@@ -174,6 +206,7 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
                 try:
                     save_image(inpainter.finish(prepared, output), out_dir / f"{photo.stem}.png")
                     written += 1
+                    sources.append(prepared.box.source)
                 except OSError as exc:
                     failures.append((photo, f"cannot write {out_dir / (photo.stem + '.png')}: {exc}"))
         done += len(pending)
@@ -199,7 +232,7 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
             flush()
     flush()
     progress.update(total)
-    return written, failures, mask_warnings
+    return written, failures, mask_warnings, sources
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(single):
         if not all(single):
             raise ConfigError("one photo needs all of --image PHOTO, --mask MASK and --out OUT")
+        from inpaint.inference.masks import open_photo
+        from inpaint.visual import save_image
+
         out = Path(args.out)
         check_output(out)
         image = Path(args.image)
@@ -218,15 +254,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         hole, messages = read_hole(args.mask, photo.size, args.mask_hole, image)
         for message in messages:
             print(f"warning: {message}", file=sys.stderr)
-        written = save_image(build_inpainter(args).inpaint(photo, hole), out)
+        inpainter = build_inpainter(args)
+        prepared = inpainter.prepare(photo, hole)
+        print(inpainter.explain(prepared))
+        written = save_image(inpainter.finish(prepared, inpainter.generate([prepared])[0]), out)
         print(f"wrote {written}")
         return 0
     if not all(folder):
         raise ConfigError("give --image PHOTO --mask MASK --out OUT, or --image-dir DIR --mask-dir DIR --out-dir DIR")
     inpainter = build_inpainter(args)
     batch_size = args.batch_size or default_batch_size(inpainter.device)
-    written, failures, mask_warnings = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir),
-                                                      Path(args.out_dir), args.mask_hole, batch_size, args.quiet)
+    written, failures, mask_warnings, sources = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir),
+                                                               Path(args.out_dir), args.mask_hole, batch_size, args.quiet)
+    if sources:
+        print(face_summary(sources, inpainter))
     print(f"wrote {written} of {written + len(failures)} photos to {args.out_dir}")
     for message in mask_warnings:
         print(f"warning: {message}", file=sys.stderr)
@@ -236,6 +277,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {photo.name}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def face_summary(sources: list[str], inpainter: Inpainter) -> str:
+    """Folder mode's one line on the context boxes: in how many photos a face was used."""
+    if inpainter.find_faces is None:
+        return f"faces {inpainter.no_faces_reason}; each photo was inpainted in a square around its hole"
+    faces = sources.count("face")
+    return (f"faces: found around the hole in {faces} of {len(sources)} photos (the context the model saw); "
+            f"the others were inpainted in a square around the hole")
 
 
 if __name__ == "__main__":

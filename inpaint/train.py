@@ -8,11 +8,14 @@ a one-line status as the last stdout line.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.cli import run_cli
+from inpaint.cli import OneLineParser, run_cli
+from inpaint.contract import EXIT_STOPPED
 from inpaint.errors import ConfigError
 
 
@@ -41,9 +44,11 @@ def positive_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m inpaint.train", description="Train a facefill model in a run dir, resuming whatever is already there.",
+    p = OneLineParser(prog="python -m inpaint.train", description="Train a facefill model in a run dir, resuming whatever is already there.",
                                 epilog="Exit codes: 0 finished, 75 stopped early with a checkpoint (run again "
-                                       "to continue), 1 training failure, 2 bad input.")
+                                       "to continue), 1 training failure, 2 bad input. Ctrl-C, SIGTERM, SIGUSR1 or "
+                                       "SIGUSR2: checkpoint at the end of the step, exit 75; a second Ctrl-C aborts "
+                                       "at once.")
     p.add_argument("--config", required=True, help="YAML file or packaged name (smoke, model1, model2, model3)")
     p.add_argument("--data", required=True, type=Path, help="shard folder written by data_prep.pack (holds index.json)")
     p.add_argument("--run-dir", required=True, type=Path, help="where checkpoints, logs and samples go; resumed if it has checkpoints")
@@ -62,7 +67,7 @@ def main(argv: Sequence[str] | None = None, whole_process: bool = False) -> int:
     started = time.time()  # --time-limit counts from here: loading torch and set-up use the budget too
     args = build_parser().parse_args(argv)
     from inpaint.config import load_config
-    from inpaint.training.loop import TrainOptions, train
+    from inpaint.shard_format import read_index
 
     overrides = list(args.overrides)
     if args.max_steps is not None:
@@ -70,11 +75,19 @@ def main(argv: Sequence[str] | None = None, whole_process: bool = False) -> int:
             raise ConfigError(f"--max-steps {args.max_steps} must be a positive number of steps")
         overrides.append(f"train.max_steps={args.max_steps}")
     config = load_config(args.config, overrides)
+    # Like the config, the shard folder is checked before the run dir is taken: a mistyped --data
+    # must leave no run dir behind and say so once, not again as a status line.
+    read_index(args.data)
+    from inpaint.training.loop import TrainOptions, train  # torch: seconds, so after the quick checks
+
     opts = TrainOptions(config=config, data_root=args.data, run_dir=args.run_dir, device=args.device,
                         time_limit=args.time_limit, deadline=args.deadline, deterministic=args.deterministic,
                         force=args.force, start_time=started,
                         **({"cpu_baseline": 0.0} if whole_process else {}))  # bill start-up to the run too
-    return train(opts).exit_code
+    outcome = train(opts)
+    if outcome.exit_code == EXIT_STOPPED and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 says it
+        print(f"stopped at step {outcome.step}; run the same command to continue", file=sys.stderr, flush=True)
+    return outcome.exit_code
 
 
 if __name__ == "__main__":

@@ -215,6 +215,13 @@ def _card_training_set(src: _Source, train_data: str | os.PathLike | None) -> di
     return verified_training_set(data, str(data["root"]), str(src.path)).card_record()
 
 
+def run_name(source: str | os.PathLike) -> str:
+    """What a card records as its ``source``: the run dir's name (of a checkpoint: the run dir it is
+    in), never the exporting machine's absolute path."""
+    path = Path(source).expanduser().resolve()
+    return path.parent.parent.name if path.is_file() and path.parent.name == CHECKPOINT_DIR else path.name
+
+
 def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
                    metrics: Mapping[str, Any] | None = None, cpu_minutes: float | None = None,
                    train_data: str | os.PathLike | None = None) -> Path:
@@ -230,7 +237,7 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
     out = Path(out)
     atomic_torch_save(weights, out)
-    card = WeightsCard(config=cfg, source=str(Path(source).resolve()), exported=time.time(),
+    card = WeightsCard(config=cfg, source=run_name(source), exported=time.time(),
                        dtype="float16" if half else "float32", sha256=sha256_file(out),
                        metrics=dict(metrics) if metrics else None, cpu_minutes=cpu_minutes, training_set=training_set)
     state = src.state
@@ -247,11 +254,10 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m inpaint.weights export SOURCE OUT.pt``: ship a trained generator."""
-    import argparse
-
+    from inpaint.cli import OneLineParser
     from inpaint.evaluation.averages import evaluation_averages
 
-    p = argparse.ArgumentParser(prog="python -m inpaint.weights",
+    p = OneLineParser(prog="python -m inpaint.weights",
                                 description="Export the generator of a run dir or checkpoint as a small weights file "
                                             "(fp16 state dict + JSON card) for evaluation and inference.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -156,6 +156,12 @@ def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: 
                         "--cpu-minutes", "140.5"]) == 0
     meta = json.loads(weights_sidecar(shipped).read_text())
     assert meta["sha256"] == sha256_file(shipped)
+    assert meta["source"] == "model2"  # the run dir's name: the exporting machine's paths stay out of the card
+    from inpaint.provenance import ProvenanceWarning
+
+    with pytest.warns(ProvenanceWarning):  # this checkpoint records no training-set digests
+        from_checkpoint = export_weights(find_checkpoints(tmp_path / "model2")[0], tmp_path / "c.pt")
+    assert json.loads(weights_sidecar(from_checkpoint).read_text())["source"] == "model2"  # the run dir it is in
     assert (meta["checkpoint"], meta["step"], meta["epoch"]) == ("step-000000012.pt", 12, 2)
     assert meta["data"] == {"size": 64, "train_faces": 540, "train_masks": 300}
     assert meta["metrics"]["average"] == {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}

@@ -33,6 +33,7 @@ class Box:
     top: int
     side: int
     source: str  # "face" or "hole": how it was chosen, for the log
+    face: tuple[int, int, int, int] | None = None  # the face box (l, t, r, b) it was built around
 
     @property
     def right(self) -> int:
@@ -83,9 +84,11 @@ def context_box(hole: np.ndarray, faces: Sequence[Sequence[int]] = (), min_side:
         cx, cy = (face[0] + face[2]) / 2.0, (face[1] + face[3]) / 2.0
         source = "face"
         side = int(math.ceil(side_face))
+        chosen = tuple(int(v) for v in face[:4])
     else:
         cx, cy = (hl + hr) / 2.0, (ht + hb) / 2.0
         source = "hole"
+        chosen = None
         side = int(math.ceil(max(HOLE_CONTEXT * extent, MIN_SHARE_OF_PHOTO * min(width, height))))
     # Grow (keeping the centre) until the hole and its margin fit.
     half = max(cx - need[0], need[2] - cx, cy - need[1], need[3] - cy)
@@ -95,7 +98,7 @@ def context_box(hole: np.ndarray, faces: Sequence[Sequence[int]] = (), min_side:
     # Shifting towards the photo never uncovers the hole: the square only moves away from the
     # border it crossed, and the hole lies inside the photo.
     assert left <= hl and left + side >= hr and top <= ht and top + side >= hb
-    return Box(left, top, side, source)
+    return Box(left, top, side, source, chosen)  # type: ignore[arg-type]
 
 
 def extract(image: np.ndarray, box: Box) -> np.ndarray:

@@ -4,12 +4,17 @@ Per photo: choose a square context box (:mod:`inpaint.inference.crop`), resize i
 size, run the generator (several photos per batch), resize the result back and blend it into the
 hole only (:mod:`inpaint.inference.compose`). Preparation and finishing are separate steps so
 folder mode can batch the model calls across photos and still report each photo's own failure.
+
+It is also the Python API: ``Inpainter.from_pretrained("quarter-residual").repair(photo, mask)``
+takes a PIL image or a numpy array (and a mask as either, white or True = hole) and gives the
+repaired photo back in the same form, with ``python -m inpaint.predict``'s conventions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -20,8 +25,15 @@ from inpaint.inference.compose import auto_feather, paste_hole
 from inpaint.inference.crop import Box, context_box, extract
 from inpaint.visual import to_uint8
 
+if TYPE_CHECKING:
+    from inpaint.inference.loading import InferenceModel
+
 Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FaceFinder = Callable[[np.ndarray], list[tuple[int, int, int, int]]]
+Photo = TypeVar("Photo", Image.Image, np.ndarray)
+
+#: Why the context box was not chosen around a detected face, when no detector ran.
+NO_DETECTOR = "not searched: dlib's face detector is not installed (pip install 'facefill[identity]')"
 
 
 @dataclass
@@ -35,6 +47,7 @@ class Prepared:
     box: Box
     image: torch.Tensor          # (3,S,S) in [-1, 1], the box resized to the model size
     mask: torch.Tensor           # (1,S,S) in {0, 1}
+    faces: list[tuple[int, int, int, int]] | None = field(default=None)  # detected (l, t, r, b); None: not searched
 
 
 def split_photo(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -66,19 +79,80 @@ MODEL_LAYOUT = torch.channels_last
 
 
 class Inpainter:
-    """Runs a generator of input size ``size`` on photos of any size."""
+    """Runs a generator of input size ``size`` on photos of any size.
+
+    ``no_faces_reason`` says why no face is searched for when ``find_faces`` is None (the option
+    that turned it off, or the missing library), for :meth:`explain`.
+    """
 
     def __init__(self, generator: Generator, size: int, device: torch.device | str = "cpu",
-                 find_faces: FaceFinder | None = None, feather: int | None = None) -> None:
+                 find_faces: FaceFinder | None = None, feather: int | None = None,
+                 no_faces_reason: str = NO_DETECTOR, model: InferenceModel | None = None) -> None:
         self.generator, self.size, self.device = generator, int(size), torch.device(device)
-        self.find_faces, self.feather = find_faces, feather
+        self.find_faces, self.feather, self.no_faces_reason = find_faces, feather, no_faces_reason
+        #: The model behind ``generator`` (config, source, training length) when built from weights.
+        self.model = model
 
+    # construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name: str, device: torch.device | str = "cpu", face_detect: bool = True,
+                        feather: int | None = None) -> "Inpainter":
+        """Shipped weights by name (``python -m inpaint.registry`` lists them, e.g.
+        ``"quarter-residual"``); an unknown name is a CheckpointError listing the known ones."""
+        from inpaint.registry import find_weights
+
+        return cls.from_weights(find_weights(name).path, device, face_detect, feather)
+
+    @classmethod
+    def from_weights(cls, source: str | os.PathLike, device: torch.device | str = "cpu", face_detect: bool = True,
+                     feather: int | None = None) -> "Inpainter":
+        """A run dir (its newest checkpoint), a checkpoint ``.pt`` or a weights file with its card.
+        ``face_detect``: choose the context around a detected face when dlib (the ``[identity]``
+        extra) is installed; without it, or with False, a square around the hole."""
+        from inpaint.identity import try_face_detector
+        from inpaint.inference.loading import open_model
+
+        device = torch.device(device)
+        model = open_model(source, device)
+        detector = try_face_detector() if face_detect else None
+        reason = NO_DETECTOR if face_detect else "not searched (face detection off)"
+        module = model.module
+        return cls(lambda masked, mask: module(masked, mask), model.size, device,
+                   find_faces=detector.detect if detector else None, feather=feather, no_faces_reason=reason, model=model)
+
+    # one call ----------------------------------------------------------------------------------
+    def repair(self, photo: Photo | str | os.PathLike, mask: Image.Image | np.ndarray | str | os.PathLike,
+               hole: str = "white") -> Photo | Image.Image:
+        """The photo with its hole inpainted, as what came in: a PIL image for an image or a path,
+        a uint8 array for an array ((H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey). ``mask``: an
+        image, a path, or an array (bool: True = hole; uint8: bright = hole) of the photo's size;
+        ``hole="black"`` for masks painted black. Pixels outside the hole keep their values."""
+        from inpaint.errors import DataError
+        from inpaint.inference.masks import check_hole, load_hole, open_photo
+
+        if isinstance(photo, np.ndarray):
+            if photo.dtype != np.uint8 or photo.ndim not in (2, 3) or (photo.ndim == 3 and photo.shape[2] not in (3, 4)):
+                raise DataError(f"the photo is a {photo.dtype} array of shape {photo.shape}: give a uint8 (H, W, 3) RGB, "
+                                "(H, W, 4) RGBA or (H, W) grey array, e.g. (x * 255).round().astype(np.uint8)")
+            img = Image.fromarray(photo)
+        elif isinstance(photo, Image.Image):
+            img = photo
+        else:
+            img = open_photo(photo)
+        if isinstance(mask, (str, os.PathLike)):
+            holes = load_hole(mask, img.size, hole)
+        else:
+            holes = check_hole(mask, img.size, hole, "the mask")
+        repaired = self.inpaint(img, holes)
+        return np.asarray(repaired) if isinstance(photo, np.ndarray) else repaired
+
+    # the steps ---------------------------------------------------------------------------------
     def prepare(self, img: Image.Image, hole: np.ndarray) -> Prepared:
         rgb, alpha, mode = split_photo(img)
         if hole.shape != rgb.shape[:2]:
             raise ValueError(f"hole {hole.shape} and photo {rgb.shape[:2]} differ in size")
-        faces = self.find_faces(rgb) if self.find_faces is not None else []
-        box = context_box(hole, faces)
+        faces = self.find_faces(rgb) if self.find_faces is not None else None
+        box = context_box(hole, faces or [])
         crop = torch.from_numpy(np.ascontiguousarray(extract(rgb, box))).permute(2, 0, 1)[None].float()
         crop_hole = torch.from_numpy(np.ascontiguousarray(extract(hole, box))).float()[None, None]
         if box.side != self.size:
@@ -88,7 +162,22 @@ class Inpainter:
             crop_hole = (F.interpolate(crop_hole, size=(self.size, self.size), mode="area") > 0).float() if antialias \
                 else (F.interpolate(crop_hole, size=(self.size, self.size), mode="nearest") > 0).float()
         image = (crop.clamp(0, 255) / 127.5 - 1.0)[0]
-        return Prepared(rgb, alpha, mode, hole, box, image, crop_hole[0])
+        return Prepared(rgb, alpha, mode, hole, box, image, crop_hole[0], faces)
+
+    def explain(self, prepared: Prepared) -> str:
+        """Which region the model saw, and why: "face found at …", none found, or not searched."""
+        box = prepared.box
+        square = f"the {box.side}×{box.side}-px square at ({box.left}, {box.top})"
+        scale = f" (seen at {self.size} px)"
+        if prepared.faces is None:
+            return f"face {self.no_faces_reason}; inpainted {square} around the hole{scale}"
+        if box.face is not None:
+            face = box.face
+            return f"face found at ({face[0]}, {face[1]})–({face[2]}, {face[3]}); inpainted {square} around it{scale}"
+        if prepared.faces:
+            return (f"face found, but away from the hole ({len(prepared.faces)} found); inpainted {square} "
+                    f"around the hole{scale}")
+        return f"no face found; inpainted {square} around the hole{scale}"
 
     @torch.inference_mode()
     def generate(self, batch: Sequence[Prepared]) -> torch.Tensor:
@@ -120,3 +209,4 @@ class Inpainter:
         """One photo, start to finish."""
         prepared = self.prepare(img, hole)
         return self.finish(prepared, self.generate([prepared])[0])
+

@@ -132,21 +132,36 @@ def load_hole(path: str | os.PathLike, photo_size: tuple[int, int], hole: str = 
     not essentially two-valued, as when the photo itself is passed as its mask.
     """
     path = Path(path)
-    img = open_image(path, "mask")
+    return check_hole(open_image(path, "mask"), photo_size, hole, f"mask {path}", photo_name)
+
+
+def check_hole(img: Image.Image | np.ndarray, photo_size: tuple[int, int], hole: str = "white",
+               name: str = "the mask", photo_name: str | os.PathLike = "the photo") -> np.ndarray:
+    """The hole of a mask already in memory (an image, or an array: bool True = hole, numbers
+    bright = hole like a white-on-black image), with :func:`load_hole`'s checks; ``name`` is how
+    the messages call the mask."""
+    if isinstance(img, np.ndarray):
+        if img.dtype == bool:  # True = hole whatever the colour convention
+            img, hole = Image.fromarray(img.astype(np.uint8) * 255, "L"), "white"
+        elif img.ndim in (2, 3) and img.dtype == np.uint8:
+            img = Image.fromarray(img)
+        else:
+            raise DataError(f"{name} is a {img.dtype} array of shape {img.shape}: give a bool (True = hole) or "
+                            "uint8 (H, W) array, or a PIL image")
     if img.size != tuple(photo_size):
-        raise DataError(f"mask {path} is {img.size[0]}×{img.size[1]} px but {photo_name} is {photo_size[0]}×{photo_size[1]} px: "
+        raise DataError(f"{name} is {img.size[0]}×{img.size[1]} px but {photo_name} is {photo_size[0]}×{photo_size[1]} px: "
                         "draw the mask on the photo itself so both have one size")
     mask = hole_from_mask_image(img, hole)
     other = "black" if hole == "white" else "white"
     grey = grey_share(img)
     if grey > MAX_GREY_SHARE:
-        warnings.warn(MaskWarning(f"mask {path} is not black and white ({grey:.0%} of its pixels are grey): is it the photo "
+        warnings.warn(MaskWarning(f"{name} is not black and white ({grey:.0%} of its pixels are grey): is it the photo "
                                   f"itself? its hole is taken where it is {'brighter' if hole == 'white' else 'darker'} than "
-                                  "mid-grey; give a mask with the hole painted " + hole), stacklevel=2)
+                                  "mid-grey; give a mask with the hole painted " + hole), stacklevel=3)
     if not mask.any():
-        raise DataError(f"mask {path} marks no hole (no {hole} pixels): paint the hole {hole}, "
+        raise DataError(f"{name} marks no hole (no {hole} pixels): paint the hole {hole}, "
                         f"or pass --mask-hole {other} if your holes are {other}")
     if mask.all():
-        raise DataError(f"mask {path} covers the whole photo: nothing is left to inpaint from; mark only the damaged region "
+        raise DataError(f"{name} covers the whole photo: nothing is left to inpaint from; mark only the damaged region "
                         f"(or pass --mask-hole {other} if your holes are {other})")
     return mask

@@ -3,14 +3,13 @@ to compare architectures and sanity-check a config before spending GPU hours on 
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from inpaint.cli import run_cli
+from inpaint.cli import OneLineParser, run_cli
 from inpaint.config import load_config
 from inpaint.models import build_discriminator, build_generator, count_parameters
 
@@ -38,7 +37,7 @@ def model_summary(cfg: dict[str, Any], size: int | None = None) -> dict[str, Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inpaint.models", description=__doc__)
+    parser = OneLineParser(prog="python -m inpaint.models", description=__doc__)
     parser.add_argument("--config", nargs="+", default=["model1", "model2", "model3"],
                         help="config files or packaged names (default: model1 model2 model3)")
     parser.add_argument("--size", type=int, default=None, help="image size in px (default: the config's data.size)")

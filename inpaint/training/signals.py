@@ -1,17 +1,25 @@
-"""Turn the batch system's warning signals into a "checkpoint at the next step boundary" request.
+"""Turn stop signals into a "checkpoint at the next step boundary" request.
 
 PBS sends SIGTERM before killing a job, SLURM ``--signal`` sends SIGUSR1/SIGUSR2 a chosen time
-before the limit. Checkpointing inside the handler could interrupt a half-finished optimizer
-step, so the handler only sets a flag that the loop polls between steps.
+before the limit, and a person at a terminal presses Ctrl-C (SIGINT). Checkpointing inside the
+handler could interrupt a half-finished optimizer step, so the handler only sets a flag that the
+loop polls between steps: every one of them ends the same way, with a checkpoint and exit 75.
+
+Ctrl-C alone says so at once (a step can take seconds, and silence reads as a hang), and a second
+Ctrl-C is the way out when waiting is not wanted: it raises KeyboardInterrupt like Python's default
+handler, so the process aborts without a new checkpoint (exit 130).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
+FIRST_CTRL_C = ("\nCtrl-C: stopping at the end of this step with a checkpoint "
+                "(Ctrl-C again to abort at once, without one)\n")
 
 
 class StopRequest:
@@ -33,7 +41,15 @@ class StopRequest:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            # The next Ctrl-C gets Python's own handler: KeyboardInterrupt wherever the loop is.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:  # os.write: a buffered stream may be in the middle of a write of its own
+                os.write(2, FIRST_CTRL_C.encode())
+            except OSError:
+                pass
 
     @property
     def requested(self) -> bool:
