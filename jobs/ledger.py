@@ -136,9 +136,17 @@ def _chain_keys(events: list[dict]) -> list[str]:
     return keys
 
 
+# What one run of a part records; a part run again (a requeued job) keeps its earlier runs apart.
+ATTEMPT_FIELDS = ("job_id", "host", "pid", "start_step", "deadline", "start_time", "end_time", "exit_code", "step",
+                  "action", "reason", "interrupted", "status_line")
+
+
 def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[dict]:
     """One record per part of every chain, in chain order (as first seen) then part number: chain,
-    job id, executor, submit/start/end time, exit code, steps, action."""
+    job id, executor, submit/start/end time, exit code, steps, action.
+
+    A part that started more than once (requeued by the scheduler, or started again after an
+    interruption) describes its latest run; the earlier ones are in ``attempts``, oldest first."""
     events = read_events(run_dir, problems)
     parts: dict[tuple[str, int], dict] = {}
     order: dict[str, int] = {}
@@ -146,6 +154,8 @@ def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[d
         order.setdefault(chain, len(order))
         rec = parts.setdefault((chain, ev["part"]), {"part": ev["part"], "chain": chain})
         kind = ev.get("event")
+        if kind == "start" and "start_time" in rec:
+            rec.setdefault("attempts", []).append({k: rec.pop(k) for k in ATTEMPT_FIELDS if k in rec})
         fields = {k: v for k, v in ev.items() if k not in ("event", "part", "time", "chain")}
         if kind in EVENTS:
             rec[f"{kind}_time"] = ev.get("time")

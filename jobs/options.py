@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 from inpaint.errors import ConfigError, DataError, FacefillError
 from jobs.pbs_commands import unsafe_directive_text
 from jobs.spec import JobSpec
-from jobs.walltime import evaluation_walltime, format_walltime, parse_walltime, part_time_limit
+from jobs.walltime import (MIN_QUEUED_WALLTIME_S, evaluation_walltime, format_walltime, parse_walltime,
+                           part_time_limit)
 
 MODELS = ("1", "2", "3", "smoke")
 EXECUTORS = ("pbs", "slurm", "local")
@@ -62,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=EXECUTORS, help="default: pbs when qsub is on PATH (or --queue is given with --dry-run), else local")
     p.add_argument("--profile", help="site profile: metacentrum, generic-pbs or a YAML file (default: $FACEFILL_PROFILE or detected)")
     p.add_argument("--queue", help="PBS queue / SLURM partition (default: the profile's)")
-    p.add_argument("--walltime", help="limit of ONE part, HH:MM:SS (default: the queue's limit; local 24:00:00)")
+    p.add_argument("--walltime", help="limit of ONE part, HH:MM:SS (default: the queue's limit; local 24:00:00); "
+                                      f"at least {format_walltime(MIN_QUEUED_WALLTIME_S)} on PBS and SLURM")
+    p.add_argument("--allow-short-walltime", action="store_true",
+                   help=f"accept a PBS/SLURM walltime under {format_walltime(MIN_QUEUED_WALLTIME_S)} (debug queues, tests)")
     p.add_argument("--ncpus", type=int, help="CPU cores per node (default: the profile's, else 4 per GPU)")
     p.add_argument("--ngpus", type=int, help="GPUs per node; >1 launches torchrun --nproc-per-node")
     p.add_argument("--nodes", type=int, default=1, help="nodes; >1 starts one torchrun per node")
@@ -194,10 +198,21 @@ def site_profile(args: argparse.Namespace, executor: str) -> dict[str, Any]:
     return profile
 
 
+def check_walltime(args: argparse.Namespace, executor: str, walltime_s: int) -> None:
+    """A queued part shorter than the minimum waits in the queue, spends its time starting up and
+    stops before its first checkpoint: the chain would stall. A local part waits for nothing, so
+    any walltime is its user's choice."""
+    if executor != "local" and walltime_s < MIN_QUEUED_WALLTIME_S and not args.allow_short_walltime:
+        raise ConfigError(f"--walltime {format_walltime(walltime_s)} is shorter than "
+                          f"{format_walltime(MIN_QUEUED_WALLTIME_S)}, too short for a queued part to start and write "
+                          "a checkpoint: raise it (or add --allow-short-walltime for a debug queue)")
+
+
 def queue_and_walltime(args: argparse.Namespace, executor: str, profile: dict) -> tuple[str | None, int, int]:
     """(queue, walltime of one part, the margin the trainer leaves before it) in seconds."""
     if executor != "pbs":
         walltime_s = parse_walltime(args.walltime or LOCAL_DEFAULT_WALLTIME)
+        check_walltime(args, executor, walltime_s)
         return args.queue, walltime_s, DEFAULT_MARGIN_S[executor]
     queue = args.queue or profile["default_queue"]
     check_text("--queue", queue)
@@ -209,6 +224,7 @@ def queue_and_walltime(args: argparse.Namespace, executor: str, profile: dict) -
     if walltime_s > limit_s:
         raise ConfigError(f"--walltime {format_walltime(walltime_s)} exceeds queue {queue}'s limit "
                           f"{format_walltime(limit_s)}: lower it or use a longer queue (e.g. gpu_long)")
+    check_walltime(args, executor, walltime_s)
     return queue, walltime_s, parse_walltime(profile.get("safety_margin", "00:15:00"))
 
 
@@ -254,21 +270,41 @@ def container_image(args: argparse.Namespace, executor: str, profile: dict, prob
     return image
 
 
-def check_config(config: str, overrides: list[str]) -> None:
+def check_config(config: str, overrides: list[str]) -> dict[str, Any]:
     """Resolve the trainer's config here, with every ``--set``: a typo or a bad value is a one-line
     error now, not a job that waits in the queue for hours and then exits 2. (``inpaint.config``
     is torch-free; the ConfigError names the key and the file or override holding it.)"""
     from inpaint.config import load_config
 
-    load_config(config, list(overrides))
+    return load_config(config, list(overrides))
 
 
-def check_data(data: Path, problem: Callable[[FacefillError], None]) -> None:
+def check_data(data: Path, size: int, problem: Callable[[FacefillError], None]) -> None:
+    """The trainer's first checks on its shards, made before anything is queued: the folder and
+    its index, the image size the config trains at, and images in the train split. (The shard
+    files themselves are read only by the trainer: a queued part may see them staged.)"""
+    from inpaint.shard_format import read_index
+
     if not data.is_dir():
         problem(DataError(f"{data}: data folder not found; pack shards with `python -m data_prep.pack --out {data}` "
                           "or pass --data"))
-    elif not (data / "index.json").is_file():
+        return
+    if not (data / "index.json").is_file():
         problem(DataError(f"{data}/index.json missing: {data} is not a packed shards folder; run python -m data_prep.pack"))
+        return
+    try:
+        index = read_index(data)
+    except DataError as exc:
+        problem(exc)
+        return
+    if index["size"] != size:
+        problem(DataError(f"--data {data}: shards are {index['size']} px but the config trains at data.size = {size}: "
+                          f"pass shards packed at {size} px (python -m data_prep.pack --size {size}) "
+                          f"or --set data.size={index['size']}"))
+    for kind in ("faces", "masks"):
+        if not index["counts"][kind].get("train"):
+            problem(DataError(f"--data {data}: no training {kind} (its train split is empty, e.g. packed with "
+                              "--all-test); pack shards with a train split"))
 
 
 # --- 4. what the trainer and the evaluation are given -----------------------------------------
@@ -320,13 +356,13 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
     executor = choose_executor(args)
     validate(args, executor)
     config, short = _config_arg(args)
-    check_config(config, args.set)
+    cfg = check_config(config, args.set)
     run_dir = Path(args.run_dir or f"runs/{short}").expanduser().resolve()
     data = Path(args.data or ("data/shards/64" if short == "smoke" else "data/shards/128")).expanduser().resolve()
     for option, path in (("--run-dir", run_dir), ("--data", data)):
         check_text(option, str(path))  # the current folder is part of a relative path
     if check_paths:
-        check_data(data, problem)
+        check_data(data, int(cfg["data"]["size"]), problem)
     profile = site_profile(args, executor)
     queue, walltime_s, margin_s = queue_and_walltime(args, executor, profile)
     res = resources(args, executor, profile)

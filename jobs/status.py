@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -26,16 +26,27 @@ from inpaint.process import pid_alive
 from jobs import ledger, lock
 from jobs.chain_state import ENDED, read_chain_state
 from jobs.paths import EVAL_DIR, LEDGER, under
+from jobs.progress import Position, last_metrics, position, status_epoch
 
 PBS_WORDS = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}
 
 
 @dataclass(frozen=True)
 class Seen:
-    """What a scheduler says of one job: words for people, and whether the job has ended."""
+    """What a scheduler says of one job: words for people, whether the job has ended, and what
+    else it reports (PBS: state, Exit_status, walltime used and requested) for the table and --json."""
 
     words: str
     ended: bool
+    detail: dict | None = None
+
+    def usage(self) -> str:
+        """`` · Exit_status -29 · walltime 00:00:12 of 00:00:10`` (what PBS reported), or ""."""
+        d = self.detail or {}
+        out = f" · Exit_status {d['exit_status']}" if d.get("exit_status") is not None else ""
+        if d.get("walltime_used"):
+            out += f" · walltime {d['walltime_used']}" + (f" of {d['walltime_limit']}" if d.get("walltime_limit") else "")
+        return out
 
 
 def _pbs_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
@@ -50,11 +61,14 @@ def _pbs_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
         st = found.get(job_id)
         if st is None:
             seen[job_id] = Seen("gone from PBS history", True)
-        elif st.finished:
-            seen[job_id] = Seen(f"F: {describe_exit(st.exit_status)}", True)
+            continue
+        detail = {"state": st.state, "exit_status": st.exit_status, "walltime_used": st.walltime_used,
+                  "walltime_limit": st.walltime_limit}
+        if st.finished:
+            seen[job_id] = Seen(f"F: {describe_exit(st.exit_status)}", True, detail)
         else:
             comment = f" ({st.comment})" if st.state == "Q" and st.comment else ""
-            seen[job_id] = Seen(f"{st.state}: {PBS_WORDS.get(st.state, st.state)}{comment}", False)
+            seen[job_id] = Seen(f"{st.state}: {PBS_WORDS.get(st.state, st.state)}{comment}", False, detail)
     return seen, None
 
 
@@ -120,7 +134,7 @@ def summarize_outputs(run_dir: Path | str) -> str:
     lines = [f"run dir: {run}"]
     if status:
         lines.append(f"  trainer: {status.get('state')} at step {status.get('step')}/{status.get('total_steps')}"
-                     f" (epoch {status.get('epoch')}): {status.get('message', '')}")
+                     f" (epoch {status_epoch(status, last_metrics(run))}): {status.get('message', '')}")
         if status.get("checkpoint"):
             lines.append(f"  latest checkpoint: {run / status['checkpoint']}")
     samples = sorted((run / SAMPLES_DIR).glob("*.png"))
@@ -133,11 +147,43 @@ def summarize_outputs(run_dir: Path | str) -> str:
 
 def _part_state(part: dict, seen: dict[str, Seen]) -> str:
     state = seen.get(str(part.get("job_id", "?")))
+    usage = state.usage() if state else ""
     if unrecorded_end(part, seen) is not None:
-        return f"ended without an end record [{state.words}]" if part.get("start_time") else f"never ran [{state.words}]"
+        return (f"ended without an end record [{state.words}]" if part.get("start_time") else f"never ran [{state.words}]") + usage
     if part.get("action"):
-        return f"{part['action']} [{state.words}]" if state else part["action"]
-    return state.words if state else ""
+        cause = f" · interrupted ({part['interrupted']})" if part.get("interrupted") else ""
+        return (f"{part['action']} [{state.words}]" if state else part["action"]) + usage + cause
+    now = f" — {Position(**part['current']).describe()}" if part.get("current") else ""
+    return (state.words if state else "") + now + usage
+
+
+def _attempt_state(attempt: dict) -> str:
+    """How an earlier run of a part ended: interrupted (and why), or without an end record."""
+    if "exit_code" not in attempt:
+        return "ended without an end record; the part ran again"
+    cause = f"interrupted ({attempt['interrupted']})" if attempt.get("interrupted") else "ended"
+    return f"{cause}: {attempt.get('action', '?')} ({attempt.get('reason', '')})"
+
+
+def current_position(run: Path, part: dict, seen: dict[str, Seen]) -> dict | None:
+    """Where a running training part is now, when the trainer has published it since the part
+    started (an older status.json is the previous part's end)."""
+    if part.get("kind", "train") != "train" or not part.get("start_time") or "exit_code" in part:
+        return None
+    if unrecorded_end(part, seen) is not None:
+        return None
+    now = position(run)
+    if now is None or now.time is None or now.time < ledger.iso_seconds(part["start_time"]):
+        return None
+    return asdict(now)
+
+
+def _row(part: dict, run: dict, state: str) -> str:
+    """One line of the table: ``run`` is the part itself or one of its earlier attempts."""
+    step = run.get("step", (run.get("current") or {}).get("step", ""))
+    return (f"{part['part']:>4}  {part.get('kind', 'train'):8}  {str(run.get('job_id', '?')):22}  "
+            f"{run.get('submit_time', ''):20}  {run.get('start_time', ''):20}  {run.get('end_time', ''):20}  "
+            f"{str(run.get('exit_code', '')):>4}  {str(step):>8}  {state}")
 
 
 def render_status(run_dir: Path | str) -> tuple[str, dict]:
@@ -155,18 +201,23 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     lines = [f"chain: {chain.get('state', '?')} — {chain.get('reason', '')}"]
     lines += [f"warning: {w}" for w in warnings]
     lines.append(f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action")
+    for p in ledger.parts_of(parts, current):
+        found = current_position(run, p, seen)
+        if found:
+            p["current"] = found
     for chain_id in ledger.chains(parts):
         if several:
             lines.append(f"-- chain {chain_id}" + (" (current)" if chain_id == current else " (an earlier submission)"))
         for p in ledger.parts_of(parts, chain_id):
-            lines.append(f"{p['part']:>4}  {p.get('kind', 'train'):8}  {str(p.get('job_id', '?')):22}  "
-                         f"{p.get('submit_time', ''):20}  {p.get('start_time', ''):20}  {p.get('end_time', ''):20}  "
-                         f"{str(p.get('exit_code', '')):>4}  {str(p.get('step', '')):>8}  {_part_state(p, seen)}")
+            for a in p.get("attempts", []):
+                lines.append(_row(p, {**a, "submit_time": p.get("submit_time", "")}, _attempt_state(a)))
+            lines.append(_row(p, p, _part_state(p, seen)))
     owner = lock.read_owner(run)
     if owner:
         lines.append(f"owner: {owner.get('executor')} job {owner.get('job_id')}")
     lines.append(summarize_outputs(run))
     data = {"chain": chain, "parts": parts, "scheduler": {job: s.words for job, s in seen.items()},
+            "jobs": {job: s.detail for job, s in seen.items() if s.detail},
             "warning": "; ".join(warnings) or None}
     return "\n".join(lines), data
 

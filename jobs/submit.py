@@ -11,9 +11,11 @@ from typing import Sequence
 
 from inpaint.atomic import atomic_open
 from inpaint.cli import run_cli
+from inpaint.contract import TRAIN_LOG
 from inpaint.errors import FacefillError
 from jobs import disk_reserve, ledger, lock
 from jobs.chain_state import write_chain_state
+from jobs.log_tail import LogTail
 from jobs.options import parse, resolve
 from jobs.part import TRAIN, qsub_args, record_submission
 from jobs.paths import CHAIN_STATE, JOBS_DIR, LOGS_DIR, PBS_SCRIPT, under
@@ -132,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"chain running in the background (pid {pid}); follow it with: "
                   f"python -m jobs.status {spec.run_dir}  (log: {Path(spec.run_dir) / LOGS_DIR / 'chain.log'})")
             return 0
+        # opened before part 1 starts: every line of this run, none of an earlier one
+        train_log = LogTail(Path(spec.run_dir) / TRAIN_LOG) if spec.executor == "local" and not detached else None
         ids = submit_first(spec)
     except BaseException:
         lock.release(spec.run_dir, str(os.getpid()))
@@ -143,15 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"run dir: {spec.run_dir}   status: python -m jobs.status {spec.run_dir}")
         return 0
 
-    print(f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
-          f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} resubmits)",
-          flush=True)
     if spec.executor == "slurm":
+        print(f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
+              f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} resubmits)",
+              flush=True)
         print(f"status: python -m jobs.status {spec.run_dir}")
         return 0
+    print(f"[facefill] training locally in {spec.run_dir}; log: {Path(spec.run_dir) / TRAIN_LOG}; "
+          f"parts of at most {spec.walltime}", flush=True)
     from jobs.follow import follow
     from jobs.status import summarize_outputs
-    final = follow(spec.run_dir, sys.stdout, chain=spec.chain_id or None)
+    final = follow(spec.run_dir, sys.stdout, chain=spec.chain_id or None, log=train_log)
     print(f"[facefill] chain {final.get('state')}: {final.get('reason')}")
     print(summarize_outputs(spec.run_dir))
     return 0 if final.get("state") in ("done", "evaluated") else 1

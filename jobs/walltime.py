@@ -5,6 +5,12 @@ from __future__ import annotations
 from inpaint.errors import ConfigError
 
 
+#: The shortest walltime of a part that waits in a PBS or SLURM queue: start-up (image, staging,
+#: building the model) plus a few steps and a checkpoint. Shorter parts would stop before their
+#: first checkpoint and the chain would stall.
+MIN_QUEUED_WALLTIME_S = 300
+
+
 def parse_walltime(text: str | int | float, what: str = "--walltime") -> int:
     """Seconds in ``[[H:]M:]S`` or a bare number of seconds; ConfigError otherwise."""
     if isinstance(text, (int, float)):

@@ -397,7 +397,7 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
     def run_split(attempt: int, walltime: int):
         split = tmp_path / f"split{attempt}"
         proc = _cluster_submit(slurm_cluster, split, "--data", str(shards64), "--max-steps", str(steps),
-                               "--walltime", str(walltime), "--max-resubmits", "8", *REAL_TRAIN)
+                               "--walltime", str(walltime), "--allow-short-walltime", "--max-resubmits", "8", *REAL_TRAIN)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         _wait_for("the split run", lambda: _chain_ended(split), timeout=600)
         parts = ledger.read_parts(split)

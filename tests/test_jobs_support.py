@@ -6,6 +6,7 @@ call per line in ``<log>/<name>.calls``) so tests can assert what the job layer 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -33,12 +34,16 @@ calls = open(calls_path).read().count("\n") if os.path.exists(calls_path) else 0
 plan = [int(x) for x in os.environ.get("STUB_PLAN", "0").split(",")]
 code = plan[min(calls, len(plan) - 1)]
 status_path = os.path.join(a.run_dir, "status.json")
-step = json.load(open(status_path))["step"] if os.path.exists(status_path) else 0
+step = start = json.load(open(status_path))["step"] if os.path.exists(status_path) else 0
 if code in (0, 75):
     step = min(a.max_steps, step + int(os.environ.get("STUB_STEPS", "10")))
 with open(calls_path, "a") as fh:
     fh.write(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "exit": code,
                          "rank": os.environ.get("RANK"), "world": os.environ.get("WORLD_SIZE")}) + "\n")
+with open(os.path.join(a.run_dir, "train.log"), "a") as fh:  # like the trainer: its progress lines
+    if start:
+        fh.write(f"2026-01-01 00:00:00 resumed from step {start}/{a.max_steps}\n")
+    fh.write(f"2026-01-01 00:00:00 epoch 1/2 step {step}/{a.max_steps} (50.0%) | 12.5 img/s | ETA 0:00:07 | G 0.1 (stub) | D 0.7\n")
 time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
 state = {0: "finished", 75: "stopped"}.get(code, "failed")
 json.dump({"state": state, "exit_code": code, "epoch": 0, "step": step, "total_steps": a.max_steps,
@@ -125,10 +130,15 @@ def calls(log: Path, name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def fake_shards(folder: Path) -> Path:
-    """A folder that passes the job layer's shards check (the stub trainer never reads it)."""
+def fake_shards(folder: Path, size: int = 64, train: int = 10) -> Path:
+    """A folder that passes the job layer's shards check (the stub trainer never reads it): an
+    ``index.json`` of ``size`` px with ``train`` training faces and masks, and no shard files."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "index.json").write_text('{"format": 1}\n')
+    shards = [{"file": f"{kind}-train-000.h5", "kind": kind, "split": "train", "count": train, "sha256": "0" * 64}
+              for kind in ("faces", "masks")]
+    index = {"format": 1, "size": size, "encoding": "raw", "shards": shards,
+             "counts": {"faces": {"train": train, "test": 0, "eval_balanced": 0}, "masks": {"train": train, "test": 0}}}
+    (folder / "index.json").write_text(json.dumps(index) + "\n")
     return folder
 
 

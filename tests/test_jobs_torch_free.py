@@ -35,7 +35,7 @@ def _run(env: dict, *argv: str) -> subprocess.CompletedProcess:
 def test_submit_dry_run_estimate_status_cancel_work_without_torch(tmp_path):
     env = _no_torch_env(tmp_path)
     assert "unimportable" in _run(env, "-c", "import torch").stderr  # the blocker works
-    shards = str(fake_shards(tmp_path / "shards"))
+    shards = str(fake_shards(tmp_path / "shards", size=128))  # Model 2 trains at 128 px
     run = tmp_path / "run"
     for extra in (["--executor", "pbs", "--profile", "generic-pbs", "--container", "none"], ["--executor", "local"]):
         proc = _run(env, "-m", "jobs.submit", "--model", "2", "--data", shards, "--run-dir", str(run), "--dry-run", *extra)
@@ -60,7 +60,7 @@ def test_estimate_reads_only_what_the_trainer_publishes_and_the_ledger(tmp_path)
     """A started run: steps from status.json, the step time from the ended parts in the ledger
     (1 h for 1,000 steps, start-up included), not the trainer's configs or logs."""
     run = tmp_path / "run"
-    spec = resolve(parse(["--executor", "local", "--model", "2", "--data", str(fake_shards(tmp_path / "s")),
+    spec = resolve(parse(["--executor", "local", "--model", "2", "--data", str(fake_shards(tmp_path / "s", size=128)),
                           "--run-dir", str(run), "--walltime", "02:00:00"]))
     (run).mkdir()
     (run / "status.json").write_text('{"state": "stopped", "exit_code": 75, "step": 1000, "total_steps": 10000, '
