@@ -97,6 +97,10 @@ def decode_face(data: bytes, size: int) -> np.ndarray:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise ValueError("not an image Pillow can read") from None
+        # The photo's own size, from its header: judged before draft mode shrinks it, which at
+        # small packing sizes would call every photo too small.
+        if min(img.size) < MIN_SOURCE_SIDE:
+            raise ValueError(f"too small ({img.size[0]}x{img.size[1]} px, need at least {MIN_SOURCE_SIDE} px)")
         if img.format == "JPEG":
             # Draft mode decodes a 1024-px JPEG at 1/2, 1/4 or 1/8 scale via the DCT; asking for
             # twice the target keeps the final Lanczos step doing the real filtering.
@@ -106,8 +110,6 @@ def decode_face(data: bytes, size: int) -> np.ndarray:
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"truncated or corrupt image data ({exc})") from None
     ImageOps.exif_transpose(img, in_place=True)  # phone photos: honour the orientation tag
-    if min(img.size) < MIN_SOURCE_SIDE:
-        raise ValueError(f"too small ({img.size[0]}x{img.size[1]} px, need at least {MIN_SOURCE_SIDE} px)")
     return np.asarray(square_resize(to_rgb(img), size), dtype=np.uint8)
 
 

@@ -2,20 +2,20 @@
 
 A small journal (``.pack-journal.json``, rewritten atomically after every shard) maps each
 finished shard to the plan it was built from and its SHA-256, so a re-run skips shards that
-still verify; a shard is reused only when both still match. A lock file keeps two packers out
+still verify; a shard is reused only when both still match. A locked file keeps two packers out
 of one folder.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from inpaint.atomic import TMP_MARK, write_json
+from inpaint.disk import is_disk_full
 from inpaint.errors import DataError
-from inpaint.process import pid_exists
 from inpaint.shard_format import sha256_file
+from inpaint.training.run_lock import FileLock
 
 from .shards import open_shard
 
@@ -24,36 +24,33 @@ LOCK_NAME = ".pack.lock"
 
 
 class PackLock:
-    """Exclusive ownership of an output folder; a lock left by a killed packer is taken over."""
+    """Exclusive ownership of an output folder for one packer: an ``flock`` on ``.pack.lock``
+    (the trainer's run-dir lock, :class:`inpaint.training.run_lock.FileLock`), so two packers
+    started at once cannot both proceed, and a killed packer's lock is free again at once. The
+    file is removed when the pack ends, so a finished folder holds only shards and the index."""
 
     def __init__(self, out: Path) -> None:
         self.path = out / LOCK_NAME
+        self._held: FileLock | None = None
 
     def __enter__(self) -> "PackLock":
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and pid != os.getpid() and pid_exists(pid):
-                    raise DataError(f"{self.path}: another pack (pid {pid}) is writing this folder; "
-                                    f"wait for it, or delete the lock file if that process is gone") from None
-                self.path.unlink(missing_ok=True)
-                continue
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(str(os.getpid()))
-            except BaseException:  # e.g. a full disk: no empty lock file left behind
-                self.path.unlink(missing_ok=True)
-                raise
-            return self
-        raise DataError(f"{self.path}: cannot take the pack lock; delete the file and re-run")
+        def busy(holder: str) -> DataError:
+            return DataError(f"{self.path}: another pack ({holder}) is writing this folder; wait for it to "
+                             "finish or stop it, or pass another --out")
+
+        try:
+            self._held = FileLock.acquire(self.path, busy)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise  # the packer reports a full disk with what the pack needs
+            raise DataError(f"{self.path}: cannot create the pack lock ({exc.strerror or exc}); "
+                            "pass a writable --out") from None
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
+        if self._held is not None:
+            self._held.release(remove=True)
+            self._held = None
 
 
 def remove_stale_temporaries(out: Path) -> list[str]:

@@ -36,7 +36,7 @@ from .journal import PackLock, ResumeJournal, remove_stale_temporaries
 from .masks import HOLE_BLACK, HOLE_WHITE
 from .pack_faces import label_conflicts, pack_balanced, pack_face_split
 from .pack_masks import mask_sources, pack_masks
-from .plan import GENERATE, Plan, make_plan
+from .plan import GENERATE, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, Plan, make_plan
 from .progress import PackProgress
 from .sources import DATA_ENV, IMAGE_SUFFIXES, list_images
 from .splits import face_order, face_split
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", help=f"folder of hole-mask images, or '{GENERATE}' for seeded free-form masks "
                                    "(the default when the data root has no masks/ folder)")
     p.add_argument("--out", type=Path, help="output folder (default data/shards/<size>)")
-    p.add_argument("--size", type=positive_int, default=128, help="square side in pixels (default 128)")
+    p.add_argument("--size", type=positive_int, default=128,
+                   help=f"square side in pixels, a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE} (default 128)")
     p.add_argument("--workers", type=positive_int, default=min(8, _usable_cpus()),
                    help="decoding processes (default: CPUs this job may use, at most 8)")
     p.add_argument("--limit", type=positive_int, help="pack only the first N faces of a stable label-neutral order")

@@ -19,7 +19,12 @@ from .sources import DATA_ENV, default_data_root
 
 PACK_VERSION = 1  # bump when the same arguments would produce different shard contents
 GENERATE = "generate"
+# Packing sizes the models can train at: the U-Net and the discriminator halve the image four
+# times, so ``data.size`` must be a multiple of 16 (checked in inpaint/config.py); above 1024 px a
+# face shard set outgrows any disk and GPU this project targets (a 100000-px size is a typo).
+SIZE_MULTIPLE = 16
 MIN_SIZE = 16
+MAX_SIZE = 1024
 
 
 @dataclass
@@ -62,6 +67,19 @@ def resolve_inputs(faces: Path | None, masks: str | None) -> tuple[Path, Path | 
     return faces, masks_root
 
 
+def check_size(size: int) -> str | None:
+    """Why the models could not train on faces packed at ``size`` px, or None when they can."""
+    if size < MIN_SIZE:
+        return f"must be at least {MIN_SIZE} px"
+    if size > MAX_SIZE:
+        return f"must be at most {MAX_SIZE} px"
+    if size % SIZE_MULTIPLE:
+        lower = size - size % SIZE_MULTIPLE
+        return (f"must be a multiple of {SIZE_MULTIPLE} (the models halve the image four times); "
+                f"use {lower} or {lower + SIZE_MULTIPLE}")
+    return None
+
+
 def make_plan(ns: argparse.Namespace) -> Plan:
     """Validate the options argparse cannot, find the inputs and fingerprint the job."""
     if not 1 <= ns.quality <= 100:
@@ -71,8 +89,9 @@ def make_plan(ns: argparse.Namespace) -> Plan:
     if ns.val_fraction and ns.all_test:
         raise DataError("--val-fraction with --all-test: a held-out set scored whole has no training share to "
                         "take validation faces from; drop one of them")
-    if ns.size < MIN_SIZE:
-        raise DataError(f"--size {ns.size}: must be at least {MIN_SIZE} px")
+    size_problem = check_size(ns.size)
+    if size_problem:
+        raise DataError(f"--size {ns.size}: {size_problem}")
     faces, masks = resolve_inputs(ns.faces, ns.masks)
     out = ns.out or Path("data") / "shards" / str(ns.size)
     content = {

@@ -2,9 +2,11 @@
 
 Storage choices were made by measurement (benchmarks/bench_loader.py, benchmarks/RESULTS.md):
 one sample per chunk, so a random read touches exactly one chunk (64-sample chunks were 8x
-slower); faces uncompressed, which lets the reader fetch a sample with one ``read_direct_chunk``
-call (lzf/gzip saved only 7-17 % on photos and cut random reads 4-7x); binary masks with gzip
-level 4, 16x smaller than raw and as fast to read (standard HDF5 filter, unlike lzf).
+slower); faces uncompressed (lzf/gzip saved only 7-17 % on photos and cut random reads 4-7x);
+binary masks with gzip level 4, 16x smaller than raw and as fast to read (standard HDF5 filter,
+unlike lzf). Face images and masks carry HDF5's Fletcher-32 checksum per chunk (4 bytes a
+sample), so a flipped byte on a disk or in a copy fails the read of that sample instead of
+training on it; readers of shards packed without it read them as before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .faces import FaceSample
 from .masks import MaskSample
 
 FACE_COMPRESSION: str | None = None
+CHECKSUM = True  # Fletcher-32 per chunk on images and masks; verified by HDF5 on every read
 MASK_COMPRESSION: str | None = "gzip"
 MASK_COMPRESSION_LEVEL = 4
 _BUFFER = 64
@@ -89,7 +92,7 @@ class ShardWriter:
         if kind == "faces":
             if encoding == "raw":
                 f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3),
-                                 maxshape=(None, size, size, 3), compression=FACE_COMPRESSION)
+                                 maxshape=(None, size, size, 3), compression=FACE_COMPRESSION, fletcher32=CHECKSUM)
             else:
                 f.create_dataset("images_encoded", (n,), _BYTES, chunks=(min(n, 256),), maxshape=(None,))
             f.create_dataset("labels", (n, 3), np.int16, maxshape=(None, 3))
@@ -97,7 +100,7 @@ class ShardWriter:
         elif kind == "masks":
             f.create_dataset("masks", (n, size, size), np.uint8, chunks=(1, size, size),
                              maxshape=(None, size, size), compression=MASK_COMPRESSION if compress else None,
-                             compression_opts=MASK_COMPRESSION_LEVEL if compress else None)
+                             compression_opts=MASK_COMPRESSION_LEVEL if compress else None, fletcher32=CHECKSUM)
             f.create_dataset("ratio", (n,), np.float32, maxshape=(None,))
             f.create_dataset("bucket", (n,), np.int8, maxshape=(None,))
         else:
@@ -135,7 +138,8 @@ class ShardWriter:
         f["paths"][lo:hi] = [s.path for s in self._buf]
         if self.kind == "faces":
             if self.encoding == "raw":
-                self._write_images(f["images"], lo)
+                # A slice write, not write_direct_chunk: that would bypass the checksum filter.
+                f["images"][lo:hi] = np.stack([s.image for s in self._buf])
             else:
                 enc = f["images_encoded"]
                 for i, s in enumerate(self._buf):
@@ -148,20 +152,6 @@ class ShardWriter:
             f["bucket"][lo:hi] = np.asarray([s.bucket for s in self._buf], dtype=np.int8)
         self._written = hi
         self._buf.clear()
-
-    def _write_images(self, images: h5py.Dataset, lo: int) -> None:
-        """Each face is one uncompressed chunk, so its bytes are the chunk: writing them with
-        ``write_direct_chunk`` skips the copy into a stacked batch and HDF5's selection and
-        conversion machinery (same file bytes as a slice write)."""
-        shape = (self.size, self.size, 3)
-        batch = [s.image for s in self._buf]
-        if FACE_COMPRESSION is not None or any(
-                not isinstance(a, np.ndarray) or a.dtype != np.uint8 or a.shape != shape for a in batch):
-            images[lo:lo + len(batch)] = np.stack(batch)
-            return
-        write = images.id.write_direct_chunk
-        for i, a in enumerate(batch, lo):
-            write((i, 0, 0, 0), np.ascontiguousarray(a))
 
     def finish(self, skipped: list[dict] | None = None) -> ShardRecord:
         """Trim to the samples written, close, hash and rename; the shard exists only from here on.

@@ -26,6 +26,11 @@ from inpaint.shard_format import FACE_SPLITS, MASK_SPLITS, REPACK_HINT as _REPAC
 
 __all__ = ["FaceShards", "MaskShards", "read_index"]
 
+# What h5py raises for a shard that cannot be read: OSError for most damage, KeyError/ValueError
+# for missing or odd objects, and RuntimeError for some reads of a file truncated or overwritten
+# after it was opened ("wrong B-tree signature").
+READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError)
+
 
 class _ShardSet(Dataset):
     """Samples of one kind and split spread over several shard files, addressed by global index."""
@@ -63,7 +68,7 @@ class _ShardSet(Dataset):
             return h5py.File(path, "r")
         except FileNotFoundError:
             raise DataError(f"{path}: shard listed in index.json is missing; {_REPACK}") from None
-        except OSError as exc:  # a lock refused (grid file systems without POSIX locks), or damage
+        except (OSError, RuntimeError) as exc:  # a lock refused (grid file systems without POSIX locks), or damage
             raise DataError(damaged_shard_message(path, exc, self.root)) from None
 
     def _handle(self, i: int) -> h5py.File:
@@ -122,7 +127,7 @@ class _ShardSet(Dataset):
             return ds[row]
         except DataError:
             raise
-        except (OSError, KeyError, ValueError) as exc:
+        except READ_ERRORS as exc:
             raise DataError(f"{self.files[shard]}: cannot read sample {row} ({exc}); {_REPACK}") from None
 
     def _read_all(self, shard: int) -> Any:
@@ -130,7 +135,7 @@ class _ShardSet(Dataset):
             return self._dataset(self._handle(shard), self.data_key, shard)[()]
         except DataError:
             raise
-        except (OSError, KeyError, ValueError) as exc:
+        except READ_ERRORS as exc:
             raise DataError(f"{self.files[shard]}: cannot read ({exc}); {_REPACK}") from None
 
     def _read_column(self, name: str, counts: list[int], dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -141,7 +146,7 @@ class _ShardSet(Dataset):
                 arr = np.asarray(self._dataset(f, name, i)[()], dtype=dtype)
             except DataError:
                 raise
-            except (OSError, KeyError, ValueError) as exc:
+            except READ_ERRORS as exc:
                 raise DataError(f"{self.files[i]}: cannot read '{name}' ({exc}); {_REPACK}") from None
             finally:
                 f.close()

@@ -49,7 +49,7 @@ def face_ids(root: str | os.PathLike, split: str) -> list[str]:
         try:
             with h5py.File(path, "r") as f:
                 ids.extend(h.decode() if isinstance(h, bytes) else str(h) for h in f["hashes"][()])
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, RuntimeError) as exc:  # h5py raises RuntimeError for some damage
             raise DataError(f"{path}: cannot read the face hashes ({exc}); {REPACK_HINT}") from None
     return ids
 
@@ -61,7 +61,7 @@ def mask_ids(root: str | os.PathLike, split: str) -> list[str]:
         try:
             with h5py.File(path, "r") as f:
                 masks = f["masks"][()]
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, RuntimeError) as exc:  # h5py raises RuntimeError for some damage
             raise DataError(f"{path}: cannot read the masks ({exc}); {REPACK_HINT}") from None
         ids.extend(hashlib.sha256(np.ascontiguousarray(m).tobytes()).hexdigest() for m in masks)
     return ids

@@ -8,7 +8,9 @@ a one-line status as the last stdout line.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,14 +19,23 @@ from typing import Sequence
 from inpaint.cli import OneLineParser, run_cli
 from inpaint.contract import EXIT_STOPPED
 from inpaint.errors import ConfigError
+from inpaint.training.signals import StopRequest  # standard library only: installed before torch loads
 
 
 def parse_deadline(text: str) -> float:
-    """A UNIX time (``1767225600``) or an ISO 8601 date-time (``2026-01-01T12:00:00+01:00``)."""
+    """A UNIX time (``1767225600``) or an ISO 8601 date-time (``2026-01-01T12:00:00+01:00``).
+
+    ``nan`` and ``inf`` parse as floats but are no time: ``nan`` compares false with everything,
+    so it would silently mean "no deadline".
+    """
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
+        value = None
+    if value is not None:
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite time; give UNIX seconds or an ISO 8601 date-time")
+        return value
     from datetime import datetime
 
     try:
@@ -34,10 +45,13 @@ def parse_deadline(text: str) -> float:
 
 
 def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0 (``nan`` and ``inf`` would mean "no limit")."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
     if value <= 0:
         raise argparse.ArgumentTypeError("must be > 0 seconds")
     return value
@@ -64,7 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, whole_process: bool = False) -> int:
+    """Train; ``whole_process``: this is the process (``python -m inpaint.train``), so the stop
+    signals are caught from the first line on and ignored once the outcome is final."""
     started = time.time()  # --time-limit counts from here: loading torch and set-up use the budget too
+    # Caught before anything heavy: a SIGTERM while torch loads or the data is read must end in a
+    # status line and exit 75 (the job layer resubmits), not in the default death (143).
+    stop = StopRequest().install()
+    try:
+        return _train_from_args(argv, started, stop, whole_process)
+    finally:
+        if whole_process:
+            final_outcome()
+        else:
+            stop.restore()  # in-process callers (tests, notebooks) get their handlers back
+
+
+def final_outcome() -> None:
+    """From here on the exit code is decided and status.json written: a late SIGTERM, SIGUSR1 or
+    SIGUSR2 (a scheduler's stop racing the finish) must not turn it into death by signal. Ignored,
+    not caught: the interpreter resets caught signals to the default while it shuts down."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _train_from_args(argv: Sequence[str] | None, started: float, stop: StopRequest, whole_process: bool) -> int:
     args = build_parser().parse_args(argv)
     from inpaint.config import load_config
     from inpaint.shard_format import read_index
@@ -84,9 +121,10 @@ def main(argv: Sequence[str] | None = None, whole_process: bool = False) -> int:
                         time_limit=args.time_limit, deadline=args.deadline, deterministic=args.deterministic,
                         force=args.force, start_time=started,
                         **({"cpu_baseline": 0.0} if whole_process else {}))  # bill start-up to the run too
-    outcome = train(opts)
+    outcome = train(opts, stop)
     if outcome.exit_code == EXIT_STOPPED and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 says it
-        print(f"stopped at step {outcome.step}; run the same command to continue", file=sys.stderr, flush=True)
+        where = f"at step {outcome.step}" if outcome.step is not None else "before the first step"
+        print(f"stopped {where}; run the same command to continue", file=sys.stderr, flush=True)
     return outcome.exit_code
 
 

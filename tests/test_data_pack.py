@@ -305,10 +305,12 @@ def test_a_second_packer_on_the_same_folder_is_refused(data_root: Path, face_nam
     faces = copy_faces(data_root, tmp_path / "faces", face_names[:10])
     out = tmp_path / "o"
     out.mkdir()
-    (out / ".pack.lock").write_text(str(os.getppid()))  # a live process holds the folder
-    with pytest.raises(DataError, match="another pack"):
-        pack(faces, "generate", out, "--mask-count", "12")
-    (out / ".pack.lock").write_text("999999999")  # a killed packer's lock is taken over
+    from data_prep.journal import PackLock
+
+    with PackLock(out):  # a live packer holds the folder (an flock: per open file, so also in-process)
+        with pytest.raises(DataError, match="another pack"):
+            pack(faces, "generate", out, "--mask-count", "12")
+    (out / ".pack.lock").write_text("999999999")  # a lock file nobody holds (a killed packer's) is free
     pack(faces, "generate", out, "--mask-count", "12")
     assert not (out / ".pack.lock").exists()
 

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inpaint.checkpoint import (
-    CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, format_bytes, load_latest,
+    CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, find_checkpoints, format_bytes, load_latest,
     read_checkpoint, save_checkpoint,
 )
 from inpaint.config import resolve_config, save_config
@@ -452,15 +452,30 @@ def disk_full_message(exc: BaseException, run: RunDir) -> str:
     return f"{what}; {f'last good checkpoint {last.path} kept' if last else 'no checkpoint was written'}"
 
 
-def train(opts: TrainOptions) -> Outcome:
+def stopped_during_start_up(stop: StopRequest, run: RunDir) -> str:
+    """The status message of a stop that came before training began: nothing was read or written,
+    so a rerun continues from the newest checkpoint there is (checked then), or starts afresh."""
+    newest = find_checkpoints(run.path)
+    resume = f"continue from {newest[0].name}" if newest else "start from scratch (no checkpoint yet)"
+    signal_name = stop.signal_name or "a stop signal"
+    return f"stopped during start-up (received {signal_name}) before the first step; run the same command to {resume}"
+
+
+def train(opts: TrainOptions, stop: StopRequest | None = None) -> Outcome:
     """Set up, run, tear down; always leaves ``status.json`` and a status line behind (unless
     another trainer holds the run dir: its status is not ours to overwrite).
+
+    ``stop``: the caller's stop request, installed earlier (the CLI installs it before importing
+    torch) and left installed; without one, train installs its own and restores the handlers.
+    A stop asked for before the run dir was taken ends there, before anything is read or written.
 
     Bad input (FacefillError) is re-raised after that for the CLI to turn into exit 2; a full
     disk is exit 1 with one line; any other exception is a training failure: traceback on
     stderr, exit 1.
     """
-    stop = StopRequest().install()  # before set-up: a signal during start-up must not kill us
+    own_stop = stop is None
+    if stop is None:
+        stop = StopRequest().install()  # before set-up: a signal during start-up must not kill us
     saved_backends = backend_flags()
     dist = DistInfo()
     run: RunDir | None = None
@@ -473,6 +488,8 @@ def train(opts: TrainOptions) -> Outcome:
         configure_backends(device, opts.deterministic)
         run = RunDir.open(opts.run_dir, dist)
         barrier(dist)
+        if any_rank(stop.requested, dist, device):
+            return run.finish(run.outcome(EXIT_STOPPED, stopped_during_start_up(stop, run)))
 
         def outcome(code: int, message: str) -> Outcome:
             return trainer.outcome(code, message) if trainer is not None else run.outcome(code, message)
@@ -499,6 +516,7 @@ def train(opts: TrainOptions) -> Outcome:
             trainer.close()
         if run is not None:
             run.close()
-        stop.restore()
+        if own_stop:
+            stop.restore()
         shutdown(dist)
         restore_backend_flags(saved_backends)  # in-process callers (tests, notebooks) get theirs back

@@ -14,11 +14,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inpaint.checkpoint import remove_stale_temporaries
-from inpaint.contract import STATUS_FILE, Outcome, write_status
+from inpaint.contract import EXIT_FAILED, STATUS_FILE, Outcome, write_status
 from inpaint.disk import is_disk_full
+from inpaint.errors import FacefillError
 from inpaint.training.distributed import DistInfo
-from inpaint.training.run_lock import RunDirLock
+from inpaint.training.run_lock import FileLock, lock_run_dir
 from inpaint.training.train_log import QuietFileHandler, close_logging, log, setup_logging
+
+
+class RunDirUnwritable(FacefillError):
+    """The run dir cannot be created or written (a path through a file, no permission, a
+    read-only file system): bad input, fix --run-dir and run again."""
+
+
+class RunDirDiskFull(RunDirUnwritable):
+    """No room to create the run dir: a failure of the machine, not of the input (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+def unwritable(path: Path, exc: OSError) -> RunDirUnwritable:
+    """One line for a run dir the trainer cannot take, naming the path and the fix."""
+    if is_disk_full(exc):
+        return RunDirDiskFull(f"--run-dir {path}: cannot write there: the disk is full; free space there or "
+                              "use a --run-dir on a larger file system")
+    where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != path else ""
+    return RunDirUnwritable(f"--run-dir {path}: cannot write there{where}: {exc.strerror or exc}; pass a writable "
+                            "--run-dir")
 
 
 @dataclass(frozen=True)
@@ -33,7 +55,7 @@ class CheckpointMark:
 class RunDir:
     """Lock, train log and status of one run dir; :meth:`open` takes it, :meth:`close` lets go."""
 
-    def __init__(self, path: Path, dist: DistInfo, lock: RunDirLock | None, log_file: QuietFileHandler | None) -> None:
+    def __init__(self, path: Path, dist: DistInfo, lock: FileLock | None, log_file: QuietFileHandler | None) -> None:
         self.path, self.dist, self.lock, self.log_file = path, dist, lock, log_file
         self.checkpoint: CheckpointMark | None = None
         self.total_steps: int | None = None  # once the trainer knows it (shards opened)
@@ -45,8 +67,11 @@ class RunDir:
         path = Path(path)
         lock = None
         if dist.is_main:
-            path.mkdir(parents=True, exist_ok=True)
-            lock = RunDirLock.acquire(path)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                lock = lock_run_dir(path)
+            except OSError as exc:
+                raise unwritable(path, exc) from None
         try:
             log_file = setup_logging(path, dist.is_main)
             run = cls(path, dist, lock, log_file)
