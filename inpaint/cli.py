@@ -8,9 +8,11 @@ fraction of a second, before any command loads its models.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import re
 import sys
+import warnings
 from typing import Callable, Iterator, NoReturn, Sequence
 
 from inpaint.errors import FacefillError
@@ -85,3 +87,19 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(int(code or 0))
+
+
+@contextlib.contextmanager
+def warnings_as_lines(*categories: type[Warning]) -> Iterator[None]:
+    """Show warnings of ``categories`` raised inside as one ``warning: …`` line each on stderr, the
+    way the commands report everything else (Python's format takes two lines and a source line);
+    other warnings are shown as Python would."""
+    with warnings.catch_warnings(record=True) as caught:
+        for category in categories:
+            warnings.simplefilter("always", category)
+        yield
+    for w in caught:
+        if issubclass(w.category, categories):
+            print(f"warning: {w.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)

@@ -16,7 +16,9 @@ Torch-free on purpose: the job layer and CLIs read configs without importing tor
 from __future__ import annotations
 
 import copy
+import math
 import os
+import reprlib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -34,8 +36,42 @@ LR_DECAYS = ("none", "linear", "cosine")
 #: ``model.prefill`` of a generator that gets the zeroed holes, as the reference does.
 NO_PREFILL = "none"
 BASE_KEY = "base"
+#: Seeds every random generator training seeds accepts (numpy's legacy seeding stops at 2**32 - 1).
+MAX_SEED = 2**32 - 1
+#: Integers beyond torch's int64 cannot be a count or a size; refused before they reach torch.
+MAX_INT = 2**63 - 1
+#: The model's input side: the networks downsample by 16, and above this one square no longer
+#: fits in memory at inference (the generator sees size² pixels per photo).
+MAX_SIZE = 4096
+#: The most characters of a rejected value or override an error shows: a value can be huge (a
+#: long list, or an alias bomb a file or --set made expand), the message must stay one line.
+SHOWN_CHARS = 200
 
 Check = Callable[[Any], "str | None"]
+
+
+def _shown_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxstring, shown.maxother = 3, 8, 8, 80, 80
+    return shown
+
+
+_SHOWN = _shown_repr()
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a one-line size: reprlib never walks past its limits, so even a
+    structure of millions of items is summarised at once."""
+    return clip(_SHOWN.repr(value))
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` on one line, at most about ``limit`` characters (the middle left out)."""
+    text = " ".join(str(text).split("\n"))
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}…({len(text) - 2 * half} characters left out)…{text[-half:]}"
 
 
 # --- value checks: each returns an error fragment ("must be …") or None ------------------------
@@ -45,27 +81,42 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return (isinstance(v, (int, float))) and not isinstance(v, bool)
+    """A finite number: YAML's .inf and .nan, and floats like 1e300 that overflow the first
+    multiplication, would reach training as NaN losses hours later."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v) and abs(v) < 1e30
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def _pos_int(v: Any) -> str | None:
-    return None if _is_int(v) and v > 0 else "must be a positive integer"
+    return None if _is_int(v) and 0 < v <= MAX_INT else "must be a positive integer (below 2**63)"
 
 
 def _nonneg_int(v: Any) -> str | None:
-    return None if _is_int(v) and v >= 0 else "must be an integer >= 0"
+    return None if _is_int(v) and 0 <= v <= MAX_INT else "must be an integer >= 0 (below 2**63)"
 
 
 def _opt_pos_int(v: Any) -> str | None:
-    return None if v is None or (_is_int(v) and v > 0) else "must be a positive integer or null"
+    return None if v is None or (_is_int(v) and 0 < v <= MAX_INT) else "must be a positive integer (below 2**63) or null"
+
+
+def _seed(v: Any) -> str | None:
+    return None if _is_int(v) and 0 <= v <= MAX_SEED else f"must be an integer from 0 to {MAX_SEED} (2**32 - 1)"
+
+
+def _size(v: Any) -> str | None:
+    return None if _is_int(v) and 0 < v <= MAX_SIZE else f"must be a positive integer up to {MAX_SIZE}"
+
+
+def _lr(v: Any) -> str | None:
+    return None if _is_num(v) and 0 < v <= 1 else "must be a number with 0 < lr <= 1"
 
 
 def _nonneg_num(v: Any) -> str | None:
-    return None if _is_num(v) and v >= 0 else "must be a number >= 0"
-
-
-def _pos_num(v: Any) -> str | None:
-    return None if _is_num(v) and v > 0 else "must be a number > 0"
+    return None if _is_num(v) and v >= 0 else "must be a finite number >= 0"
 
 
 def _prob(v: Any) -> str | None:
@@ -86,7 +137,7 @@ def _opt_path(v: Any) -> str | None:
 
 def _int_list(length: int | None) -> Check:
     def check(v: Any) -> str | None:
-        ok = isinstance(v, list) and all(_is_int(x) and x > 0 for x in v)
+        ok = isinstance(v, list) and all(_is_int(x) and 0 < x <= MAX_INT for x in v)
         if ok and (length is None and len(v) > 0 or len(v) == length):
             return None
         n = f"{length} " if length else ""
@@ -140,7 +191,7 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    size: int = _key(128, _pos_int)
+    size: int = _key(128, _size)
     mask_flip_p: float = _key(0.5, _prob)
     workers: int = _key(4, _nonneg_int)
 
@@ -167,7 +218,7 @@ class LossSection:
 
 @dataclass
 class OptimSection:
-    lr: float = _key(2.0e-4, _pos_num)
+    lr: float = _key(2.0e-4, _lr)
     betas: list[float] = _key([0.5, 0.999], _betas)
     # Both optimizers' learning rate falls from lr to 0 over the steps from lr_decay_start (a
     # fraction of the run's total steps) to the end: a GAN's generator settles instead of
@@ -184,7 +235,7 @@ class TrainSection:
     batch_size: int = _key(4, _pos_int)
     epochs: int = _key(90, _pos_int)
     max_steps: int | None = _key(None, _opt_pos_int)
-    seed: int = _key(0, _nonneg_int)
+    seed: int = _key(0, _seed)
     precision: str = _key("bf16", _choice(PRECISIONS))
     channels_last: bool = _key(True, _bool)
     compile: bool = _key(False, _bool)
@@ -275,14 +326,51 @@ def _base_path(base: Any, including: Path) -> Path:
     )
 
 
+class AliasError(yaml.YAMLError):
+    """A YAML alias (``*name``) where configs refuse them; ``mark`` is where it stands."""
+
+    def __init__(self, alias: str, mark: Any) -> None:
+        super().__init__(f"alias *{alias}")
+        self.alias, self.problem_mark = alias, mark
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases. An alias repeats a whole subtree by reference, so a
+    few hundred bytes of nested aliases expand to hundreds of millions of items once anything
+    walks them (a check, a deep copy, an error message); no config needs one, since each key
+    holds one small value."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise AliasError(str(event.anchor), event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load(stream: Any) -> Any:
+    """``yaml.safe_load`` that raises :class:`AliasError` at the first alias."""
+    loader = NoAliasLoader(stream)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = safe_load(f)
+    except AliasError as exc:
+        raise ConfigError(f"config {path} line {exc.problem_mark.line + 1} uses the YAML alias *{clip(exc.alias, 40)}: "
+                          "aliases are not allowed in configs (a few of them can expand to millions of values); "
+                          "write the value out") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"config {path}{line} is not valid YAML: fix the syntax") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+                          "give a YAML text file") from None
     except OSError as exc:
         raise ConfigError(f"config {path} cannot be read ({exc.strerror}): check the path and permissions") from exc
     if data is None:
@@ -329,18 +417,18 @@ def _checked_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
             continue
         if key not in SECTIONS:
             hint = f" ('{BASE_KEY}' belongs in a config file)" if key == BASE_KEY else ""
-            raise ConfigError(f"config {source}: unknown section '{key}'{hint}: use one of {', '.join(['name', BASE_KEY, *SECTIONS])}")
+            raise ConfigError(f"config {source}: unknown section {shown(key)}{hint}: use one of {', '.join(['name', BASE_KEY, *SECTIONS])}")
         if not isinstance(value, Mapping):
             raise ConfigError(f"config {source}: section '{key}' must be a mapping of keys to values")
         known = _section_fields(key)
         out[key] = {}
         for sub, sub_value in value.items():
             if sub not in known:
-                raise ConfigError(f"config {source}: unknown key '{key}.{sub}': use one of {', '.join(known)}")
+                raise ConfigError(f"config {source}: unknown key '{key}.{clip(sub, 60)}': use one of {', '.join(known)}")
             sub_value = _as_float_like(_field_default(known[sub]), copy.deepcopy(sub_value))
             problem = known[sub].metadata["check"](sub_value)
             if problem:
-                raise ConfigError(f"config {source}: {key}.{sub} = {sub_value!r} {problem}")
+                raise ConfigError(f"config {source}: {key}.{sub} = {shown(sub_value)} {problem}")
             out[key][sub] = sub_value
     return out
 
@@ -351,16 +439,19 @@ def parse_override(text: str) -> dict[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"override '{text}' must look like section.key=value (e.g. train.max_steps=100)")
+        raise ConfigError(f"override '{clip(text)}' must look like section.key=value (e.g. train.max_steps=100)")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load(raw) if raw.strip() else None
+    except AliasError:
+        raise ConfigError(f"override '{clip(text)}': YAML aliases (*name) are not allowed in a --set value "
+                          f"(a few of them can expand to millions of values): write the value of {clip(key, 60)} out") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': the value is not valid YAML") from exc
+        raise ConfigError(f"override '{clip(text)}': the value is not valid YAML") from exc
     if key == "name":
         return {"name": value}
     section, dot, sub = key.partition(".")
     if not dot or not sub or "." in sub:
-        raise ConfigError(f"override '{text}' must name section.key (e.g. train.max_steps=100)")
+        raise ConfigError(f"override '{clip(text)}' must name section.key (e.g. train.max_steps=100)")
     return {section: {sub: value}}
 
 
@@ -374,7 +465,7 @@ def validate_config(cfg: dict[str, Any], source: str = "<config>") -> dict[str, 
         for f in fields(cls):
             problem = f.metadata["check"](values[f.name])
             if problem:
-                raise ConfigError(f"config {source}: {section}.{f.name} = {values[f.name]!r} {problem}")
+                raise ConfigError(f"config {source}: {section}.{f.name} = {shown(values[f.name])} {problem}")
         problem = cls(**values).check()
         if problem:
             raise ConfigError(f"config {source}: {problem}")
@@ -386,7 +477,7 @@ def resolve_config(data: Mapping[str, Any], overrides: Sequence[str] | None = No
     whose keys added to the schema since they were written take their defaults."""
     cfg = deep_merge(default_config(), _checked_layer(data, source))
     for text in overrides or ():
-        cfg = deep_merge(cfg, _checked_layer(parse_override(text), f"{source} (override '{text}')"))
+        cfg = deep_merge(cfg, _checked_layer(parse_override(text), f"{source} (override '{clip(text, 80)}')"))
     return validate_config(cfg, source)
 
 

@@ -26,7 +26,7 @@ if __name__ == "__main__":  # --help and a mistyped option answer now, not after
 import torch
 
 from inpaint.buckets import BUCKET_LABELS
-from inpaint.cli import run_cli
+from inpaint.cli import run_cli, warnings_as_lines
 from inpaint.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.baselines import (
@@ -143,11 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
     benchmarks = [open_benchmark(Path(d).expanduser(), args) for d in args.data]
 
-    from inpaint.weights import open_generator
+    from inpaint.weights import WeightsWarning, open_generator
 
     loaded = []
     for kind, path in sources:  # load all first: a bad path fails before anything is written
-        opened = open_generator(path, device)
+        with warnings_as_lines(WeightsWarning):
+            opened = open_generator(path, device)
         cfg = opened.config
         for bench in benchmarks:
             model_size = int(cfg.get("data", {}).get("size", bench.size))

@@ -44,8 +44,9 @@ def _import_dlib() -> Any:
     return dlib
 
 
-def unavailable_reason() -> str:
-    """Empty when identity can be computed, else why not (for the report)."""
+def unavailable_reason(files: tuple[str, ...] = ()) -> str:
+    """Empty when dlib and the model files it needs (``files`` of face-recognition-models; by
+    default the descriptor's) are there, else why not, naming the extra to install."""
     try:
         _import_dlib()
     except ImportError as exc:
@@ -53,9 +54,9 @@ def unavailable_reason() -> str:
     folder = models_dir()
     if folder is None:
         return f"face-recognition-models is not installed: {INSTALL_HINT}"
-    for name in (DESCRIPTOR_FILE, LANDMARKS_FILE):
+    for name in files or (DESCRIPTOR_FILE, LANDMARKS_FILE):
         if not (folder / name).is_file():
-            return f"{folder / name} is missing: reinstall face-recognition-models"
+            return f"{folder / name} is missing: reinstall face-recognition-models ({INSTALL_HINT})"
     return ""
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from inpaint.errors import ConfigError
-from inpaint.identity import INSTALL_HINT, models_dir
+from inpaint import identity
+from inpaint.identity import models_dir
 
 LANDMARKS_68_FILE = "shape_predictor_68_face_landmarks.dat"
 
@@ -51,16 +52,7 @@ def inter_ocular(points: np.ndarray) -> float:
 
 def unavailable_reason() -> str:
     """Empty when landmarks can be found, else why not (naming the extra to install)."""
-    try:
-        _import_dlib()
-    except ImportError as exc:
-        return f"dlib is not installed ({exc}): {INSTALL_HINT}"
-    folder = models_dir()
-    if folder is None:
-        return f"face-recognition-models is not installed: {INSTALL_HINT}"
-    if not (folder / LANDMARKS_68_FILE).is_file():
-        return f"{folder / LANDMARKS_68_FILE} is missing: reinstall face-recognition-models ({INSTALL_HINT})"
-    return ""
+    return identity.unavailable_reason((LANDMARKS_68_FILE,))
 
 
 @dataclass(frozen=True)

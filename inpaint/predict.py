@@ -17,12 +17,13 @@ otherwise, or with --no-face-detect, around the hole; the command says which it 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from inpaint.cli import OneLineParser, run_cli
+from inpaint.cli import OneLineParser, run_cli, warnings_as_lines
 from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
 from inpaint.inference.masks import HOLE_CONVENTIONS
 
@@ -44,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     one = p.add_argument_group("one photo")
     one.add_argument("--image", metavar="PHOTO", help="photo of any size")
     one.add_argument("--mask", metavar="MASK", help="mask of the same size as the photo")
-    one.add_argument("--out", metavar="OUT", help="output image (PNG keeps all non-hole pixels exact)")
+    one.add_argument("--out", metavar="OUT", help="output image (PNG keeps all non-hole pixels exact); never the photo or mask")
     many = p.add_argument_group("folder mode")
     many.add_argument("--image-dir", metavar="DIR", help="photos to repair (png, jpg, bmp, tif, webp)")
     many.add_argument("--mask-dir", metavar="DIR", help="masks named like the photos (any image suffix)")
-    many.add_argument("--out-dir", metavar="DIR", help="results as <photo name>.png")
+    many.add_argument("--out-dir", metavar="DIR",
+                      help="results as <photo stem>.png (not the --image-dir or --mask-dir); photos that share a stem "
+                           "(a.png and a.jpg) would write one file, so both are refused and listed as failed: rename one")
     src = p.add_argument_group("model (default: the shipped inpaint/weights/quarter-residual.pt)")
     src.add_argument("--weights", metavar="FILE|NAME",
                      help="weights file (.pt with its .json), checkpoint .pt, or the name of shipped weights "
@@ -57,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-hole", choices=HOLE_CONVENTIONS, default="white",
                    help="which colour marks the hole in the mask (alpha masks: opaque = white)")
     p.add_argument("--feather", type=int, default=None, metavar="PX",
-                   help="width of the blended edge inside the hole (default: one model pixel at photo scale)")
+                   help="width of the blended edge inside the hole, at most the photo's smaller side (default: one "
+                        "model pixel at photo scale)")
     p.add_argument("--no-face-detect", action="store_true",
                    help="inpaint a square around the hole instead of around the face dlib finds (dlib is the "
                         "[identity] extra; without it this is what happens anyway): for photos whose face the "
@@ -99,6 +103,23 @@ def check_output(path: Path) -> None:
               "exactly as in the photo; use .png for that", file=sys.stderr)
 
 
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name one file or folder (through links, and before ``a`` exists)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def refuse_inputs_as_output(out: Path, option: str, inputs: Sequence[tuple[str, str]]) -> None:
+    """A ConfigError when ``out`` (given as ``option``) is one of the inputs ``(option, path)``: the
+    result would be written over the user's original, which is then lost."""
+    for input_option, given in inputs:
+        if _same_path(out, Path(given)):
+            raise ConfigError(f"{option} {out} is the {input_option} {given}: the result would overwrite it; "
+                              f"give {option} another path")
+
+
 def default_batch_size(device: torch.device) -> int:
     """Folder-mode batch: a GPU needs batches to be busy. On a CPU, with the channels_last layout
     predict uses, 4 photos a call measured faster per photo than 1 for both the shipped
@@ -114,6 +135,7 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
 
     from inpaint.inference.inpainter import Inpainter
     from inpaint.inference.loading import smoke_warning
+    from inpaint.weights import WeightsWarning
 
     if args.feather is not None and args.feather < 0:
         raise ConfigError(f"--feather must be 0 or more pixels, got {args.feather}")
@@ -124,7 +146,8 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     source = resolve_source(args.weights, args.run_dir)
-    inpainter = Inpainter.from_weights(source, device, face_detect=not args.no_face_detect, feather=args.feather)
+    with warnings_as_lines(WeightsWarning):
+        inpainter = Inpainter.from_weights(source, device, face_detect=not args.no_face_detect, feather=args.feather)
     if args.no_face_detect:
         inpainter.no_faces_reason = "not searched (--no-face-detect)"
     warning = smoke_warning(inpainter.model, args.weights or args.run_dir or source)
@@ -151,13 +174,17 @@ def read_hole(mask: str | Path, photo_size: tuple[int, int], hole_colour: str, p
 
 
 def match_folder(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path | None, str]], int]:
-    """(photo, mask or None, problem) per photo, matched by stem; and the number of photos."""
+    """(photo, mask or None, problem) per photo, matched by stem; and the number of photos. Photos
+    that share a stem are all refused, since their results would have one name."""
     for folder, opt in ((image_dir, "--image-dir"), (mask_dir, "--mask-dir")):
         if not folder.is_dir():
             raise DataError(f"{opt} {folder} is not a folder: fix the path")
     photos = sorted(p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise DataError(f"--image-dir {image_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}): fix the path")
+    by_stem: dict[str, list[Path]] = {}
+    for photo in photos:
+        by_stem.setdefault(photo.stem, []).append(photo)
     masks: dict[str, list[Path]] = {}
     for m in mask_dir.iterdir():
         if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES:
@@ -165,7 +192,11 @@ def match_folder(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path
     jobs: list[tuple[Path, Path | None, str]] = []
     for photo in photos:
         found = masks.get(photo.stem, [])
-        if len(found) == 1:
+        same_stem = by_stem[photo.stem]
+        if len(same_stem) > 1:  # one <stem>.png for several photos: the last would silently win
+            jobs.append((photo, None, f"photos {', '.join(p.name for p in same_stem)} share the stem {photo.stem} and "
+                                      f"would all be written as {photo.stem}.png: rename all but one"))
+        elif len(found) == 1:
             jobs.append((photo, found[0], ""))
         elif not found:
             jobs.append((photo, None, f"no mask named {photo.stem}.* in {mask_dir}"))
@@ -203,12 +234,17 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
             failures.extend((photo, f"model failed: {str(exc).splitlines()[0]}") for photo, _ in pending)
         else:
             for (photo, prepared), output in zip(pending, outputs):
+                target = out_dir / f"{photo.stem}.png"
                 try:
-                    save_image(inpainter.finish(prepared, output), out_dir / f"{photo.stem}.png")
-                    written += 1
-                    sources.append(prepared.box.source)
+                    save_image(inpainter.finish(prepared, output), target)
+                except FacefillError as exc:  # e.g. an output with NaN: this photo fails, not the batch
+                    failures.append((photo, str(exc)))
+                    continue
                 except OSError as exc:
-                    failures.append((photo, f"cannot write {out_dir / (photo.stem + '.png')}: {exc}"))
+                    failures.append((photo, f"cannot write {target}: {exc}"))
+                    continue
+                written += 1
+                sources.append(prepared.box.source)
         done += len(pending)
         pending.clear()
         progress.update(done)
@@ -249,9 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         out = Path(args.out)
         check_output(out)
+        refuse_inputs_as_output(out, "--out", [("--image", args.image), ("--mask", args.mask)])
         image = Path(args.image)
         photo = open_photo(image)  # bad photo or mask: fail before loading the model
         hole, messages = read_hole(args.mask, photo.size, args.mask_hole, image)
+        from inpaint.inference.inpainter import check_feather
+
+        check_feather(args.feather, hole.shape)
         for message in messages:
             print(f"warning: {message}", file=sys.stderr)
         inpainter = build_inpainter(args)
@@ -262,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not all(folder):
         raise ConfigError("give --image PHOTO --mask MASK --out OUT, or --image-dir DIR --mask-dir DIR --out-dir DIR")
+    refuse_inputs_as_output(Path(args.out_dir), "--out-dir", [("--image-dir", args.image_dir), ("--mask-dir", args.mask_dir)])
     inpainter = build_inpainter(args)
     batch_size = args.batch_size or default_batch_size(inpainter.device)
     written, failures, mask_warnings, sources = predict_folder(inpainter, Path(args.image_dir), Path(args.mask_dir),

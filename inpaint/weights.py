@@ -30,12 +30,22 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from inpaint.atomic import write_json
+from inpaint.atomic import tmp_name, write_json
 from inpaint.checkpoint import atomic_torch_save, load_latest, read_checkpoint, strip_wrapper_prefixes
 from inpaint.contract import CHECKPOINT_DIR
 from inpaint.errors import CheckpointError, ConfigError, DataError
 from inpaint.provenance import ProvenanceWarning, recorded_digests, verified_training_set
 from inpaint.shard_format import sha256_file
+
+
+#: Where the weights shipped with facefill live: their cards must carry a sha256 (the file could be a
+#: Git LFS pointer or a damaged download, and nobody would notice from the numbers alone).
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_SUFFIX = ".pt"
+
+
+class WeightsWarning(UserWarning):
+    """Weights that load but whose card cannot vouch for them (no sha256 to check the file by)."""
 
 
 @dataclass
@@ -96,12 +106,38 @@ def weights_sidecar(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def non_finite_tensors(weights: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or inf."""
+    return [k for k, v in weights.items()
+            if isinstance(v, torch.Tensor) and torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+
+
+def _refuse_non_finite(weights: Mapping[str, Any], source: Path, fix: str) -> None:
+    """A CheckpointError naming ``source`` when any weight is NaN or inf: such a generator fills
+    every hole with NaN, which becomes black pixels and metrics that are silently left out."""
+    bad = non_finite_tensors(weights)
+    if bad:
+        raise CheckpointError(f"generator weights in {source} hold NaN or inf (in {len(bad)} of {len(weights)} tensors, "
+                              f"first {bad[0]}): {fix}")
+
+
+def _check_size(cfg: Mapping[str, Any], data: Mapping[str, Any] | None, source: Path) -> None:
+    """The networks take any multiple of 16, so a state dict cannot tell the size it was trained
+    at; the training data's record can, and an edited ``data.size`` must not be believed."""
+    trained = (data or {}).get("size") if isinstance(data, Mapping) else None
+    if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0 and trained != cfg["data"]["size"]:
+        raise CheckpointError(f"{source}: its config says data.size = {cfg['data']['size']} but its training data were "
+                              f"{trained} px: the card was edited or belongs to other weights; set data.size to {trained}")
+
+
 def _generator_from(config: Mapping[str, Any], weights: Mapping[str, torch.Tensor], source: Path,
-                    device: str | torch.device) -> tuple[nn.Module, dict]:
+                    device: str | torch.device, data: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict]:
     from inpaint.config import resolve_config
     from inpaint.models import build_generator
 
     cfg = resolve_config(config, source=str(source))
+    _check_size(cfg, data, source)
+    _refuse_non_finite(weights, source, "training diverged or the file is damaged; use an earlier checkpoint or re-export")
     model = build_generator(cfg["model"])
     weights = {k: (v.float() if torch.is_floating_point(v) else v) for k, v in strip_wrapper_prefixes(weights).items()}
     try:
@@ -147,9 +183,7 @@ def _read_source(source: str | os.PathLike) -> _Source:
     sidecar = weights_sidecar(source)
     if sidecar.is_file():
         card = WeightsCard.read(sidecar)
-        if card.sha256 and sha256_file(source) != card.sha256:
-            raise CheckpointError(f"weights file {source} does not match the sha256 in {sidecar.name}: it is damaged "
-                                  "or incomplete (a Git LFS pointer?); re-export or re-download it")
+        _check_digest(source, sidecar, card)
         try:
             weights = torch.load(source, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -161,6 +195,27 @@ def _read_source(source: str | os.PathLike) -> _Source:
         return _Source(card.config, weights, source, card=card)
     state = read_checkpoint(source)
     return _Source(state["config"], state["generator"], source, state)
+
+
+def _is_shipped(path: Path) -> bool:
+    return path.resolve().parent == SHIPPED_DIR.resolve()
+
+
+def _check_digest(source: Path, sidecar: Path, card: WeightsCard) -> None:
+    """The weights file must match its card's sha256. A card without one is refused for shipped
+    weights and warned about (:class:`WeightsWarning`) for others, which then load unchecked."""
+    if not card.sha256:
+        if _is_shipped(source):
+            raise CheckpointError(f"shipped weights {source}: their card {sidecar} has no sha256, so the file cannot be "
+                                  "checked (a Git LFS pointer or a damaged copy would pass): restore the card from the "
+                                  "repository or re-export the weights")
+        warnings.warn(WeightsWarning(f"{sidecar} has no sha256: {source} is loaded unchecked (a damaged copy would not be "
+                                     "noticed); re-export the weights to record it"), stacklevel=4)
+        return
+    if sha256_file(source) != card.sha256:
+        raise CheckpointError(f"weights file {source} does not match the sha256 in {sidecar.name}: it is damaged "
+                              "or incomplete (a Git LFS pointer, or an export stopped between the two files?); "
+                              "re-export or re-download it")
 
 
 @dataclass
@@ -177,7 +232,7 @@ class LoadedGenerator:
 def open_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
     """:func:`load_generator` plus the provenance ``inpaint.evaluate`` checks the scored pairs against."""
     src = _read_source(source)
-    model, cfg = _generator_from(src.config, src.weights, src.path, device)
+    model, cfg = _generator_from(src.config, src.weights, src.path, device, src.data)
     return LoadedGenerator(model, cfg, src.path, src.data, src.card.training_set if src.card else None)
 
 
@@ -222,6 +277,53 @@ def run_name(source: str | os.PathLike) -> str:
     return path.parent.parent.name if path.is_file() and path.parent.name == CHECKPOINT_DIR else path.name
 
 
+def check_export_target(out: Path, src: _Source | None = None) -> None:
+    """A ConfigError when ``out`` is not a ``.pt`` path (its card goes to ``<out>.json``, so
+    ``out.json`` would put the card over the weights), is the source file itself, or lies in the
+    run's checkpoints folder, where it would replace or crowd out the checkpoints it comes from."""
+    if out.suffix.lower() != WEIGHTS_SUFFIX or out.name.lower() == WEIGHTS_SUFFIX:
+        raise ConfigError(f"export OUT {out} must be a {WEIGHTS_SUFFIX} file (the card is written beside it as "
+                          f"{out.stem or 'NAME'}.json): e.g. inpaint/weights/model2.pt")
+    if src is None:
+        return
+    target, origin = out.expanduser().resolve(), src.path.resolve()
+    if target == origin or target == weights_sidecar(origin):
+        raise ConfigError(f"export OUT {out} is the source {src.path} itself: exporting would overwrite it; give another path")
+    if src.state is not None and origin.parent.name == CHECKPOINT_DIR and target.parent == origin.parent:
+        raise ConfigError(f"export OUT {out} lies in the run's {CHECKPOINT_DIR} folder {origin.parent}: it would replace or "
+                          "crowd out the checkpoints; write the weights elsewhere (e.g. inpaint/weights/NAME.pt)")
+
+
+def _half_weights(model: nn.Module, half: bool, source: Path) -> dict[str, torch.Tensor]:
+    """The state dict to ship; fp16 only where every value still fits (beyond ±65504 it is inf)."""
+    weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
+    bad = non_finite_tensors(weights)
+    if bad:
+        raise CheckpointError(f"generator weights in {source} overflow float16 (in {len(bad)} tensors, first {bad[0]}): "
+                              "export them with --fp32")
+    return weights
+
+
+def _write_pair(weights: Mapping[str, torch.Tensor], card: WeightsCard, out: Path) -> None:
+    """Both files under temporary names first, then renamed weights-then-card: a failure while
+    writing leaves the previous pair as it was and no temporaries. (Between the two renames, a
+    window of microseconds, a new .pt beside an old card is refused by its sha256, never used.)"""
+    card_path = weights_sidecar(out)
+    pending = [tmp_name(out), tmp_name(card_path)]
+    try:
+        atomic_torch_save(dict(weights), pending[0])
+        card.sha256 = sha256_file(pending[0])
+        card.write(pending[1])
+        os.replace(pending[0], out)
+        os.replace(pending[1], card_path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {out} and its card ({exc.strerror or str(exc).splitlines()[0]}): free space "
+                              "or fix the folder's permissions; any previous weights there are unchanged") from exc
+    finally:
+        for path in pending:
+            path.unlink(missing_ok=True)
+
+
 def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool = True,
                    metrics: Mapping[str, Any] | None = None, cpu_minutes: float | None = None,
                    train_data: str | os.PathLike | None = None) -> Path:
@@ -230,15 +332,17 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     and training cost if given). ``train_data`` names the training shards when they are no longer
     where the checkpoint recorded them. A DataError, before anything is written, when those
     shards hold other lists than the checkpoint recorded; a :class:`ProvenanceWarning` for a
-    checkpoint that recorded none."""
-    src = _read_source(source)
-    training_set = _card_training_set(src, train_data)
-    model, cfg = _generator_from(src.config, src.weights, src.path, "cpu")
-    weights = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
+    checkpoint that recorded none. ConfigError for an ``out`` that is not a ``.pt`` or would
+    overwrite the source or a checkpoint; CheckpointError for NaN or inf weights."""
     out = Path(out)
-    atomic_torch_save(weights, out)
+    check_export_target(out)
+    src = _read_source(source)
+    check_export_target(out, src)
+    model, cfg = _generator_from(src.config, src.weights, src.path, "cpu", src.data)
+    weights = _half_weights(model, half, src.path)
+    training_set = _card_training_set(src, train_data)
     card = WeightsCard(config=cfg, source=run_name(source), exported=time.time(),
-                       dtype="float16" if half else "float32", sha256=sha256_file(out),
+                       dtype="float16" if half else "float32",
                        metrics=dict(metrics) if metrics else None, cpu_minutes=cpu_minutes, training_set=training_set)
     state = src.state
     if state is not None:
@@ -248,7 +352,7 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
         card.images_seen = card.step * int(cfg["train"]["batch_size"]) * card.world_size
     elif src.card is not None:
         card.data = src.card.data
-    card.write(weights_sidecar(out))
+    _write_pair(weights, card, out)
     return out
 
 

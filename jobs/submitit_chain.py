@@ -121,8 +121,9 @@ def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
         try:
             next_id = submit_part(spec, part + 1, ending.next_kind)
         except Exception as exc:  # the scheduler refused: say so in the run dir, do not lose the run
-            chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, error=str(exc)))
-            return {"exit_code": code, "action": "stop", "reason": str(exc)}
+            error = str(exc)
+            chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, error=error))
+            return {"exit_code": code, "action": "stop", "reason": error}
         chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, next_job_id=next_id))
     return {"exit_code": code, "action": ending.decision.action, "reason": ending.decision.reason,
             "next_job_id": next_id}

@@ -70,9 +70,10 @@ def test_masks_cover_their_own_feature_and_not_the_others_on_real_faces(shards64
 
 
 def test_landmarks_without_the_extra_name_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from inpaint import landmarks
+    from inpaint import identity, landmarks
 
-    monkeypatch.setattr(landmarks, "models_dir", lambda: None)
+    for module in (identity, landmarks):
+        monkeypatch.setattr(module, "models_dir", lambda: None)
     assert "facefill[identity]" in landmarks.unavailable_reason()
     with pytest.raises(ConfigError, match=r"facefill\[identity\]"):
         landmarks.LandmarkFinder()

@@ -17,8 +17,21 @@ from eval_support import make_weights
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random 64-px smoke generator."""
-    return make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0)
+    """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random 64-px smoke generator,
+    its card with the file's sha256 as an export writes it (a card without one is warned about)."""
+    return with_sha256(make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0))
+
+
+def with_sha256(weights: Path) -> Path:
+    """``weights`` with the sha256 of the file recorded in its card."""
+    import json
+
+    from inpaint.shard_format import sha256_file
+
+    card = json.loads(weights.with_suffix(".json").read_text())
+    card["sha256"] = sha256_file(weights)
+    weights.with_suffix(".json").write_text(json.dumps(card))
+    return weights
 
 
 def _face(data_root: Path, i: int) -> Image.Image:

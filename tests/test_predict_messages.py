@@ -12,7 +12,7 @@ from PIL import Image
 from eval_support import make_weights
 from inpaint import predict
 from inpaint.cli import run_cli
-from test_predict import _mask, _photo
+from test_predict import _mask, _photo, with_sha256
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -24,7 +24,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0)
+    return with_sha256(make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0))
 
 
 def _with_card(weights: Path, out: Path, name: str, images: int) -> Path:

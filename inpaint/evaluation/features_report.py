@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from inpaint.atomic import write_text
 from inpaint.evaluation import protocol, summary
 from inpaint.evaluation.feature_masks import FEATURE_POINTS, FEATURES, MARGINS, FeatureSet
 from inpaint.evaluation.features import FeatureColumn, best_classical
-from inpaint.evaluation.grid import GridCollector
+from inpaint.evaluation.grid import GridCollector, render_rows
 from inpaint.identity import SAME_PERSON_THRESHOLD
 from inpaint.landmarks import DETECT_SIDE, DETECT_UPSAMPLE, LANDMARKS_68_FILE
 from inpaint.visual import save_image
@@ -192,32 +192,7 @@ def render_markdown(data: dict[str, Any], columns: Sequence[FeatureColumn], reas
 def render_worst_grid(collector: GridCollector, row_labels: Sequence[Sequence[str]], scale: int = 1) -> Image.Image:
     """Rows = the worst pairs (labelled with feature, face and scores), columns = masked input,
     each column's composite, ground truth."""
-    positions = sorted(collector.inputs)
-    models = list(collector.composites)
-    titles = ["masked input", *models, "ground truth"]
-    h, w = collector.inputs[positions[0]].shape[:2]
-    cell_h, cell_w = h * scale, w * scale
-    font = ImageFont.load_default()
-    label_w, header_h, pad = 76, 16, 2
-    max_chars = max(4, (cell_w + pad) // 6)
-    canvas = Image.new("RGB", (label_w + len(titles) * (cell_w + pad), header_h + len(positions) * (cell_h + pad)),
-                       (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for c, title in enumerate(titles):
-        draw.text((label_w + c * (cell_w + pad) + 2, 2), title[:max_chars], fill=(0, 0, 0), font=font)
-    for r, pos in enumerate(positions):
-        y = header_h + r * (cell_h + pad)
-        for k, text in enumerate(row_labels[r]):
-            draw.text((2, y + 2 + 12 * k), text, fill=(0, 0, 0), font=font)
-        tiles = [collector.inputs[pos], *(collector.composites[m].get(pos) for m in models), collector.truth[pos]]
-        for c, tile in enumerate(tiles):
-            if tile is None:
-                continue
-            picture = Image.fromarray(tile)
-            if scale != 1:
-                picture = picture.resize((cell_w, cell_h), Image.NEAREST)
-            canvas.paste(picture, (label_w + c * (cell_w + pad), y))
-    return canvas
+    return render_rows(collector, sorted(collector.inputs), row_labels, scale, label_w=76)
 
 
 def write_features_report(out: Path, bench: Any, feature_set: FeatureSet, columns: Sequence[FeatureColumn],

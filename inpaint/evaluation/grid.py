@@ -71,12 +71,19 @@ def render_grid(collector: GridCollector, pair_buckets: Sequence[int], scale: in
     positions = sorted(collector.inputs, key=lambda p: (pair_buckets[p], p))
     if not positions:
         raise ValueError("no samples were collected for the grid")
+    return render_rows(collector, positions, [[BUCKET_LABELS[pair_buckets[p]]] for p in positions], scale)
+
+
+def render_rows(collector: GridCollector, positions: Sequence[int], row_labels: Sequence[Sequence[str]],
+                scale: int = 1, label_w: int = 64) -> Image.Image:
+    """Rows = ``positions`` (pairs), each with its lines of ``row_labels`` on the left (one line is
+    centred); columns = masked input, every collected column's composite, ground truth."""
     models = list(collector.composites)
     columns = ["masked input", *models, "ground truth"]
     h, w = collector.inputs[positions[0]].shape[:2]
     cell_h, cell_w = h * scale, w * scale
     font = ImageFont.load_default()
-    label_w, header_h, pad = 64, 16, 2
+    header_h, pad = 16, 2
     max_chars = max(4, (cell_w + pad) // 6)
     width = label_w + len(columns) * (cell_w + pad)
     height = header_h + len(positions) * (cell_h + pad)
@@ -86,7 +93,10 @@ def render_grid(collector: GridCollector, pair_buckets: Sequence[int], scale: in
         draw.text((label_w + c * (cell_w + pad) + 2, 2), title[:max_chars], fill=(0, 0, 0), font=font)
     for r, pos in enumerate(positions):
         y = header_h + r * (cell_h + pad)
-        draw.text((2, y + cell_h // 2 - 5), BUCKET_LABELS[pair_buckets[pos]], fill=(0, 0, 0), font=font)
+        labels = list(row_labels[r])
+        top = y + cell_h // 2 - 5 if len(labels) == 1 else y + 2
+        for k, text in enumerate(labels):
+            draw.text((2, top + 12 * k), text, fill=(0, 0, 0), font=font)
         row = [collector.inputs[pos], *(collector.composites[m].get(pos) for m in models), collector.truth[pos]]
         for c, arr in enumerate(row):
             if arr is None:

@@ -13,7 +13,7 @@ from inpaint.buckets import BUCKET_LABELS
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.grid import GridCollector
 from inpaint.evaluation.report import ModelResult
-from inpaint.evaluation.runner import Generator, Scorers, score_pairs
+from inpaint.evaluation.runner import NON_FINITE, Generator, Scorers, score_pairs
 from inpaint.evaluation.samples import SampleWriter, chain_hooks
 from inpaint.progress_line import ProgressLine
 
@@ -49,4 +49,14 @@ def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, 
             table = summary.group_means(bal, column[faces_idx], orders[kind])
             result.demographics[kind] = table
             result.spreads[kind] = summary.spread(table)
+    result.non_finite = non_finite_count(per_pair, result.balanced_per_pair)
     return result
+
+
+def non_finite_count(*per_pairs: dict[str, np.ndarray]) -> dict[str, int] | None:
+    """``{"pairs": k, "scored": n}`` when the outputs of k of the n pairs scored (over all
+    ``per_pairs``: test and balanced) held NaN or inf, else None."""
+    flags = np.concatenate([p[NON_FINITE] for p in per_pairs if p and NON_FINITE in p] or [np.zeros(0)])
+    if not np.any(flags):
+        return None
+    return {"pairs": int(np.count_nonzero(flags)), "scored": int(flags.size)}

@@ -52,6 +52,20 @@ class ModelResult:
     #: paired gains are computed from. Kept in memory only, not written.
     balanced_per_pair: dict[str, Any] = field(default_factory=dict, repr=False)
     balanced_cells: Any = field(default=None, repr=False)
+    #: ``{"pairs": k, "scored": n}`` when the model's outputs held NaN or inf on k of the n pairs
+    #: (left out of its means); None when every output was finite.
+    non_finite: dict[str, int] | None = None
+
+
+#: Why a model's pairs with NaN or inf outputs have no scores, in the report and metrics.json.
+NON_FINITE_REASON = ("its outputs held NaN or inf (weights that diverged, or an overflow at this precision: try "
+                     "--precision fp32); those pairs are left out of its averages")
+
+
+def non_finite_text(m: ModelResult) -> str:
+    """One sentence on a model's non-finite outputs."""
+    assert m.non_finite is not None
+    return f"**{m.name}**: on {m.non_finite['pairs']} of {m.non_finite['scored']} pairs {NON_FINITE_REASON}"
 
 
 @dataclass
@@ -64,6 +78,18 @@ class Evaluation:
     gain_reason: str = ""       # why no model has gains over the best classical fill (empty = some have)
     #: Per metric, the best classical fill and its average (inpaint.evaluation.baselines.best_classical).
     best_classical: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _unavailable_reason(ev: Evaluation, key: str) -> str:
+    """Why no model has a value of metric ``key``: the option that skipped it, else the models
+    whose outputs were not finite, else "not computed"."""
+    skipped = ev.lpips_reason if key == "std_lpips" else ev.identity_reason if key.startswith("identity") else ""
+    if skipped:
+        return skipped
+    broken = [m.name for m in ev.models if m.non_finite]
+    if broken:
+        return f"the outputs of {', '.join(broken)} held NaN or inf on every pair scored"
+    return "not computed"
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -119,10 +145,12 @@ def _summary_section(ev: Evaluation, plot: str | None) -> list[str]:
                 f"{GAIN_BY_KEY[key].fmt.format(gains[key])} ({m.gains['baselines'][key]})" if key in gains else "–"
                 for key, _ in shown])
     lines += _md_table(header, body, text_columns=2) + [""]
-    missing = [(title, ev.lpips_reason if key == "std_lpips" else ev.identity_reason)
-               for key, title in SUMMARY_METRICS if (key, title) not in shown]
+    missing = [(title, _unavailable_reason(ev, key)) for key, title in SUMMARY_METRICS if (key, title) not in shown]
     for title, reason in missing:
-        lines += [f"{title}: unavailable — {reason or 'not computed'}", ""]
+        lines += [f"{title}: unavailable — {reason}", ""]
+    for m in ev.models:
+        if m.non_finite:
+            lines += [non_finite_text(m) + ".", ""]
     if ev.gain_reason and any(m.info.get("kind") != "baseline" for m in ev.models):
         lines += [f"No gains over a classical fill: {ev.gain_reason}", ""]
     if plot:
@@ -173,8 +201,7 @@ def render_markdown(ev: Evaluation, plot: str | None = None) -> str:
         lines.append(f"### {metric.title} {'↑' if metric.higher_is_better else '↓'}")
         lines.append("")
         if metric not in shown:
-            reason = ev.lpips_reason if metric.key == "std_lpips" else ev.identity_reason
-            lines += [f"Unavailable: {reason or 'not computed'}", ""]
+            lines += [f"Unavailable: {_unavailable_reason(ev, metric.key)}", ""]
             continue
         body = [[label] + [_fmt(metric.key, m.buckets.get(label, {}).get(metric.key)) for m in ev.models] for label in rows]
         lines += _md_table(["Hole ratio"] + [m.name for m in ev.models], body) + [""]
@@ -335,7 +362,9 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "models": [{"name": m.name, "source": m.source, **m.info, "buckets": m.buckets,
                     "demographics": m.demographics, "spreads": m.spreads,
                     **({"gain_over_best_classical": m.gains} if m.gains else {}),
-                    **({"training_overlap": m.training_overlap} if m.training_overlap else {})} for m in ev.models],
+                    **({"training_overlap": m.training_overlap} if m.training_overlap else {}),
+                    **({"non_finite_outputs": {**m.non_finite, "reason": NON_FINITE_REASON}} if m.non_finite else {})}
+                   for m in ev.models],
         **({"gain_reason": ev.gain_reason} if ev.gain_reason else {}),
         **ev.extra,
     })

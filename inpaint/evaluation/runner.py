@@ -27,6 +27,9 @@ BatchHook = Callable[[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 METRIC_KEYS = ("ref_l1", "ref_psnr", "std_l1", "std_hole_l1", "std_psnr", "std_ssim", "std_lpips",
                "identity_distance", "identity_same")
+#: Per-pair flag beside the metrics: 1.0 where the generator's output held NaN or inf. Those pairs'
+#: metrics are NaN (left out of every mean), and the report says why rather than blaming an option.
+NON_FINITE = "non_finite"
 
 
 @dataclass
@@ -61,7 +64,7 @@ def score_pairs(generator: Generator, faces: Dataset, masks: Dataset, pairs: Seq
                 workers: int = 0, hook: BatchHook | None = None, progress: ProgressLine | None = None,
                 autocast_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
     """Per-pair metrics (arrays of length ``len(pairs)``, keys :data:`METRIC_KEYS`; NaN where a
-    scorer is unavailable).
+    scorer is unavailable or the output was not finite) and the :data:`NON_FINITE` flag.
 
     Reference convention: raw output vs ground truth in [-1, 1]. Standard convention: composite
     vs ground truth in [0, 1]. Identity: dlib descriptor distance between the ground truth and the
@@ -72,6 +75,7 @@ def score_pairs(generator: Generator, faces: Dataset, masks: Dataset, pairs: Seq
     device = torch.device(device)
     n = len(pairs)
     out = {k: np.full(n, np.nan, dtype=np.float64) for k in METRIC_KEYS}
+    out[NON_FINITE] = np.zeros(n, dtype=np.float64)
     loader = DataLoader(PairDataset(faces, masks, pairs), batch_size=batch_size, shuffle=False,
                         num_workers=workers, pin_memory=device.type == "cuda",
                         persistent_workers=False)
@@ -112,6 +116,11 @@ def score_pairs(generator: Generator, faces: Dataset, masks: Dataset, pairs: Seq
                 dist = np.linalg.norm(comp_desc - gt_desc, axis=1)
                 out["identity_distance"][idx] = dist
                 out["identity_same"][idx] = (dist < SAME_PERSON_THRESHOLD).astype(np.float64)
+            broken = idx[~torch.isfinite(output).flatten(1).all(dim=1).cpu().numpy()]
+            if broken.size:  # whatever the scorers made of NaN (black pixels, say) is no score
+                for key in METRIC_KEYS:
+                    out[key][broken] = np.nan
+                out[NON_FINITE][broken] = 1.0
             if hook is not None:
                 hook(idx, masked.float().cpu(), mask.float().cpu(), comp.float().cpu(), image.float().cpu())
             done += len(idx)

@@ -28,12 +28,15 @@ def feather_alpha(hole: np.ndarray, feather: int) -> np.ndarray:
     if feather <= 0 or not hole.any():
         return alpha
     known = torch.from_numpy(~hole).float()[None, None]
-    # Distance by repeated 3×3 dilation of the known region, only as far as the ramp reaches.
+    # Distance by repeated 3×3 dilation of the known region, only as far as the ramp reaches and
+    # only while it still reaches new pixels (a wide feather on a narrow hole stops early).
     distance = torch.full_like(known, float(feather + 1))
     reached = known
     for step in range(1, feather + 1):
         grown = F.max_pool2d(reached, kernel_size=3, stride=1, padding=1)
         newly = (grown > 0) & (reached == 0)
+        if not bool(newly.any()):
+            break
         distance[newly] = float(step)
         reached = grown
     ramp = (distance[0, 0] / float(feather + 1)).clamp(max=1.0).numpy()

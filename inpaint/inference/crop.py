@@ -4,7 +4,9 @@ The models were trained on aligned face crops, so they work best when the region
 like one: the detected face (with the margin UTKFace crops have) when a face overlaps the hole,
 otherwise a face-sized square centred on the hole. The square always contains the whole hole
 with some known context around it; where it runs past the photo's border the photo is extended
-by edge replication (known context, never hole).
+by edge replication (known context, never hole). The square is never larger than the photo's longer
+side, and only its part inside the photo is handled at the photo's resolution (the rest is padded
+at the model's): memory follows the photo, not the square, however thin the photo or wide the hole.
 """
 
 from __future__ import annotations
@@ -90,15 +92,59 @@ def context_box(hole: np.ndarray, faces: Sequence[Sequence[int]] = (), min_side:
         source = "hole"
         chosen = None
         side = int(math.ceil(max(HOLE_CONTEXT * extent, MIN_SHARE_OF_PHOTO * min(width, height))))
-    # Grow (keeping the centre) until the hole and its margin fit.
+    # Grow (keeping the centre) until the hole and its margin fit, but not past the photo's longer
+    # side: a square that long covers the photo in both directions, so it holds every hole, and
+    # any more would be padding alone (a wide hole in a 20000×20 photo asked for 39600 px).
     half = max(cx - need[0], need[2] - cx, cy - need[1], need[3] - cy)
-    side = max(side, int(math.ceil(2 * half)), min_side, 1)
+    side = min(max(side, int(math.ceil(2 * half)), min_side, 1), max(width, height))
     left = _fit(cx, side, width)
     top = _fit(cy, side, height)
     # Shifting towards the photo never uncovers the hole: the square only moves away from the
     # border it crossed, and the hole lies inside the photo.
     assert left <= hl and left + side >= hr and top <= ht and top + side >= hb
     return Box(left, top, side, source, chosen)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Part:
+    """The part of a box inside the photo: photo rows [top, bottom) and columns [left, right), and
+    the model pixels they span when the box is seen at the model's size (rows [model_top,
+    model_bottom), columns [model_left, model_right)); the rest of the model's square is padding."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    model_top: int
+    model_bottom: int
+    model_left: int
+    model_right: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.bottom - self.top, self.right - self.left
+
+    @property
+    def model_shape(self) -> tuple[int, int]:
+        return self.model_bottom - self.model_top, self.model_right - self.model_left
+
+
+def _model_span(start: int, end: int, box_start: int, side: int, size: int) -> tuple[int, int]:
+    """Model pixels spanned by photo pixels [start, end) of a box starting at ``box_start``: the
+    whole [0, size) for a box inside the photo, and at least one pixel however thin the photo."""
+    scale = size / float(side)
+    first = min(max(int(round((start - box_start) * scale)), 0), size - 1)
+    last = max(min(int(round((end - box_start) * scale)), size), first + 1)
+    return first, last
+
+
+def inside_part(box: Box, height: int, width: int, size: int) -> Part:
+    """Where ``box`` overlaps a ``height``×``width`` photo, in photo and in model pixels."""
+    top, bottom = max(box.top, 0), min(box.bottom, height)
+    left, right = max(box.left, 0), min(box.right, width)
+    model_top, model_bottom = _model_span(top, bottom, box.top, box.side, size)
+    model_left, model_right = _model_span(left, right, box.left, box.side, size)
+    return Part(top, bottom, left, right, model_top, model_bottom, model_left, model_right)
 
 
 def extract(image: np.ndarray, box: Box) -> np.ndarray:

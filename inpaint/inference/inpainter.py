@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from inpaint.errors import CheckpointError, ConfigError
 from inpaint.inference.compose import auto_feather, paste_hole
-from inpaint.inference.crop import Box, context_box, extract
+from inpaint.inference.crop import Box, Part, context_box, inside_part
 from inpaint.visual import to_uint8
 
 if TYPE_CHECKING:
@@ -70,6 +71,31 @@ def join_photo(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Im
     if alpha is not None:
         img.putalpha(Image.fromarray(alpha, "L"))
     return img
+
+
+def _pad_to_model(crop: torch.Tensor, hole: torch.Tensor, part: Part, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``crop`` and ``hole`` (the box's part inside the photo, at the model's scale) padded to the
+    model's square: the photo's edge pixels repeated, and no hole."""
+    pad = (part.model_left, size - part.model_right, part.model_top, size - part.model_bottom)
+    if not any(pad):
+        return crop, hole
+    return F.pad(crop, pad, mode="replicate"), F.pad(hole, pad, value=0.0)
+
+
+def check_feather(feather: int | None, shape: tuple[int, int], option: str = "--feather") -> None:
+    """A ConfigError for a feather wider than the photo's smaller side: its ramp could never reach
+    full strength, so the hole would keep most of its damage, and computing it takes one pass over
+    the hole per pixel of width (100000 took minutes)."""
+    if feather is not None and feather > min(shape):
+        raise ConfigError(f"{option} {feather} px is wider than the photo's smaller side ({min(shape)} px): "
+                          f"give {option} {min(shape)} or less (leave it out for one model pixel)")
+
+
+def non_finite_message(model: InferenceModel | None) -> str:
+    """The error for a model output holding NaN or inf."""
+    where = f"the model from {model.path}" if model is not None else "the model"
+    return (f"{where} produced NaN or inf for this photo (the result would be a black hole): its weights are "
+            "broken or overflow at this precision; use other weights (or --device cpu)")
 
 
 #: Memory layout of the generator and its inputs at inference: oneDNN's convolutions on a CPU then
@@ -151,16 +177,21 @@ class Inpainter:
         rgb, alpha, mode = split_photo(img)
         if hole.shape != rgb.shape[:2]:
             raise ValueError(f"hole {hole.shape} and photo {rgb.shape[:2]} differ in size")
+        check_feather(self.feather, hole.shape)
         faces = self.find_faces(rgb) if self.find_faces is not None else None
         box = context_box(hole, faces or [])
-        crop = torch.from_numpy(np.ascontiguousarray(extract(rgb, box))).permute(2, 0, 1)[None].float()
-        crop_hole = torch.from_numpy(np.ascontiguousarray(extract(hole, box))).float()[None, None]
-        if box.side != self.size:
+        part = inside_part(box, *hole.shape, self.size)
+        crop = torch.from_numpy(np.ascontiguousarray(rgb[part.top:part.bottom, part.left:part.right])).permute(2, 0, 1)[None].float()
+        crop_hole = torch.from_numpy(np.ascontiguousarray(hole[part.top:part.bottom, part.left:part.right])).float()[None, None]
+        if part.shape != part.model_shape:
             antialias = box.side > self.size
-            crop = F.interpolate(crop, size=(self.size, self.size), mode="bicubic", antialias=antialias, align_corners=False)
+            crop = F.interpolate(crop, size=part.model_shape, mode="bicubic", antialias=antialias, align_corners=False)
             # A model pixel is hole if any photo pixel under it is: the model must regenerate it.
-            crop_hole = (F.interpolate(crop_hole, size=(self.size, self.size), mode="area") > 0).float() if antialias \
-                else (F.interpolate(crop_hole, size=(self.size, self.size), mode="nearest") > 0).float()
+            crop_hole = (F.interpolate(crop_hole, size=part.model_shape, mode="area") > 0).float() if antialias \
+                else (F.interpolate(crop_hole, size=part.model_shape, mode="nearest") > 0).float()
+        # Past the photo's border: edge replication (known context, never hole), added at the
+        # model's size so a square much larger than the photo costs no memory.
+        crop, crop_hole = _pad_to_model(crop, crop_hole, part, self.size)
         image = (crop.clamp(0, 255) / 127.5 - 1.0)[0]
         return Prepared(rgb, alpha, mode, hole, box, image, crop_hole[0], faces)
 
@@ -184,23 +215,27 @@ class Inpainter:
         """Raw generator outputs (B,3,S,S) in [-1, 1] on the CPU, one model call for the batch."""
         image = torch.stack([p.image for p in batch]).to(self.device).contiguous(memory_format=MODEL_LAYOUT)
         mask = torch.stack([p.mask for p in batch]).to(self.device)
-        output = self.generator(image * (1.0 - mask), mask)
-        return output.float().clamp(-1.0, 1.0).cpu()
+        output = self.generator(image * (1.0 - mask), mask).float()
+        # Clamping would turn inf into ±1 unseen: a photo whose output is not finite anywhere gets
+        # NaN throughout, which finish() refuses.
+        broken = ~torch.isfinite(output).flatten(1).all(dim=1)
+        output = output.masked_fill(broken[:, None, None, None], float("nan"))
+        return output.clamp(-1.0, 1.0).cpu()
 
     def finish(self, prepared: Prepared, output: torch.Tensor) -> Image.Image:
-        """Resize one output back to its box and blend it into the photo's hole."""
+        """Resize one output back to its box and blend it into the photo's hole. An output with NaN
+        or inf is a CheckpointError: written out it would be a black hole."""
+        if not bool(torch.isfinite(output).all()):
+            raise CheckpointError(non_finite_message(self.model))
         box = prepared.box
-        out = output[None]
-        if box.side != self.size:
-            out = F.interpolate(out, size=(box.side, box.side), mode="bicubic", align_corners=False,
-                                antialias=box.side < self.size)
-        generated_box = to_uint8(out)[0]
         height, width = prepared.hole.shape
+        part = inside_part(box, height, width, self.size)
+        # Only the model pixels over the photo are resized back: the square may be far larger.
+        out = output[None][:, :, part.model_top:part.model_bottom, part.model_left:part.model_right]
+        if part.model_shape != part.shape:
+            out = F.interpolate(out, size=part.shape, mode="bicubic", align_corners=False, antialias=box.side < self.size)
         generated = prepared.rgb.copy()
-        # Box coordinates clipped to the photo (the box may extend past it).
-        t, b = max(box.top, 0), min(box.bottom, height)
-        l, r = max(box.left, 0), min(box.right, width)
-        generated[t:b, l:r] = generated_box[t - box.top:b - box.top, l - box.left:r - box.left]
+        generated[part.top:part.bottom, part.left:part.right] = to_uint8(out)[0]
         feather = self.feather if self.feather is not None else auto_feather(box.side, self.size)
         rgb = paste_hole(prepared.rgb, generated, prepared.hole, feather)
         return join_photo(rgb, prepared.alpha, prepared.mode)
