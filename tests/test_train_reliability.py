@@ -124,3 +124,22 @@ def test_full_disk_ends_with_one_line_and_keeps_the_last_good_checkpoint(shards6
     assert len(lines) == 1 and lines[0].startswith("error: ") and "disk is full" in lines[0], proc.stderr
     assert "status.json not written" in lines[0] and "step-000000002.pt kept" in lines[0]
     assert (run / "status.json").read_text() == before and read_checkpoint(kept)["step"] == 2
+
+
+def test_resuming_on_other_shards_with_the_same_counts_is_refused(shards64: Path, tmp_path: Path) -> None:
+    """Equal split sizes are not the same data: one training mask changed is another epoch stream,
+    and the digests of the training lists (not just the counts) say so."""
+    import h5py
+
+    from inpaint.errors import DataError
+    from inpaint.train import main
+
+    run = tmp_path / "run"
+    assert main(args(shards64, run, "--max-steps", "2")) == 0
+    other = tmp_path / "other"
+    shutil.copytree(shards64, other)
+    with h5py.File(sorted(other.glob("masks-train-*.h5"))[0], "r+") as f:
+        f["masks"][0] = 255 - f["masks"][0]  # same count, one mask different
+    with pytest.raises(DataError, match="masks_digest"):
+        main(args(other, run, "--max-steps", "4"))
+    assert main(args(shards64, run, "--max-steps", "4")) == 0  # the original shards still resume
