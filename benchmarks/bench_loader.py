@@ -6,7 +6,7 @@ Packs N faces (and masks) once, rewrites the face and mask data under several HD
 (chunk = 1 sample vs 64 samples; no compression, lzf, gzip) and encodings, and reports, for
 each, the file size and samples/s of ``FaceShards``/``MaskShards`` random access in one process,
 against indexing the same data held in a numpy array (with the same tensor conversion).
-Target (issue 2): >= 5,000 face samples/s single process at 128 px. Prints figures only.
+Target: >= 5,000 face samples/s single process at 128 px. Prints figures only.
 """
 
 from __future__ import annotations

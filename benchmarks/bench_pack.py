@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pack.py [--faces N] [--masks N] [--size 128]
 
-Targets (issue 2): one worker >= 0.8 x the bare decode+crop+resize loop; ``--workers 2`` >= 1.6 x
+Targets: one worker >= 0.8 x the bare decode+crop+resize loop; ``--workers 2`` >= 1.6 x
 one worker; peak memory < 1 GB and flat in the data-set size. Each pack runs in a fresh
 subprocess; its own timer (printed by pack) excludes interpreter start-up. Prints figures only.
 """

@@ -1,4 +1,4 @@
-"""The first minutes with the command line (issue 20 item 11): ``--help`` answers without loading
+"""The first minutes with the command line: ``--help`` answers without loading
 torch, a mistyped option is one line naming the closest real one, and a wrong data path is one
 error line that leaves no run dir behind."""
 

@@ -1,4 +1,4 @@
-"""``python -m data_prep.pack`` on a terminal shows where it is (issue 20 item 7): one line on stderr,
+"""``python -m data_prep.pack`` on a terminal shows where it is: one line on stderr,
 rewritten in place, with the stage, files done of the stage's total and the time since the start;
 in a log or a pipe it prints nothing of it. A real pack in a subprocess whose stderr is a pty."""
 

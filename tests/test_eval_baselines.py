@@ -59,7 +59,7 @@ def _psnr_std_by_hand(shards: Path, pairs: list[list[int]], method: str = "navie
 
 def test_baselines_alone_are_columns_in_both_conventions_and_the_best_is_named_per_metric(
         shards64: Path, tmp_path: Path) -> None:
-    """The acceptance command of issues 13 and 18 (no model, default --out), through the real entry point."""
+    """The acceptance command (no model, default --out), through the real entry point."""
     proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--baseline", "navier-stokes", "--baseline", "telea",
                            "--baseline", "biharmonic", "--data", str(shards64), *FAST], capture_output=True, text=True,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -1,4 +1,4 @@
-"""The "features" mask set (issue 18): holes over the eyes, the nose and the mouth, placed from
+"""The "features" mask set: holes over the eyes, the nose and the mouth, placed from
 dlib's 68 landmarks on the balanced faces, and ``python -m inpaint.evaluate --masks features``."""
 
 from __future__ import annotations

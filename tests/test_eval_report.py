@@ -1,4 +1,4 @@
-"""report.md read by a person (issue 20 item 8): one summary table first (method × average PSNR,
+"""report.md read by a person: one summary table first (method × average PSNR,
 SSIM, LPIPS, identity, and each model's gain over the best classical fill), a PNG of PSNR and LPIPS
 per hole-ratio bucket, best/worst groups in the tables instead of a bullet per metric, and empty
 race × gender cells named. metrics.json keeps its keys: other code reads them."""

@@ -1,4 +1,4 @@
-"""The Python API (issue 20 item 9): shipped weights by name, and a photo repaired from a PIL image
+"""The Python API: shipped weights by name, and a photo repaired from a PIL image
 or a numpy array in three lines, with the conventions of ``python -m inpaint.predict`` (white =
 hole, only hole pixels change). A real face, a real NVIDIA mask, the shipped model."""
 

@@ -1,6 +1,6 @@
 """``jobs.submit --then-evaluate``: the evaluation part scores every classical fill the node can
 (evaluate's default: Navier–Stokes with OpenCV, biharmonic with scikit-image), and its walltime is
-sized for each of them, biharmonic at its own CPU cost (issue 18)."""
+sized for each of them, biharmonic at its own CPU cost."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from jobs.options import build_parser, parse, resolve
 from jobs.walltime import EVAL_PAIRS
 
 ARGV = ["--executor", "local", "--model", "2", "--then-evaluate"]
-#: scikit-image's biharmonic fill of one 128-px face on one core (issue 18: ~40 ms, 2-5x Navier-Stokes).
+#: scikit-image's biharmonic fill of one 128-px face on one core (~40 ms, 2-5x Navier-Stokes).
 BIHARMONIC_S = 0.04
 
 

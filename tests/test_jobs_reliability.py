@@ -1,4 +1,4 @@
-"""Issue 19 (Reliability 3), the job layer: a run dir submitted again, jobs ended by hand, and
+"""The job layer under reliability audit: a run dir submitted again, jobs ended by hand, and
 inputs or files that used to crash a part or reach a scheduler.
 
 Real processes throughout: the PBS stub server of ``test_jobs_support`` runs each ``qsub``'d script

@@ -1,4 +1,4 @@
-"""Generators that start from the classical fill (issue 13 item 4): (b) holes pre-filled by
+"""Generators that start from the classical fill: (b) holes pre-filled by
 OpenCV before the network, (c) the fill plus a learned correction that is zero at step 0. Real
 faces and real NVIDIA masks; the trainer CLI on the packed test shards; the error without OpenCV."""
 

@@ -1,4 +1,4 @@
-"""What ``pip install facefill`` brings (issue 20 items 2 and 3): the default ``predict`` model starts
+"""What ``pip install facefill`` brings: the default ``predict`` model starts
 from OpenCV's fill and evaluation scores scikit-image's, so both are core dependencies; the old
 ``[baselines]`` extra still installs; dlib stays optional (``[identity]``)."""
 

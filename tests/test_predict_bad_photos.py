@@ -1,4 +1,4 @@
-"""``python -m inpaint.predict`` given hostile or careless input (issue 10 item 6): a decompression
+"""``python -m inpaint.predict`` given hostile or careless input: a decompression
 bomb, damaged files, and the photo itself passed as its mask."""
 
 from __future__ import annotations

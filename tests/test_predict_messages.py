@@ -1,4 +1,4 @@
-"""What ``python -m inpaint.predict`` tells a first-time user (issue 20 item 10): whether a face was
+"""What ``python -m inpaint.predict`` tells a first-time user: whether a face was
 found and which region the model saw, and that a smoke model is plumbing, not quality."""
 
 from __future__ import annotations

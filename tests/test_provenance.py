@@ -1,6 +1,6 @@
 """What a model was trained on, carried from the trainer's checkpoint into the weights card, and
 the warning ``inpaint.evaluate`` gives when the pairs it scores hold faces or masks the model was
-trained on (issue 18, item 5).
+trained on.
 
 A tiny model is trained for two steps through the real trainer on a copy of the 64-px test shards;
 the expected ids are computed here from the source files (faces: SHA-256 of the file) and the

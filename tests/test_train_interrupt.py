@@ -1,4 +1,4 @@
-"""Ctrl-C in a terminal (issue 20 item 4): the first one stops the trainer at the step boundary
+"""Ctrl-C in a terminal: the first one stops the trainer at the step boundary
 with a checkpoint and exit 75, like SIGTERM, and says how to continue; a second one aborts at once
 (exit 130). A real trainer in a subprocess, signalled through its process group as a terminal
 does (its DataLoader worker gets the signal too and must survive it)."""

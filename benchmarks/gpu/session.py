@@ -1,4 +1,4 @@
-"""One lease of a lent GPU for issue 5, in as few device calls as the 30-minute budget allows.
+"""One lease of a lent GPU, in as few device calls as the 30-minute budget allows.
 
 A lease is short (30 min of device time, 10 min per command, the machine goes back after 30 s
 idle), so every step is here, ready to run, and was rehearsed at toy size on the CPU box:

@@ -1,7 +1,7 @@
 """``python -m inpaint.evaluate --masks features``: every column on holes over the eyes, the nose
 and the mouth of every balanced face, instead of the hole-ratio protocol.
 
-Issue 18: a rectangle over both eyes comes back as smooth skin, a masked mouth as a skin patch.
+A rectangle over both eyes comes back as smooth skin, a masked mouth as a skin patch.
 Free-form holes rarely sit on the features, so the bucket tables cannot show that; this protocol
 puts one hole on each feature of each ``eval_balanced`` face (placed from dlib's 68 landmarks, see
 :mod:`inpaint.evaluation.feature_masks`) and asks the question that matters there: is it still the
