@@ -106,12 +106,9 @@ def _torch_is_loading(pid: int) -> bool:
         return False
 
 
-def test_sigterm_during_start_up_exits_75_and_the_rerun_continues(shards64: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    assert main(args(shards64, run, "--max-steps", "2")) == EXIT_FINISHED
-    before = find_checkpoints(run)
-    proc = subprocess.Popen(train_cmd(shards64, run, "--max-steps", "4"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
+def _sigterm_while_torch_loads(cmd: list[str]) -> tuple[subprocess.Popen, str, str]:
+    """Start the trainer, send SIGTERM while it is still importing torch, and wait for its exit."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         wait_for(lambda: _torch_is_loading(proc.pid), proc, "torch being imported", timeout=60, poll=0.002)
         proc.send_signal(signal.SIGTERM)
@@ -119,6 +116,14 @@ def test_sigterm_during_start_up_exits_75_and_the_rerun_continues(shards64: Path
     finally:
         if proc.poll() is None:
             proc.kill()
+    return proc, out, err
+
+
+def test_sigterm_during_start_up_exits_75_and_the_rerun_continues(shards64: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(args(shards64, run, "--max-steps", "2")) == EXIT_FINISHED
+    before = find_checkpoints(run)
+    proc, out, err = _sigterm_while_torch_loads(train_cmd(shards64, run, "--max-steps", "4"))
     assert proc.returncode == EXIT_STOPPED, (proc.returncode, out[-2000:], err[-2000:])
     status = read_status(run)
     assert status["state"] == "stopped" and stop_signal(status) == "SIGTERM"
@@ -132,15 +137,7 @@ def test_sigterm_during_start_up_exits_75_and_the_rerun_continues(shards64: Path
 
 def test_sigterm_during_start_up_of_a_new_run_exits_75_to_start_from_scratch(shards64: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(shards64, run, "--max-steps", "2"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
-    try:
-        wait_for(lambda: _torch_is_loading(proc.pid), proc, "torch being imported", timeout=60, poll=0.002)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out, err = _sigterm_while_torch_loads(train_cmd(shards64, run, "--max-steps", "2"))
     assert proc.returncode == EXIT_STOPPED, (proc.returncode, out[-2000:], err[-2000:])
     status = read_status(run)
     assert status["state"] == "stopped" and "from scratch" in status["message"] and status["checkpoint"] is None
