@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from inpaint.atomic import TMP_MARK, atomic_open
-from inpaint.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, checkpoint_step
+from inpaint.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, find_checkpoints
 from inpaint.disk import free_bytes, is_disk_full
 from inpaint.errors import CheckpointError
 from inpaint.process import pid_alive
@@ -78,15 +78,6 @@ def tensor_bytes(obj: Any) -> int:
 def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     """Where the checkpoint after ``step`` optimizer steps lives (the name sorts by step)."""
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_NAME.format(step=step)
-
-
-def find_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete-named checkpoints of a run, newest (highest step) first; temp files are ignored."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(step, p) for p in folder.iterdir() if (step := checkpoint_step(p)) is not None and p.is_file()]
-    return [p for _, p in sorted(found, reverse=True)]
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

@@ -104,3 +104,22 @@ def checkpoint_step(path: str | os.PathLike) -> int | None:
     """The step a checkpoint file name stands for, or None for anything else (temporaries too)."""
     match = CHECKPOINT_PATTERN.match(Path(path).name)
     return int(match.group(1)) if match else None
+
+
+def find_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete-named checkpoints of a run, newest (highest step) first; temp files are ignored."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(step, p) for p in folder.iterdir() if (step := checkpoint_step(p)) is not None and p.is_file()]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def resume_step(run_dir: str | os.PathLike) -> int | None:
+    """The step a trainer started on ``run_dir`` resumes from: its newest checkpoint. status.json
+    is rewritten only when a trainer exits, so after one was killed outright it names an older
+    step; the later of the two is taken (a run without checkpoint files: status.json's)."""
+    newest = find_checkpoints(run_dir)
+    steps = [s for s in (checkpoint_step(newest[0]) if newest else None, read_status(run_dir).get("step"))
+             if isinstance(s, int) and not isinstance(s, bool)]
+    return max(steps) if steps else None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from inpaint.cli import run_cli
-from inpaint.contract import read_status
+from inpaint.contract import read_status, resume_step
 from inpaint.disk import is_disk_full
 from inpaint.errors import FacefillError
 from jobs import chain, disk_reserve, interruption, ledger, lock
@@ -110,7 +110,7 @@ def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = No
     deadline = time.time() + spec.time_limit_s if kind == TRAIN else None
     ledger.append_event(spec.run_dir, "start", part, chain=spec.chain_id or None, job_id=job_id,
                         executor=spec.executor, host=socket.gethostname(), kind=kind, pid=pid,
-                        start_step=read_status(spec.run_dir).get("step"), deadline=deadline)
+                        start_step=resume_step(spec.run_dir), deadline=deadline)
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
     return None
 

@@ -258,3 +258,22 @@ def test_a_site_without_a_scratch_helper_removes_what_the_part_staged(tmp_path):
     trainer = json.loads((Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()[0])
     assert trainer["argv"][trainer["argv"].index("--data") + 1] == str(scratch / "facefill-shards")  # staged
     assert list(scratch.iterdir()) == []  # and removed
+
+
+def test_a_part_records_the_step_the_trainer_resumes_from_not_a_stale_status(tmp_path):
+    """status.json is rewritten only when a trainer exits: after a trainer was killed outright it
+    still names an older step, while the trainer resumes from its newest checkpoint. The start
+    record ("resumed from step N" on the terminal, and the part's progress check) must say the
+    checkpoint's step."""
+    from inpaint.contract import STATUS_FILE
+    from jobs.part import start as start_part
+
+    spec = _spec(tmp_path)
+    run = Path(spec.run_dir)
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step-000000900.pt").write_bytes(b"checkpoint")
+    (run / "checkpoints" / "step-000000900.pt.tmp-123").write_bytes(b"half")  # a killed writer's temporary
+    (run / STATUS_FILE).write_text(json.dumps({"state": "stopped", "exit_code": 75, "step": 559, "time": 0.0}))
+    assert start_part(spec, 2, "train", "7.vm") is None
+    started = [e for e in ledger.read_events(run) if e.get("event") == "start"]
+    assert started[-1]["start_step"] == 900
