@@ -233,10 +233,14 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
     superseded = _superseded(spec)
     if next_job_id:
         if _event(events, "start", part + 1) or superseded:
-            # the successor already runs (a fast local part): its word stands; or a newer chain
-            # owns the run dir (its successor will find that out at its start and skip)
+            # the successor already runs (a free node or a fast local part started it before this
+            # record): its word stands; or a newer chain owns the run dir (its successor will find
+            # that out at its start and skip)
             ledger.append_event(run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id,
                                 executor=spec.executor, kind=kind)
+            if not superseded and not _event(events, "end", part + 1):  # still running: say so in chain.json
+                _chain_state(spec, "evaluating" if kind == EVALUATE else "running",
+                             f"{reason}; part {part + 1} is {next_job_id}", part, code, job_id, next_job_id=next_job_id)
             return
         record_submission(spec, part + 1, kind, next_job_id)
         _chain_state(spec, "evaluating" if kind == EVALUATE else "running", f"{reason}; part {part + 1} is {next_job_id}",
