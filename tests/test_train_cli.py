@@ -41,6 +41,24 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def start_trainer(shards: Path, run: Path, *sets: str, log_every: int = 1) -> subprocess.Popen:
+    """``python -m inpaint.train`` for a long run (5,000 steps, one DataLoader worker) in its own
+    process group, as a terminal or a batch system starts it: to be stopped by a signal."""
+    cmd = [sys.executable, "-m", "inpaint.train", *args(shards, run, "--max-steps", "5000",
+                                                         sets=("data.workers=1", f"train.log_every_steps={log_every}", *sets))]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+                            start_new_session=True)
+
+
+def wait_for_training(proc: subprocess.Popen, run: Path, timeout: float, poll: float = 0.05) -> None:
+    """Until the trainer logged its first step (metrics.jsonl exists); fails if it exits first."""
+    t0 = time.time()
+    while not (run / "metrics.jsonl").is_file():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "training did not start"
+        time.sleep(poll)
+
+
 def weights(run_dir: Path) -> dict:
     return read_checkpoint(find_checkpoints(run_dir)[0])
 
@@ -110,15 +128,9 @@ def test_time_limit_stops_with_75_and_a_rerun_ends_like_an_uninterrupted_run(sha
 def test_sigterm_to_the_process_group_checkpoints_and_exits_75(shards64: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     # One DataLoader worker: the signal reaches it too (as on PBS) and must not kill it.
-    cmd = [sys.executable, "-m", "inpaint.train", *args(shards64, run, "--max-steps", "5000",
-                                                         sets=("data.workers=1", "train.log_every_steps=2"))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
+    proc = start_trainer(shards64, run, log_every=2)
     try:
-        t0 = time.time()
-        while not (run / "metrics.jsonl").is_file():
-            assert proc.poll() is None, proc.communicate()
-            assert time.time() - t0 < 90, "training did not start"
-            time.sleep(0.1)
+        wait_for_training(proc, run, timeout=90, poll=0.1)
         os.killpg(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -9,7 +9,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,22 +16,7 @@ import pytest
 
 from inpaint.checkpoint import find_checkpoints, read_checkpoint
 from inpaint.train import main
-from test_train_cli import args, env, status
-
-
-def _start(shards: Path, run: Path, *sets: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "inpaint.train", *args(shards, run, "--max-steps", "5000",
-                                                         sets=("data.workers=1", "train.log_every_steps=1", *sets))]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-                            start_new_session=True)
-
-
-def _wait_for_training(proc: subprocess.Popen, run: Path) -> None:
-    t0 = time.time()
-    while not (run / "metrics.jsonl").is_file():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - t0 < 120, "training did not start"
-        time.sleep(0.05)
+from test_train_cli import args, start_trainer, status, wait_for_training
 
 
 def _read_stderr_until(proc: subprocess.Popen, text: str, timeout: float = 60) -> str:
@@ -53,9 +37,9 @@ def _read_stderr_until(proc: subprocess.Popen, text: str, timeout: float = 60) -
 def test_ctrl_c_stops_at_the_step_boundary_with_a_checkpoint_and_a_rerun_resumes(
         shards64: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    proc = _start(shards64, run)
+    proc = start_trainer(shards64, run)
     try:
-        _wait_for_training(proc, run)
+        wait_for_training(proc, run, timeout=120)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         out, err = proc.communicate(timeout=90)
     finally:
@@ -80,10 +64,10 @@ def test_a_second_ctrl_c_aborts_at_once_without_a_checkpoint(shards64: Path, tmp
     run = tmp_path / "run"
     # The full-width smoke model, 8 faces a step: the step the first Ctrl-C lands in outlasts the
     # moment it takes to send the second one.
-    proc = _start(shards64, run, "model.widths=[16,32,64]", "model.dmfb_blocks=2", "model.dmfb_inner=16",
+    proc = start_trainer(shards64, run, "model.widths=[16,32,64]", "model.dmfb_blocks=2", "model.dmfb_inner=16",
                   "train.batch_size=8")
     try:
-        _wait_for_training(proc, run)
+        wait_for_training(proc, run, timeout=120)
         os.killpg(proc.pid, signal.SIGINT)
         _read_stderr_until(proc, "Ctrl-C again")
         os.killpg(proc.pid, signal.SIGINT)
