@@ -12,21 +12,17 @@ import hashlib
 import json
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from inpaint.atomic import write_json
 from inpaint.buckets import BUCKET_LABELS
 from inpaint.cli import run_cli
-from inpaint.contract import EXIT_STOPPED
 from inpaint.disk import is_disk_full
-from inpaint.errors import DataError, FacefillError
+from inpaint.errors import DataError
 from inpaint.shard_format import FACE_SPLITS, INDEX_NAME, MASK_SPLITS, SHARD_FORMAT, sha256_file
 
 from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
@@ -41,6 +37,7 @@ from .progress import PackProgress
 from .sources import DATA_ENV, IMAGE_SUFFIXES, list_images
 from .splits import face_order, face_split
 from .state import RunState
+from .stop import stop_on_sigterm
 from .workers import make_executor
 
 
@@ -92,34 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail on any skipped file or balanced-set shortfall instead of warning")
     return p
-
-
-class PackStopped(FacefillError):
-    """SIGTERM (a grid's walltime, ``kill``): the pool was stopped cleanly, the shards finished
-    so far are kept and the same command resumes from them."""
-
-    exit_code = EXIT_STOPPED
-
-
-@contextmanager
-def _stop_on_sigterm(out: Path) -> Iterator[None]:
-    """Turn SIGTERM into :class:`PackStopped`, so the ``finally`` blocks shut the pool down,
-    remove the shard being written and release the folder lock (the default action would kill
-    the packer on the spot)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
-        raise PackStopped(f"{out}: stopped by SIGTERM; the finished shards are kept: re-run the same "
-                          "python -m data_prep.pack command to resume")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _up_to_date(out: Path, fingerprint: str, inputs: str) -> bool:
@@ -185,7 +154,7 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
         if is_disk_full(exc):
             raise
         raise DataError(f"{plan.out}: cannot create the output folder ({exc.strerror}); pass a writable --out") from None
-    with _stop_on_sigterm(plan.out), PackLock(plan.out):
+    with stop_on_sigterm(plan.out) as stop, PackLock(plan.out):
         remove_stale_temporaries(plan.out)
         if _up_to_date(plan.out, plan.fingerprint, inputs):
             print(f"{plan.out / INDEX_NAME}: already packed with these arguments; every shard verifies")
@@ -194,7 +163,7 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
         (plan.out / INDEX_NAME).unlink(missing_ok=True)  # not a valid shard folder again until we finish
         executor = make_executor(ns.workers)
         state = RunState(plan, executor, ResumeJournal(plan.out, plan.fingerprint), ns.strict, ns.workers,
-                         progress=PackProgress())  # on a terminal's stderr only
+                         progress=PackProgress(), check_stop=stop.check)  # progress: on a terminal's stderr only
         try:
             for problem in unlisted:
                 state.skip("faces", plan.faces_root, problem.path, problem.reason)
@@ -207,6 +176,7 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
             masks = pack_masks(state, ns.mask_limit, ns.mask_count, ns.mask_hole, ns.test_masks_per_bucket,
                                ns.val_fraction)
             state.drain()  # every shard renamed and journalled before index.json
+            stop.check()  # a SIGTERM whose exception was lost must not end in a finished-looking folder
         finally:
             state.progress.clear()  # before any warning, error or summary line
             if executor is not None:

@@ -40,6 +40,7 @@ class RunState:
     shards: list[ShardRecord] = field(default_factory=list)
     reused: int = 0
     progress: PackProgress = field(default_factory=lambda: PackProgress(enabled=False))
+    check_stop: Callable[[], None] = field(default=lambda: None, repr=False)  # raises once a stop was asked for
     _committer: ThreadPoolExecutor | None = field(default=None, repr=False)
     _committing: list[tuple[Future, ShardRecord, str, list[dict]]] = field(default_factory=list, repr=False)
 
@@ -55,9 +56,14 @@ class RunState:
     def ordered(self, fn: Callable[[Any], Any], items: Iterable[Any], stage: str | None = None) -> Iterator[Any]:
         """``fn`` over ``items`` on the pool, in order; ``stage`` names them on the progress line."""
         items = list(items)
-        results = ordered_map(self.executor, fn, items, chunk=FILES_PER_TASK,
-                              window=TASKS_IN_FLIGHT_PER_WORKER * self.workers)
+        results = self._checked(ordered_map(self.executor, fn, items, chunk=FILES_PER_TASK,
+                                            window=TASKS_IN_FLIGHT_PER_WORKER * self.workers))
         return results if stage is None else self.progress.track(stage, results, len(items))
+
+    def _checked(self, results: Iterator[Any]) -> Iterator[Any]:
+        for result in results:
+            self.check_stop()
+            yield result
 
     def reuse(self, name: str, digest: str) -> dict | None:
         """A finished shard of an earlier run with this plan, counted as part of this run."""
@@ -78,6 +84,11 @@ class RunState:
         the next shard is packed (hashlib and fsync release the GIL), and it is journalled and
         its record's ``sha256`` filled in once that is done: :meth:`drain` waits for all of it.
         """
+        try:
+            self.check_stop()  # before sealing: a stopped pack leaves this shard to the re-run
+        except BaseException:
+            writer.abort()
+            raise
         if writer.count == 0:
             writer.abort()
             self.journal.forget(writer.final.name)
