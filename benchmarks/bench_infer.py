@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from inpaint.config import load_config
+from inpaint.core.config import load_config
 from inpaint.inference.inpainter import MODEL_LAYOUT
 from inpaint.models import build_generator
 
@@ -163,7 +163,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.weights:
-        from inpaint.weights import load_generator
+        from inpaint.io.weights import load_generator
 
         model, cfg = load_generator(args.weights)
     else:

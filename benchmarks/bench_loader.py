@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpaint.shard_format import sha256_file  # noqa: E402
+from inpaint.core.shard_format import sha256_file  # noqa: E402
 from data_prep.pack import main as pack_main  # noqa: E402
 from data_prep.sources import default_data_root  # noqa: E402
-from inpaint.data import FaceShards, MaskShards  # noqa: E402
+from inpaint.io.shards import FaceShards, MaskShards  # noqa: E402
 
 
 def rate(fn, n: int, reads: int, seed: int = 0) -> float:

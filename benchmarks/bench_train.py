@@ -33,9 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpaint.config import load_config  # noqa: E402
-from inpaint.errors import CheckpointError  # noqa: E402
-from inpaint.losses import GeneratorLoss, discriminator_loss  # noqa: E402
+from inpaint.core.config import load_config  # noqa: E402
+from inpaint.core.errors import CheckpointError  # noqa: E402
+from inpaint.losses.objective import GeneratorLoss, discriminator_loss  # noqa: E402
 from inpaint.models import build_discriminator, build_generator  # noqa: E402
 
 

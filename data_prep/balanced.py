@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from inpaint.shard_format import GENDER_NAMES, RACE_NAMES
+from inpaint.core.shard_format import GENDER_NAMES, RACE_NAMES
 
 
 def cell_name(race: int, gender: int) -> str:

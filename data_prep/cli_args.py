@@ -1,11 +1,11 @@
 """Argument types of the packer's command lines; the parser itself is the project's one
-(:class:`inpaint.cli.OneLineParser`: one-line errors that name the closest option)."""
+(:class:`inpaint.core.cli.OneLineParser`: one-line errors that name the closest option)."""
 
 from __future__ import annotations
 
 import argparse
 
-from inpaint.cli import OneLineParser
+from inpaint.core.cli import OneLineParser
 
 __all__ = ["OneLineParser", "age_range", "non_negative_int", "positive_int"]
 

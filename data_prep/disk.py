@@ -2,7 +2,7 @@
 
 What fails first differs from run to run (a chunk write, a file close, the journal, the lock
 file); whether an error means "disk full" is decided once for the project by
-:func:`inpaint.disk.is_disk_full`, and the packer turns it into one line naming the path here.
+:func:`inpaint.core.disk.is_disk_full`, and the packer turns it into one line naming the path here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from inpaint.disk import free_bytes
+from inpaint.core.disk import free_bytes
 
 from .splits import TEST_FRACTION_DENOM
 
@@ -59,7 +59,7 @@ def estimated_bytes(size: int, n_faces: int, n_masks: int) -> int:
 
 def written_bytes(out: Path) -> int:
     """Bytes of finished shards in ``out`` (kept for a resume); unfinished ones end in ``.tmp-<pid>``
-    (:func:`inpaint.atomic.tmp_name`), not ``.h5``."""
+    (:func:`inpaint.core.atomic.tmp_name`), not ``.h5``."""
     try:
         return sum(p.stat().st_size for p in out.glob("*.h5"))
     except OSError:

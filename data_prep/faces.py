@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from inpaint.shard_format import GENDER_NAMES, RACE_NAMES
+from inpaint.core.shard_format import GENDER_NAMES, RACE_NAMES
 
 MIN_SOURCE_SIDE = 64
 UNKNOWN = -1

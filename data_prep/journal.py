@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inpaint.atomic import TMP_MARK, write_json
-from inpaint.disk import is_disk_full
-from inpaint.errors import DataError
-from inpaint.shard_format import sha256_file
-from inpaint.training.run_lock import FileLock
+from inpaint.core.atomic import TMP_MARK, write_json
+from inpaint.core.disk import is_disk_full
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import sha256_file
+from inpaint.core.file_lock import FileLock
 
 from .shards import open_shard
 
@@ -25,7 +25,7 @@ LOCK_NAME = ".pack.lock"
 
 class PackLock:
     """Exclusive ownership of an output folder for one packer: an ``flock`` on ``.pack.lock``
-    (the trainer's run-dir lock, :class:`inpaint.training.run_lock.FileLock`), so two packers
+    (the trainer's run-dir lock, :class:`inpaint.core.file_lock.FileLock`), so two packers
     started at once cannot both proceed, and a killed packer's lock is free again at once. The
     file is removed when the pack ends, so a finished folder holds only shards and the index."""
 

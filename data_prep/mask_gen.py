@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from inpaint.buckets import BUCKET_EDGES
+from inpaint.core.buckets import BUCKET_EDGES
 
 from .masks import MaskSample, measure
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from inpaint.buckets import BUCKET_EDGES, bucket_of
+from inpaint.core.buckets import BUCKET_EDGES, bucket_of
 
 from .faces import Skipped
 

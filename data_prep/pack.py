@@ -18,12 +18,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from inpaint.atomic import write_json
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.cli import run_cli
-from inpaint.disk import is_disk_full
-from inpaint.errors import DataError
-from inpaint.shard_format import FACE_SPLITS, INDEX_NAME, MASK_SPLITS, SHARD_FORMAT, sha256_file
+from inpaint.core.atomic import write_json
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.core.cli import run_cli
+from inpaint.core.disk import is_disk_full
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import FACE_SPLITS, INDEX_NAME, MASK_SPLITS, SHARD_FORMAT, sha256_file
 
 from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
 from .disk import disk_full_message, estimated_bytes

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from inpaint.buckets import BUCKET_EDGES, BUCKET_LABELS
-from inpaint.errors import DataError
+from inpaint.core.buckets import BUCKET_EDGES, BUCKET_LABELS
+from inpaint.core.errors import DataError
 
 from .faces import Skipped
 from .mask_gen import generate_mask

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpaint.errors import DataError
+from inpaint.core.errors import DataError
 
 from .sources import DATA_ENV, default_data_root
 
 PACK_VERSION = 1  # bump when the same arguments would produce different shard contents
 GENERATE = "generate"
 # Packing sizes the models can train at: the U-Net and the discriminator halve the image four
-# times, so ``data.size`` must be a multiple of 16 (checked in inpaint/config.py); above 1024 px a
+# times, so ``data.size`` must be a multiple of 16 (checked in inpaint/core/config.py); above 1024 px a
 # face shard set outgrows any disk and GPU this project targets (a 100000-px size is a typo).
 SIZE_MULTIPLE = 16
 MIN_SIZE = 16

@@ -19,10 +19,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from inpaint.atomic import commit, tmp_name
-from inpaint.disk import is_disk_full
-from inpaint.errors import DataError
-from inpaint.shard_format import LOCK_HINT, SHARD_FORMAT, is_lock_error, sha256_file
+from inpaint.core.atomic import commit, tmp_name
+from inpaint.core.disk import is_disk_full
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import LOCK_HINT, SHARD_FORMAT, is_lock_error, sha256_file
 
 from .disk import ensure_room
 from .faces import FaceSample

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from inpaint.errors import DataError
+from inpaint.core.errors import DataError
 
 from .faces import Skipped
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from inpaint.buckets import BUCKET_EDGES
+from inpaint.core.buckets import BUCKET_EDGES
 
 from .sources import path_key
 

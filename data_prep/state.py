@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpaint.errors import DataError
+from inpaint.core.errors import DataError
 
 from .plan import Plan
 from .journal import ResumeJournal

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from inpaint.contract import EXIT_STOPPED
-from inpaint.errors import FacefillError
+from inpaint.core.contract import EXIT_STOPPED
+from inpaint.core.errors import FacefillError
 
 
 class PackStopped(FacefillError):

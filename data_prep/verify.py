@@ -17,11 +17,11 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from inpaint.buckets import BUCKET_EDGES, bucket_of
-from inpaint.cli import run_cli
-from inpaint.atomic import TMP_MARK
-from inpaint.errors import DataError
-from inpaint.shard_format import LOCK_HINT, VERIFY_COMMAND, is_lock_error, read_index, sha256_file
+from inpaint.core.buckets import BUCKET_EDGES, bucket_of
+from inpaint.core.cli import run_cli
+from inpaint.core.atomic import TMP_MARK
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import LOCK_HINT, VERIFY_COMMAND, is_lock_error, read_index, sha256_file
 
 from .cli_args import OneLineParser
 from .shards import open_shard
@@ -79,7 +79,7 @@ def check_structure(f: h5py.File, entry: dict, size: int, encoding: str, deep: b
         if n and np.abs(measured - ratio).max() > RATIO_TOLERANCE:
             problems.append("stored hole ratios disagree with the mask pixels")
         elif any(bucket_of(float(r)) != int(b) for r, b in zip(ratio, bucket)):
-            problems.append(f"bucket numbers disagree with the ratios (buckets: {len(BUCKET_EDGES)} in inpaint.buckets)")
+            problems.append(f"bucket numbers disagree with the ratios (buckets: {len(BUCKET_EDGES)} in inpaint.core.buckets)")
     return problems
 
 

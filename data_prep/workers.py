@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from inpaint.process import pid_alive
+from inpaint.core.process import pid_alive
 
 T = TypeVar("T")
 R = TypeVar("R")

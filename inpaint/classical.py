@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from inpaint.errors import ConfigError
-from inpaint.visual import to_uint8
+from inpaint.core.errors import ConfigError
+from inpaint.render.visual import to_uint8
 
 OPENCV_METHODS = ("navier-stokes", "telea")
 METHODS = (*OPENCV_METHODS, "biharmonic")

@@ -25,9 +25,9 @@ if __name__ == "__main__":  # --help and a mistyped option answer now, not after
 
 import torch
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.cli import run_cli, warnings_as_lines
-from inpaint.errors import ConfigError, DataError
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.core.cli import run_cli, warnings_as_lines
+from inpaint.core.errors import ConfigError, DataError
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.baselines import (
     add_gains_over_best, baseline_generator, baseline_info, baseline_source, choose_baselines,
@@ -39,9 +39,9 @@ from inpaint.evaluation.model_eval import evaluate_generator
 from inpaint.evaluation.report import Evaluation, ModelResult, write_report
 from inpaint.evaluation.runner import Scorers, module_generator
 from inpaint.evaluation.samples import safe_name
-from inpaint.identity import try_face_describer
-from inpaint.lpips import try_load_lpips
-from inpaint.provenance import face_ids, mask_ids, overlap_sentence, pair_overlap, training_record
+from inpaint.metrics.identity import try_face_describer
+from inpaint.metrics.lpips import try_load_lpips
+from inpaint.io.provenance import face_ids, mask_ids, overlap_sentence, pair_overlap, training_record
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,7 +72,7 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 def _open_shards(root: Path, split: str = "test") -> tuple[dict, Any, Any, Any | None]:
-    from inpaint.data import FaceShards, MaskShards, read_index
+    from inpaint.io.shards import FaceShards, MaskShards, read_index
 
     index = read_index(root)
     counts = index.get("counts", {})
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
     benchmarks = [open_benchmark(Path(d).expanduser(), args) for d in args.data]
 
-    from inpaint.weights import WeightsWarning, open_generator
+    from inpaint.io.weights import WeightsWarning, open_generator
 
     loaded = []
     for kind, path in sources:  # load all first: a bad path fails before anything is written
@@ -213,7 +213,7 @@ def score_benchmark(bench: Benchmark, columns: list[tuple[str, Path | None, Any,
 
 def scored_pair_ids(bench: Benchmark) -> list[tuple[str, str]]:
     """(face id, mask id) of every pair scored on the benchmark: the test (or validation) pairs and,
-    when the breakdown is scored, the balanced ones (ids as :mod:`inpaint.provenance` defines them)."""
+    when the breakdown is scored, the balanced ones (ids as :mod:`inpaint.io.provenance` defines them)."""
     faces = face_ids(bench.root, bench.split)
     masks = mask_ids(bench.root, bench.split)
     pairs = [(faces[f], masks[m]) for _, f, m in bench.pairs.flat()]

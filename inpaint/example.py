@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.cli import OneLineParser, run_cli
-from inpaint.errors import DataError
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.core.cli import OneLineParser, run_cli
+from inpaint.core.errors import DataError
 
 DEFAULT_DATA = Path("data/shards/64")
 DEFAULT_OUT = Path("runs/example")
@@ -42,7 +42,7 @@ def source_pair(data: Path, bucket: str) -> tuple[Path, Path]:
     mask in ``bucket``, from the paths and roots the packer recorded."""
     import h5py
 
-    from inpaint.shard_format import read_index
+    from inpaint.core.shard_format import read_index
 
     index = read_index(data)
     roots = index.get("args") or {}
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inpaint.inference.inpainter import Inpainter
     from inpaint.inference.masks import open_photo
     from inpaint.predict import resolve_source
-    from inpaint.visual import save_image
+    from inpaint.render.visual import save_image
 
     face_path, mask_path = source_pair(args.data, args.bucket)
     photo = open_photo(face_path).convert("RGB")

@@ -1,5 +1,5 @@
 """``python -m inpaint.plot RUN_DIR``: loss curves of a run as a PNG, drawn with Pillow alone
-(:mod:`inpaint.chart`: plotting libraries are not installed on most grid nodes, and the picture
+(:mod:`inpaint.render.chart`: plotting libraries are not installed on most grid nodes, and the picture
 needs no more)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.chart import draw_panel, sheet
-from inpaint.cli import OneLineParser, run_cli
-from inpaint.contract import METRICS_FILE
-from inpaint.errors import DataError
+from inpaint.render.chart import draw_panel, sheet
+from inpaint.core.cli import OneLineParser, run_cli
+from inpaint.core.contract import METRICS_FILE
+from inpaint.core.errors import DataError
 from inpaint.training.metrics_log import read_metrics
-from inpaint.visual import save_image
+from inpaint.render.visual import save_image
 
 # (panel title, [(metrics key, legend)]); panels whose keys never occur are left out.
 PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (

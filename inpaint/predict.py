@@ -23,8 +23,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from inpaint.cli import OneLineParser, run_cli, warnings_as_lines
-from inpaint.errors import CheckpointError, ConfigError, DataError, FacefillError
+from inpaint.core.cli import OneLineParser, run_cli, warnings_as_lines
+from inpaint.core.errors import CheckpointError, ConfigError, DataError, FacefillError
 from inpaint.inference.masks import HOLE_CONVENTIONS
 
 if TYPE_CHECKING:  # torch and the model code load only once the command line is known to be good
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("model (default: the shipped inpaint/weights/quarter-residual.pt)")
     src.add_argument("--weights", metavar="FILE|NAME",
                      help="weights file (.pt with its .json), checkpoint .pt, or the name of shipped weights "
-                          "(python -m inpaint.registry lists them)")
+                          "(python -m inpaint.io.registry lists them)")
     src.add_argument("--run-dir", metavar="DIR", help="training run dir (its newest checkpoint)")
     p.add_argument("--mask-hole", choices=HOLE_CONVENTIONS, default="white",
                    help="which colour marks the hole in the mask (alpha masks: opaque = white)")
@@ -83,7 +83,7 @@ def resolve_source(weights: str | None, run_dir: str | None) -> Path:
     if weights or run_dir:
         path = Path(weights or run_dir).expanduser()  # type: ignore[arg-type]
         if weights and not path.exists() and path.name == weights and not path.suffix:  # a name, not a file
-            from inpaint.registry import find_weights
+            from inpaint.io.registry import find_weights
 
             return find_weights(weights).path  # or the one-line error listing the shipped names
         return path
@@ -94,7 +94,7 @@ def resolve_source(weights: str | None, run_dir: str | None) -> Path:
 
 
 def check_output(path: Path) -> None:
-    from inpaint.visual import LOSSLESS_SUFFIXES, image_format
+    from inpaint.render.visual import LOSSLESS_SUFFIXES, image_format
 
     if image_format(path) is None:
         raise ConfigError(f"output {path} has an unsupported suffix: use .png (or .jpg, .webp, .tif, .bmp)")
@@ -135,7 +135,7 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
 
     from inpaint.inference.inpainter import Inpainter
     from inpaint.inference.loading import smoke_warning
-    from inpaint.weights import WeightsWarning
+    from inpaint.io.weights import WeightsWarning
 
     if args.feather is not None and args.feather < 0:
         raise ConfigError(f"--feather must be 0 or more pixels, got {args.feather}")
@@ -212,8 +212,8 @@ def predict_folder(inpainter: Inpainter, image_dir: Path, mask_dir: Path, out_di
     inpainted photo: "face" or "hole")."""
     from inpaint.inference.inpainter import Prepared
     from inpaint.inference.masks import open_photo
-    from inpaint.progress_line import ProgressLine
-    from inpaint.visual import save_image
+    from inpaint.core.progress_line import ProgressLine
+    from inpaint.render.visual import save_image
 
     jobs, total = match_folder(image_dir, mask_dir)
     failures: list[tuple[Path, str]] = []
@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not all(single):
             raise ConfigError("one photo needs all of --image PHOTO, --mask MASK and --out OUT")
         from inpaint.inference.masks import open_photo
-        from inpaint.visual import save_image
+        from inpaint.render.visual import save_image
 
         out = Path(args.out)
         check_output(out)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.cli import OneLineParser, run_cli
-from inpaint.contract import EXIT_STOPPED
-from inpaint.errors import ConfigError
+from inpaint.core.cli import OneLineParser, run_cli
+from inpaint.core.contract import EXIT_STOPPED
+from inpaint.core.errors import ConfigError
 from inpaint.training.signals import StopRequest  # standard library only: installed before torch loads
 
 
@@ -103,8 +103,8 @@ def final_outcome() -> None:
 
 def _train_from_args(argv: Sequence[str] | None, started: float, stop: StopRequest, whole_process: bool) -> int:
     args = build_parser().parse_args(argv)
-    from inpaint.config import load_config
-    from inpaint.shard_format import read_index
+    from inpaint.core.config import load_config
+    from inpaint.core.shard_format import read_index
 
     overrides = list(args.overrides)
     if args.max_steps is not None:

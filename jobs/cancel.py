@@ -14,8 +14,8 @@ import signal
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.cli import run_cli
-from inpaint.errors import ConfigError
+from inpaint.core.cli import run_cli
+from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
 from jobs.chain import CANCELLED_REASON
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state

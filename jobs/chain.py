@@ -2,14 +2,14 @@
 
 Every executor follows it through ``jobs.part``: the PBS script calls ``python3 -m jobs.part end``
 after the trainer, the local and SLURM parts call the same function in-process. Exit codes are the
-trainer's contract (:mod:`inpaint.contract`).
+trainer's contract (:mod:`inpaint.core.contract`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inpaint.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED
+from inpaint.core.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED
 
 DONE = "done"            # training finished; nothing more to submit
 EVALUATE = "evaluate"    # training finished; submit the evaluation job

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inpaint.atomic import write_json
+from inpaint.core.atomic import write_json
 from jobs.ledger import now_iso
 from jobs.paths import CHAIN_STATE, under
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inpaint.atomic import write_bytes
+from inpaint.core.atomic import write_bytes
 from jobs.paths import DISK_RESERVE, under
 
 RESERVE_BYTES = 64 * 1024

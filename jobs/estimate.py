@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from inpaint.contract import read_status
-from inpaint.errors import ConfigError
+from inpaint.core.contract import read_status
+from inpaint.core.errors import ConfigError
 from jobs import ledger
 from jobs.spec import JobSpec
 from jobs.walltime import format_walltime

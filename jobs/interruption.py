@@ -3,7 +3,7 @@
 The trainer answers every SIGTERM the same way (checkpoint, exit 75), and so does it at its own
 deadline; only the chain must tell them apart, because a walltime stop is resubmitted and a
 ``qdel`` must not be. The trainer's ``status.json`` says whether a signal asked for the stop
-(``received SIGTERM`` vs ``time budget``: :func:`inpaint.contract.stop_signal`); a signal that
+(``received SIGTERM`` vs ``time budget``: :func:`inpaint.core.contract.stop_signal`); a signal that
 came before the part's deadline was not the walltime. SLURM can say more about its own job (the
 job asks ``scontrol``: cancelled, preempted, requeued); PBS cannot, so there the clock decides.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 import time
 
-from inpaint.contract import stop_signal
-from inpaint.errors import FacefillError
+from inpaint.core.contract import stop_signal
+from inpaint.core.errors import FacefillError
 from jobs import chain
 from jobs.ledger import iso_seconds
 

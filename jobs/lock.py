@@ -14,9 +14,9 @@ import os
 import socket
 from pathlib import Path
 
-from inpaint.atomic import tmp_name, write_json
-from inpaint.errors import FacefillError
-from inpaint.process import pid_alive
+from inpaint.core.atomic import tmp_name, write_json
+from inpaint.core.errors import FacefillError
+from inpaint.core.process import pid_alive
 from jobs.ledger import iso_seconds, now_iso
 from jobs.paths import OWNER, under
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.cli import run_cli
-from inpaint.errors import ConfigError
+from inpaint.core.cli import run_cli
+from inpaint.core.errors import ConfigError
 from jobs import ledger
 from jobs.chain_state import read_chain_state
 from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under

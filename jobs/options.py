@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from inpaint.errors import ConfigError, DataError, FacefillError
+from inpaint.core.errors import ConfigError, DataError, FacefillError
 from jobs.pbs_commands import unsafe_directive_text
 from jobs.spec import JobSpec
 from jobs.walltime import (MIN_QUEUED_WALLTIME_S, evaluation_walltime, format_walltime, parse_walltime,
@@ -272,9 +272,9 @@ def container_image(args: argparse.Namespace, executor: str, profile: dict, prob
 
 def check_config(config: str, overrides: list[str]) -> dict[str, Any]:
     """Resolve the trainer's config here, with every ``--set``: a typo or a bad value is a one-line
-    error now, not a job that waits in the queue for hours and then exits 2. (``inpaint.config``
+    error now, not a job that waits in the queue for hours and then exits 2. (``inpaint.core.config``
     is torch-free; the ConfigError names the key and the file or override holding it.)"""
-    from inpaint.config import load_config
+    from inpaint.core.config import load_config
 
     return load_config(config, list(overrides))
 
@@ -283,7 +283,7 @@ def check_data(data: Path, size: int, problem: Callable[[FacefillError], None]) 
     """The trainer's first checks on its shards, made before anything is queued: the folder and
     its index, the image size the config trains at, and images in the train split. (The shard
     files themselves are read only by the trainer: a queued part may see them staged.)"""
-    from inpaint.shard_format import read_index
+    from inpaint.core.shard_format import read_index
 
     if not data.is_dir():
         problem(DataError(f"{data}: data folder not found; pack shards with `python -m data_prep.pack --out {data}` "

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from inpaint.cli import run_cli
-from inpaint.contract import read_status, resume_step
-from inpaint.disk import is_disk_full
-from inpaint.errors import FacefillError
+from inpaint.core.cli import run_cli
+from inpaint.core.contract import read_status, resume_step
+from inpaint.core.disk import is_disk_full
+from inpaint.core.errors import FacefillError
 from jobs import chain, disk_reserve, interruption, ledger, lock
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
 from jobs.part_lock import part_lock

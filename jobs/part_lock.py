@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from inpaint.errors import FacefillError
+from inpaint.core.errors import FacefillError
 from jobs.paths import PART_LOCK, under
 
 WAIT_S = 120.0  # a decision takes a second; the holder may be asking a slow scheduler (60 s limit)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.errors import FacefillError
+from inpaint.core.errors import FacefillError
 
 JOB_ID_RE = re.compile(r"^\d+(\[\d*\])?\.[A-Za-z0-9_.-]+$")
 UNKNOWN_JOB_RE = re.compile(r"Unknown Job Id\s+(\S+)")

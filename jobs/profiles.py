@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from inpaint.errors import ConfigError
-from inpaint.merge import deep_merge
+from inpaint.core.errors import ConfigError
+from inpaint.core.merge import deep_merge
 from jobs.walltime import parse_walltime
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"

@@ -1,6 +1,6 @@
 """Where a training run stands: step, total, epoch and speed, from what the trainer publishes.
 
-Two files of the trainer's contract (``inpaint.contract``) say it: ``status.json``, rewritten
+Two files of the trainer's contract (``inpaint.core.contract``) say it: ``status.json``, rewritten
 when a trainer process ends (and wherever the trainer rewrites it while running), and
 ``metrics.jsonl``, one record per progress line of ``train.log``. A running part is where the
 newer of the two says. Epochs are numbered as train.log numbers them ("epoch E/90", the epoch the
@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpaint.contract import METRICS_FILE, read_status
+from inpaint.core.contract import METRICS_FILE, read_status
 
 TAIL_BYTES = 64 * 1024  # the newest metrics record is in the file's last lines; it grows for weeks
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from inpaint.errors import FacefillError
+from inpaint.core.errors import FacefillError
 
 INVALID_JOB = "Invalid job id"
 # Job states after which nothing of the job runs any more (squeue's and scontrol's spelling).

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from inpaint.atomic import write_json
-from inpaint.errors import ConfigError
+from inpaint.core.atomic import write_json
+from inpaint.core.errors import ConfigError
 from jobs.paths import EVAL_DIR, SPEC, under
 from jobs.walltime import format_walltime
 

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.cli import run_cli
-from inpaint.contract import SAMPLES_DIR, read_status
-from inpaint.errors import ConfigError
-from inpaint.process import pid_alive
+from inpaint.core.cli import run_cli
+from inpaint.core.contract import SAMPLES_DIR, read_status
+from inpaint.core.errors import ConfigError
+from inpaint.core.process import pid_alive
 from jobs import ledger, lock
 from jobs.chain_state import ENDED, read_chain_state
 from jobs.paths import EVAL_DIR, LEDGER, under

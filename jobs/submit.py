@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.atomic import atomic_open
-from inpaint.cli import run_cli
-from inpaint.contract import TRAIN_LOG
-from inpaint.errors import FacefillError
+from inpaint.core.atomic import atomic_open
+from inpaint.core.cli import run_cli
+from inpaint.core.contract import TRAIN_LOG
+from inpaint.core.errors import FacefillError
 from jobs import disk_reserve, ledger, lock
 from jobs.chain_state import write_chain_state
 from jobs.log_tail import LogTail

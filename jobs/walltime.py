@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inpaint.errors import ConfigError
+from inpaint.core.errors import ConfigError
 
 
 #: The shortest walltime of a part that waits in a PBS or SLURM queue: start-up (image, staging,

@@ -10,7 +10,7 @@ import torch
 
 def make_weights(path: Path, seed: int, overrides: list[str] | None = None) -> Path:
     """A shipped-format weights file (fp16 state dict + JSON sidecar) of a random smoke generator."""
-    from inpaint.config import load_config
+    from inpaint.core.config import load_config
     from inpaint.models import build_generator
 
     cfg = load_config("smoke", overrides)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.config import load_config, parse_override
-from inpaint.errors import ConfigError
+from inpaint.core.config import load_config, parse_override
+from inpaint.core.errors import ConfigError
 
 
 def bomb(levels: int, indent: str = "    ") -> str:

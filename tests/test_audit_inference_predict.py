@@ -17,8 +17,8 @@ from PIL import Image
 
 from eval_support import make_weights
 from inpaint import predict
-from inpaint.cli import run_cli
-from inpaint.errors import CheckpointError
+from inpaint.core.cli import run_cli
+from inpaint.core.errors import CheckpointError
 from inpaint.inference.crop import context_box
 from inpaint.inference.inpainter import Inpainter
 
@@ -30,7 +30,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 64-px smoke generator in the shipped format, its card with the file's sha256."""
     import json
 
-    from inpaint.shard_format import sha256_file
+    from inpaint.core.shard_format import sha256_file
 
     path = make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0)
     card = json.loads(path.with_suffix(".json").read_text())

@@ -1,4 +1,4 @@
-"""``python -m inpaint.weights export`` and weights loading on what used to destroy or mislead:
+"""``python -m inpaint.export`` and weights loading on what used to destroy or mislead:
 an OUT that is not a .pt or is the source itself, an export killed between its two files, NaN or
 inf weights and outputs, a card without a sha256, a card whose size was edited."""
 
@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint.checkpoint import find_checkpoints, save_checkpoint
-from inpaint.cli import run_cli
-from inpaint.errors import CheckpointError, ConfigError
-from inpaint.weights import WeightsCard, WeightsWarning, export_weights, load_generator, main as weights_main, weights_sidecar
+from inpaint.io.checkpoint import find_checkpoints, save_checkpoint
+from inpaint.core.cli import run_cli
+from inpaint.core.errors import CheckpointError, ConfigError
+from inpaint.io.weights import WeightsCard, WeightsWarning, export_weights, load_generator, weights_sidecar
+from inpaint.export import main as weights_main
 from test_checkpoint import make_state
 
 
@@ -41,7 +42,7 @@ def _export(source: Path, out: Path) -> Path:
 
 
 def test_out_must_be_a_pt_file(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(["export", str(run_dir), str(tmp_path / "out.json")], capsys)
+    code, err = _run([str(run_dir), str(tmp_path / "out.json")], capsys)
     assert code == 2 and err.startswith("error: ") and "out.json" in err and ".pt" in err and err.count("\n") == 1, err
     assert not list(tmp_path.glob("out*"))
 
@@ -51,15 +52,15 @@ def test_export_never_writes_over_its_source_or_into_the_checkpoints_folder(run_
     newest = find_checkpoints(run_dir)[0]
     original = newest.read_bytes()
     for out in (newest, run_dir / "checkpoints" / "model.pt", run_dir / "checkpoints" / ".." / "checkpoints" / "x.pt"):
-        code, err = _run(["export", str(run_dir), str(out)], capsys)
+        code, err = _run([str(run_dir), str(out)], capsys)
         assert code == 2 and "checkpoint" in err and err.count("\n") == 1, err
-        code, err = _run(["export", str(newest), str(out)], capsys)
+        code, err = _run([str(newest), str(out)], capsys)
         assert code == 2 and err.count("\n") == 1, err
     assert newest.read_bytes() == original and sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [newest.name]
 
     shipped = _export(run_dir, tmp_path / "w.pt")
     before = shipped.read_bytes(), weights_sidecar(shipped).read_bytes()
-    code, err = _run(["export", str(shipped), str(tmp_path / "." / "w.pt")], capsys)
+    code, err = _run([str(shipped), str(tmp_path / "." / "w.pt")], capsys)
     assert code == 2 and "w.pt" in err and err.count("\n") == 1, err
     assert (shipped.read_bytes(), weights_sidecar(shipped).read_bytes()) == before
     load_generator(shipped)
@@ -92,7 +93,7 @@ def test_nan_or_inf_weights_are_refused_at_export_and_at_load(run_dir: Path, tmp
         state["generator"][first].view(-1)[0] = bad_value
         bad_run = tmp_path / f"bad-{bad_value}"
         save_checkpoint(bad_run, state, keep=1)
-        code, err = _run(["export", str(bad_run), str(tmp_path / "bad.pt")], capsys)
+        code, err = _run([str(bad_run), str(tmp_path / "bad.pt")], capsys)
         assert code == 2 and "NaN or inf" in err and "step-000000020.pt" in err and err.count("\n") == 1, err
         assert not (tmp_path / "bad.pt").exists()
         with pytest.raises(CheckpointError, match="NaN or inf"):
@@ -118,18 +119,18 @@ def test_weights_too_large_for_float16_are_refused_with_the_fp32_fix(tmp_path: P
     first = next(k for k, v in state["generator"].items() if v.is_floating_point() and v.numel() > 1)
     state["generator"][first].view(-1)[0] = 1e6  # finite in float32, inf in float16
     save_checkpoint(tmp_path / "run", state, keep=1)
-    code, err = _run(["export", str(tmp_path / "run"), str(tmp_path / "w.pt")], capsys)
+    code, err = _run([str(tmp_path / "run"), str(tmp_path / "w.pt")], capsys)
     assert code == 2 and "--fp32" in err and err.count("\n") == 1, err
     assert not (tmp_path / "w.pt").exists()
-    code, err = _run(["export", str(tmp_path / "run"), str(tmp_path / "w.pt"), "--fp32"], capsys)
+    code, err = _run([str(tmp_path / "run"), str(tmp_path / "w.pt"), "--fp32"], capsys)
     assert code == 0, err
 
 
 def test_a_card_without_sha256_is_refused_for_shipped_weights_and_warned_about_otherwise(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inpaint.weights as weights_module
+    import inpaint.io.weights as weights_module
 
-    shipped_dir = Path(weights_module.__file__).resolve().parent / "weights"
+    shipped_dir = weights_module.SHIPPED_DIR
     for name in ("quarter-residual.pt", "quarter-residual.json"):
         shutil.copy(shipped_dir / name, tmp_path / name)
     card = json.loads((tmp_path / "quarter-residual.json").read_text())
@@ -149,9 +150,9 @@ def test_a_card_without_sha256_is_refused_for_shipped_weights_and_warned_about_o
 
 
 def test_a_card_whose_size_disagrees_with_its_training_data_is_refused(tmp_path: Path) -> None:
-    import inpaint.weights as weights_module
+    import inpaint.io.weights as weights_module
 
-    shipped_dir = Path(weights_module.__file__).resolve().parent / "weights"
+    shipped_dir = weights_module.SHIPPED_DIR
     shutil.copy(shipped_dir / "quarter-residual.pt", tmp_path / "w.pt")
     card = json.loads((shipped_dir / "quarter-residual.json").read_text())
     card["config"]["data"]["size"] = 256  # the card says 256 px; its training data were 128 px

@@ -19,9 +19,9 @@ from data_prep.faces import MIN_SOURCE_SIDE, decode_face
 from data_prep.journal import LOCK_NAME, PackLock
 from data_prep.pack import main as pack_main
 from data_prep.plan import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
-from inpaint.data import FaceShards, MaskShards
-from inpaint.errors import ConfigError, DataError
-from inpaint.shard_format import read_index
+from inpaint.io.shards import FaceShards, MaskShards
+from inpaint.core.errors import ConfigError, DataError
+from inpaint.core.shard_format import read_index
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_the_smallest_size_decodes_large_jpegs(faces12: Path, tmp_path: Path) ->
 
 
 def test_every_size_the_packer_accepts_is_one_the_models_train_at() -> None:
-    from inpaint.config import load_config
+    from inpaint.core.config import load_config
 
     for size in (MIN_SIZE, MAX_SIZE):
         assert load_config("smoke", [f"data.size={size}"])["data"]["size"] == size

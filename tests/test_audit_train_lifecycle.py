@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.checkpoint import find_checkpoints
-from inpaint.contract import EXIT_BAD_INPUT, EXIT_FINISHED, EXIT_STOPPED, read_status, stop_signal
-from inpaint.data import FaceShards
-from inpaint.errors import DataError, FacefillError
+from inpaint.io.checkpoint import find_checkpoints
+from inpaint.core.contract import EXIT_BAD_INPUT, EXIT_FINISHED, EXIT_STOPPED, read_status, stop_signal
+from inpaint.io.shards import FaceShards
+from inpaint.core.errors import DataError, FacefillError
 from inpaint.train import main
 from test_train_cli import args, env
 

@@ -1,4 +1,4 @@
-"""inpaint.checkpoint and inpaint.weights: atomic keep-last-K saving, fallback past damaged
+"""inpaint.io.checkpoint and inpaint.io.weights: atomic keep-last-K saving, fallback past damaged
 checkpoints (set aside, never kept in a keep slot), stale temporaries, and loading generators from
 run dirs, checkpoints and exported fp16/fp32 weights."""
 
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from inpaint.checkpoint import (
+from inpaint.io.checkpoint import (
     CheckpointWarning, find_checkpoints, load_latest, read_checkpoint, remove_stale_temporaries, save_checkpoint,
 )
-from inpaint.config import load_config
-from inpaint.errors import CheckpointError
+from inpaint.core.config import load_config
+from inpaint.core.errors import CheckpointError
 from inpaint.models import build_discriminator, build_generator
 from inpaint.training.rng import capture_rng_state
-from inpaint.weights import WeightsCard, export_weights, load_generator, weights_sidecar
+from inpaint.io.weights import WeightsCard, export_weights, load_generator, weights_sidecar
 
 TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]"]
 
@@ -35,7 +35,7 @@ def make_state(step: int, seed: int = 0) -> dict:
 
 @pytest.fixture
 def faces(shards64: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from inpaint.data import FaceShards, MaskShards
+    from inpaint.io.shards import FaceShards, MaskShards
 
     f, m = FaceShards(shards64, "test"), MaskShards(shards64, "test")
     image = torch.stack([f[i]["image"] for i in range(2)])
@@ -99,9 +99,9 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
         with torch.no_grad():
             torch.testing.assert_close(g.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
 
-    from inpaint.weights import main as weights_cli
+    from inpaint.export import main as weights_cli
 
-    assert weights_cli(["export", str(tmp_path / "run"), str(tmp_path / "shipped" / "tiny.pt")]) == 0
+    assert weights_cli([str(tmp_path / "run"), str(tmp_path / "shipped" / "tiny.pt")]) == 0
     shipped = tmp_path / "shipped" / "tiny.pt"
     fp32 = export_weights(ckpt, tmp_path / "fp32.pt", half=False)
     g32, _ = load_generator(fp32)  # full precision: the same function as the checkpoint's generator
@@ -138,8 +138,8 @@ def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
 def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: Path) -> None:
     """The sidecar says which checkpoint, step, epoch and data the weights come from, carries the
     file's sha256 (checked on every load), and the evaluation averages when given."""
-    from inpaint.shard_format import sha256_file
-    from inpaint.weights import main as weights_cli
+    from inpaint.core.shard_format import sha256_file
+    from inpaint.export import main as weights_cli
 
     state = make_state(12, seed=1)
     state["epoch"], state["data"] = 2, {"size": 64, "train_faces": 540, "train_masks": 300}
@@ -152,12 +152,12 @@ def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: 
         {"name": "model2", "buckets": {"Average": {"n": 30, "ref_l1": 0.1, "ref_psnr": 15.0}}}]}))
 
     shipped = tmp_path / "ship" / "model2.pt"
-    assert weights_cli(["export", str(tmp_path / "model2"), str(shipped), "--metrics", str(report),
+    assert weights_cli([str(tmp_path / "model2"), str(shipped), "--metrics", str(report),
                         "--cpu-minutes", "140.5"]) == 0
     meta = json.loads(weights_sidecar(shipped).read_text())
     assert meta["sha256"] == sha256_file(shipped)
     assert meta["source"] == "model2"  # the run dir's name: the exporting machine's paths stay out of the card
-    from inpaint.provenance import ProvenanceWarning
+    from inpaint.io.provenance import ProvenanceWarning
 
     with pytest.warns(ProvenanceWarning):  # this checkpoint records no training-set digests
         from_checkpoint = export_weights(find_checkpoints(tmp_path / "model2")[0], tmp_path / "c.pt")
@@ -171,7 +171,7 @@ def test_exported_weights_record_provenance_and_refuse_a_changed_file(tmp_path: 
     load_generator(shipped)  # the recorded hash matches
 
     with pytest.raises(CheckpointError, match="no model named 'model3'"):
-        weights_cli(["export", str(tmp_path / "model2"), str(tmp_path / "x.pt"), "--metrics", str(report),
+        weights_cli([str(tmp_path / "model2"), str(tmp_path / "x.pt"), "--metrics", str(report),
                         "--model-name", "model3"])
     data = bytearray(shipped.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped bit pattern in the middle of a tensor
@@ -240,7 +240,7 @@ def test_a_full_disk_is_recognised_however_it_is_raised() -> None:
     """torch's zip writer hides ENOSPC in ``__context__``; HDF5 may give only the message."""
     import errno
 
-    from inpaint.disk import is_disk_full
+    from inpaint.core.disk import is_disk_full
 
     def raised_during(inner: BaseException) -> RuntimeError:
         try:

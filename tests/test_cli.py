@@ -66,7 +66,7 @@ def test_every_command_line_suggests_options_and_choices(capsys: pytest.CaptureF
     from inpaint.plot import main as plot_parser
     from inpaint.predict import build_parser as predict
     from inpaint.train import build_parser as train
-    from inpaint.weights import main as weights_parser
+    from inpaint.export import main as weights_parser
 
     pack_parser, verify_parser, evaluate_parser = pack().parse_args, verify().parse_args, evaluate().parse_args
     predict_parser, train_parser = predict().parse_args, train().parse_args
@@ -75,8 +75,7 @@ def test_every_command_line_suggests_options_and_choices(capsys: pytest.CaptureF
     assert "did you mean --mask-limit for --mask-limt, --workers for --wrokers?" in _parse_error(
         pack_parser, ["--mask-limt", "5", "--wrokers=2"], capsys)
     assert "did you mean --out?" in _parse_error(plot_parser, ["run", "--ot", "x.png"], capsys)
-    assert "did you mean --metrics?" in _parse_error(weights_parser, ["export", "run", "w.pt", "--metrcs", "m.json"], capsys)
-    assert "did you mean export?" in _parse_error(weights_parser, ["exprot", "run", "w.pt"], capsys)
+    assert "did you mean --metrics?" in _parse_error(weights_parser, ["run", "w.pt", "--metrcs", "m.json"], capsys)
     assert "did you mean cuda?" in _parse_error(predict_parser, ["--device", "cdua"], capsys)
     assert "did you mean --deterministic?" in _parse_error(
         train_parser, ["--config", "smoke", "--data", "d", "--run-dir", "r", "--determinstic"], capsys)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaint.config import (
+from inpaint.core.config import (
     CONFIG_DIR, SECTIONS, default_config, load_config, packaged_configs, parse_override, save_config,
 )
-from inpaint.errors import ConfigError
+from inpaint.core.errors import ConfigError
 
 
 def test_packaged_configs_are_listed() -> None:
@@ -190,7 +190,7 @@ def test_a_missing_base_and_a_bad_key_in_a_base_name_their_file(tmp_path: Path) 
     leaf.write_text("base: base\n")
     with pytest.raises(ConfigError, match=rf"{base}: unknown key 'model.widht'"):
         load_config(leaf)
-    from inpaint.config import resolve_config
+    from inpaint.core.config import resolve_config
     with pytest.raises(ConfigError, match="unknown section 'base' \\('base' belongs in a config file\\)"):
         resolve_config({"base": "model1"})  # a stored, resolved config has no base
 
@@ -213,13 +213,13 @@ def test_residual_needs_a_classical_fill() -> None:
 
 
 def test_stored_configs_from_before_new_keys_take_their_defaults() -> None:
-    from inpaint.config import resolve_config
+    from inpaint.core.config import resolve_config
     old = load_config("smoke")
     del old["model"]["prefill"], old["model"]["residual"]
     assert resolve_config(old) == load_config("smoke")
 
 
 def test_config_module_stays_torch_free() -> None:
-    code = "import sys, inpaint.config as c; c.load_config('smoke'); print('torch' in sys.modules)"
+    code = "import sys, inpaint.core.config as c; c.load_config('smoke'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -16,8 +16,8 @@ from PIL import Image
 
 from data_prep.pack import main as pack_main
 from data_prep.sources import list_images
-from inpaint.data import FaceShards, read_index
-from inpaint.errors import DataError
+from inpaint.io.shards import FaceShards, read_index
+from inpaint.core.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 

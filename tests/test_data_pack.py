@@ -20,9 +20,9 @@ from data_prep.mask_gen import generate_mask
 from data_prep.pack import main as pack_main
 from data_prep.sources import default_data_root, list_images
 from data_prep.splits import face_order, face_split
-from inpaint.buckets import BUCKET_EDGES, bucket_of
-from inpaint.data import FaceShards, MaskShards, read_index
-from inpaint.errors import DataError
+from inpaint.core.buckets import BUCKET_EDGES, bucket_of
+from inpaint.io.shards import FaceShards, MaskShards, read_index
+from inpaint.core.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 

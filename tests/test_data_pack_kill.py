@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.contract import EXIT_STOPPED
-from inpaint.process import pid_alive
+from inpaint.core.contract import EXIT_STOPPED
+from inpaint.core.process import pid_alive
 from jobs.cancel import descendants
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from inpaint.data import FaceShards, MaskShards, read_index
-from inpaint.errors import DataError
-from inpaint.shard_format import is_lock_error
+from inpaint.io.shards import FaceShards, MaskShards, read_index
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import is_lock_error
 
 
 def test_face_items_follow_the_contract(shards64: Path) -> None:

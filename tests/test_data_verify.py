@@ -16,9 +16,9 @@ import pytest
 
 from data_prep.journal import JOURNAL_NAME
 from data_prep.verify import main as verify_main
-from inpaint.data import FaceShards, read_index
-from inpaint.errors import DataError
-from inpaint.shard_format import sha256_file
+from inpaint.io.shards import FaceShards, read_index
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

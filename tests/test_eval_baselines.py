@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.cli import run_cli
-from inpaint.errors import ConfigError
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.core.cli import run_cli
+from inpaint.core.errors import ConfigError
 from inpaint.evaluate import main
 from inpaint.evaluation import fairness
 from eval_support import make_weights
@@ -37,7 +37,7 @@ def _psnr_std_by_hand(shards: Path, pairs: list[list[int]], method: str = "navie
     import cv2
     from skimage.restoration import inpaint_biharmonic
 
-    from inpaint.data import FaceShards, MaskShards
+    from inpaint.io.shards import FaceShards, MaskShards
 
     faces, masks = FaceShards(shards, "test"), MaskShards(shards, "test")
     values = []

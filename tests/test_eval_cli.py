@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.errors import CheckpointError, ConfigError, DataError
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.core.errors import CheckpointError, ConfigError, DataError
 from inpaint.evaluate import main
 from eval_support import make_weights
 

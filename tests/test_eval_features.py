@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 from eval_support import make_weights
-from inpaint.errors import ConfigError, DataError
+from inpaint.core.errors import ConfigError, DataError
 from inpaint.evaluate import main
 
 pytest.importorskip("dlib", reason="the [identity] extra (dlib-bin) is not installed")
 
 
 def _balanced_faces(shards: Path) -> list[np.ndarray]:
-    from inpaint.data import FaceShards
-    from inpaint.visual import to_uint8
+    from inpaint.io.shards import FaceShards
+    from inpaint.render.visual import to_uint8
 
     faces = FaceShards(shards, "eval_balanced")
     return [to_uint8(faces[i]["image"][None])[0] for i in range(len(faces))]
@@ -32,7 +32,7 @@ def _inside(mask: np.ndarray, point: np.ndarray) -> bool:
 
 def test_masks_cover_their_own_feature_and_not_the_others_on_real_faces(shards64: Path) -> None:
     from inpaint.evaluation.feature_masks import FEATURES, feature_masks
-    from inpaint.landmarks import LEFT_EYE, MOUTH, RIGHT_EYE, LandmarkFinder
+    from inpaint.metrics.landmarks import LEFT_EYE, MOUTH, RIGHT_EYE, LandmarkFinder
 
     finder = LandmarkFinder()
     faces = _balanced_faces(shards64)
@@ -70,8 +70,8 @@ def test_masks_cover_their_own_feature_and_not_the_others_on_real_faces(shards64
 
 
 def test_landmarks_without_the_extra_name_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from inpaint import identity, landmarks
-
+    from inpaint.metrics import identity
+    from inpaint.metrics import landmarks
     for module in (identity, landmarks):
         monkeypatch.setattr(module, "models_dir", lambda: None)
     assert "facefill[identity]" in landmarks.unavailable_reason()

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.errors import DataError
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.core.errors import DataError
 from inpaint.evaluation import protocol
 
 
 def _shards(root: Path):  # type: ignore[no-untyped-def]
-    from inpaint.data import FaceShards, MaskShards, read_index
+    from inpaint.io.shards import FaceShards, MaskShards, read_index
 
     index = read_index(root)
     return index, FaceShards(root, "test"), MaskShards(root, "test"), FaceShards(root, "eval_balanced")

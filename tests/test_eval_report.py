@@ -71,7 +71,7 @@ def test_a_png_of_psnr_and_lpips_per_bucket_per_method(evaluation: Path) -> None
     assert "![PSNR and LPIPS per hole-ratio bucket, one line per method](bucket_plot.png)" in report
     picture = np.asarray(Image.open(evaluation / "bucket_plot.png").convert("RGB")).astype(int)
     assert picture.shape[1] >= 1000 and picture.shape[0] >= 260  # two panels side by side
-    from inpaint.chart import COLOURS
+    from inpaint.render.chart import COLOURS
 
     for colour in COLOURS[:4]:  # one line per method, in the legend's colours
         drawn = (np.abs(picture - np.array(colour)).max(axis=-1) < 12).sum()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint.buckets import BUCKET_LABELS
+from inpaint.core.buckets import BUCKET_LABELS
 from inpaint.evaluation import demographics, protocol
 from inpaint.evaluation.report import Evaluation, write_report
 from inpaint.evaluation.runner import Scorers
@@ -31,9 +31,9 @@ class Oracle:
 
 
 def test_perfect_model_scores_zero_error_and_report_lists_buckets_and_groups(shards64: Path, tmp_path: Path) -> None:
-    from inpaint.data import FaceShards, MaskShards, read_index
-    from inpaint.identity import try_face_describer
-    from inpaint.lpips import try_load_lpips
+    from inpaint.io.shards import FaceShards, MaskShards, read_index
+    from inpaint.metrics.identity import try_face_describer
+    from inpaint.metrics.lpips import try_load_lpips
 
     index = read_index(shards64)
     faces, masks = FaceShards(shards64, "test"), MaskShards(shards64, "test")
@@ -80,7 +80,7 @@ def test_perfect_model_scores_zero_error_and_report_lists_buckets_and_groups(sha
 
 def test_worse_model_scores_worse_in_every_bucket(shards64: Path) -> None:
     """A model that fills holes with grey must lose to the oracle everywhere, more so in bigger holes."""
-    from inpaint.data import FaceShards, MaskShards
+    from inpaint.io.shards import FaceShards, MaskShards
 
     faces, masks = FaceShards(shards64, "test"), MaskShards(shards64, "test")
     pairs = protocol.build_pairs(len(faces), masks.buckets, 0, pairs_per_bucket=4, seed=0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inpaint.shard_format import read_index
+from inpaint.core.shard_format import read_index
 
 REPO = Path(__file__).resolve().parents[1]
 

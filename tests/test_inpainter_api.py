@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaint.errors import CheckpointError, DataError
+from inpaint.core.errors import CheckpointError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_numpy_in_numpy_out_the_same_pixels_and_the_same_as_predict(face_and_mas
 
 def test_unknown_names_and_bad_inputs_are_one_line_errors(face_and_mask, inpainter) -> None:
     from inpaint import Inpainter
-    from inpaint.registry import shipped_weights
+    from inpaint.io.registry import shipped_weights
 
     assert "quarter-residual" in shipped_weights()
     with pytest.raises(CheckpointError, match=r"no shipped weights named 'quarter-residul' \(known: .*quarter-residual") as info:
@@ -92,7 +92,7 @@ def test_importing_the_package_does_not_load_torch() -> None:
 
 
 def test_the_registry_lists_the_shipped_weights_with_their_cards(capsys: pytest.CaptureFixture[str]) -> None:
-    from inpaint.registry import main as registry_main
+    from inpaint.io.registry import main as registry_main
 
     assert registry_main([]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("quarter-residual: "))

@@ -265,7 +265,7 @@ def test_a_part_records_the_step_the_trainer_resumes_from_not_a_stale_status(tmp
     still names an older step, while the trainer resumes from its newest checkpoint. The start
     record ("resumed from step N" on the terminal, and the part's progress check) must say the
     checkpoint's step."""
-    from inpaint.contract import STATUS_FILE
+    from inpaint.core.contract import STATUS_FILE
     from jobs.part import start as start_part
 
     spec = _spec(tmp_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.errors import FacefillError
+from inpaint.core.errors import FacefillError
 from jobs import submit
 from jobs.options import build_parser, parse, resolve
 from test_jobs_support import FIXTURES, REPO_ROOT, calls, fake_shards, stub_bin, stub_env, write_exe

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.errors import ConfigError
+from inpaint.core.errors import ConfigError
 from jobs import cancel, ledger, lock, status, submit
 from jobs.chain_state import read_chain_state, write_chain_state
 from jobs.options import parse, resolve

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.errors import ConfigError, DataError
+from inpaint.core.errors import ConfigError, DataError
 from jobs import submit
 from jobs.chain_state import read_chain_state
 from jobs.options import parse, resolve

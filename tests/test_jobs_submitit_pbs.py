@@ -175,7 +175,7 @@ HOSTILE_VALUES = ("\ntouch pwned #", "\rtouch pwned", "x$(touch pwned)", "x`touc
 @pytest.mark.parametrize("parameter", sorted(DIRECTIVE_PARAMETERS))
 @pytest.mark.parametrize("hostile", HOSTILE_VALUES, ids=("newline", "cr", "dollar-paren", "backtick", "semicolon"))
 def test_hostile_parameter_values_are_refused_naming_the_parameter(pbs_server, tmp_path, parameter, hostile):
-    from inpaint.errors import FacefillError
+    from inpaint.core.errors import FacefillError
 
     ex = submitit.AutoExecutor(tmp_path / "sub", cluster="pbs")
     ex.update_parameters(timeout_min=5, **DIRECTIVE_PARAMETERS)  # the good values pass

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inpaint.config import load_config
-from inpaint.errors import ConfigError
-from inpaint.losses import GeneratorLoss, discriminator_loss, hole_l1
+from inpaint.core.config import load_config
+from inpaint.core.errors import ConfigError
+from inpaint.losses.objective import GeneratorLoss, discriminator_loss, hole_l1
 
 
 def faces(data_root: Path, n: int = 2, size: int = 64) -> torch.Tensor:

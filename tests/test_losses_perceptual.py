@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.models import vgg16
 
-import inpaint.pretrained
-from inpaint.errors import CheckpointError
-from inpaint.losses import GeneratorLoss
-from inpaint.perceptual import FEATURES_FILE, TORCHVISION_FILE, PerceptualLoss
+import inpaint.io.pretrained
+from inpaint.core.errors import CheckpointError
+from inpaint.losses.objective import GeneratorLoss
+from inpaint.losses.perceptual import FEATURES_FILE, TORCHVISION_FILE, PerceptualLoss
 
 
 def faces(data_root: Path, n: int = 2, size: int = 64) -> torch.Tensor:
@@ -34,7 +34,7 @@ def no_default_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Search only an empty folder and a fake torch hub cache (returned)."""
     hub = tmp_path / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    monkeypatch.setattr(inpaint.pretrained, "search_dirs", lambda: [tmp_path / "empty", hub])
+    monkeypatch.setattr(inpaint.io.pretrained, "search_dirs", lambda: [tmp_path / "empty", hub])
     return hub
 
 
@@ -68,7 +68,7 @@ def torchvision_features(weights_root: Path) -> torch.nn.Module:
 
 
 def _independent_perceptual(output: torch.Tensor, target: torch.Tensor, features: torch.nn.Module) -> torch.Tensor:
-    """The loss as the reference defines it, computed with nothing from ``inpaint.perceptual``:
+    """The loss as the reference defines it, computed with nothing from ``inpaint.losses.perceptual``:
     images in [-1, 1] taken to [0, 1] and ImageNet-normalised, mean L1 at relu1_2, relu2_2,
     relu3_3 of torchvision's VGG16, summed."""
     taps = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15}

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inpaint import metrics
-from inpaint.errors import CheckpointError
+from inpaint.metrics import image as metrics
+from inpaint.core.errors import CheckpointError
 
 
 def _image(seed: int, size: int = 32) -> torch.Tensor:
@@ -100,7 +100,7 @@ def _load_example(path: Path) -> torch.Tensor:
 
 
 def test_lpips_reproduces_the_published_example_values(data_root: Path, weights_root: Path) -> None:
-    from inpaint.lpips import load_lpips
+    from inpaint.metrics.lpips import load_lpips
 
     lpips = load_lpips(weights_root)
     folder = data_root / "lpips_example"
@@ -114,10 +114,10 @@ def test_lpips_reproduces_the_published_example_values(data_root: Path, weights_
 
 
 def test_lpips_without_weights_is_unavailable_not_approximated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inpaint.pretrained
-    from inpaint.lpips import load_lpips, try_load_lpips
+    import inpaint.io.pretrained
+    from inpaint.metrics.lpips import load_lpips, try_load_lpips
 
-    monkeypatch.setattr(inpaint.pretrained, "search_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(inpaint.io.pretrained, "search_dirs", lambda: [tmp_path])
     model, reason = try_load_lpips()
     assert model is None and "alexnet_imagenet_features.pth" in reason
     with pytest.raises(CheckpointError, match="lpips_alex|alexnet"):

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from inpaint import identity
-
-
+from inpaint.metrics import identity
 def _faces(data_root: Path, n: int) -> np.ndarray:
     folder = data_root / "faces" / "utkface"
     names = sorted(os.listdir(folder))[:n]

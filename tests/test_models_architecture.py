@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from inpaint.config import load_config
-from inpaint.errors import ConfigError
+from inpaint.core.config import load_config
+from inpaint.core.errors import ConfigError
 from inpaint.models import (
     DenseMultiscaleFusionBlock, GatedConv2d, GatedDeconv2d, build_discriminator, build_generator,
 )
@@ -187,7 +187,7 @@ def test_models_cli_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_models_cli_bad_config_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    from inpaint.cli import run_cli
+    from inpaint.core.cli import run_cli
     with pytest.raises(SystemExit) as exit_info:
         run_cli(models_main, ["--config", "nonexistent_model"])
     assert exit_info.value.code == 2

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from inpaint.classical import classical_fill
-from inpaint.config import load_config
-from inpaint.errors import ConfigError
+from inpaint.core.config import load_config
+from inpaint.core.errors import ConfigError
 from inpaint.models import build_generator
 from test_models_training import one_intra_op_thread, real_batch  # noqa: F401  (one thread, the same real faces and masks)
 
@@ -89,7 +89,7 @@ NO_OPENCV = "import sys; sys.modules['cv2'] = None\n"
 
 def test_without_opencv_building_a_prefill_model_names_the_extra() -> None:
     code = NO_OPENCV + (
-        "from inpaint.config import load_config\nfrom inpaint.models import build_generator\n"
+        "from inpaint.core.config import load_config\nfrom inpaint.models import build_generator\n"
         "build_generator(load_config('quarter')['model'])  # the reference input needs no OpenCV\n"
         "try:\n    build_generator(load_config('quarter-residual')['model'])\n"
         "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
@@ -97,7 +97,7 @@ def test_without_opencv_building_a_prefill_model_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ConfigError model.prefill = navier-stokes") and "facefill[baselines]" in out.stdout
-    cli = subprocess.run([sys.executable, "-c", NO_OPENCV + "from inpaint.cli import run_cli\nfrom inpaint.models.__main__ import main\n"
+    cli = subprocess.run([sys.executable, "-c", NO_OPENCV + "from inpaint.core.cli import run_cli\nfrom inpaint.models.__main__ import main\n"
                           "run_cli(main, ['--config', 'quarter-prefill'])"], capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and cli.stderr.startswith("error: model.prefill") and "facefill[baselines]" in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1
@@ -106,7 +106,7 @@ def test_without_opencv_building_a_prefill_model_names_the_extra() -> None:
 def test_trainer_cli_trains_and_reloads_the_residual_model(shards64: Path, tmp_path: Path, data_root: Path) -> None:
     """Three steps through ``python -m inpaint.train`` (as the job layer runs it), then the run dir
     loads through ``load_generator`` as the same wrapped model, no longer equal to the bare fill."""
-    from inpaint.weights import load_generator
+    from inpaint.io.weights import load_generator
 
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "inpaint.train", "--config", "quarter-residual", "--data", str(shards64),

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inpaint.config import load_config
-from inpaint.losses import GeneratorLoss, discriminator_loss
+from inpaint.core.config import load_config
+from inpaint.losses.objective import GeneratorLoss, discriminator_loss
 from inpaint.models import build_discriminator, build_generator
 
 MASK_FILES = ("02500.png", "04500.png", "06500.png", "03500.png")  # hole ratios ~0.1–0.4

@@ -56,8 +56,8 @@ def test_a_pack_whose_sigterm_was_swallowed_exits_75_without_index(data_root: Pa
     """The packer itself: the first batch of decoded faces arrives with a lost SIGTERM."""
     import data_prep.state
     from data_prep.pack import main
-    from inpaint.contract import EXIT_STOPPED
-    from inpaint.shard_format import INDEX_NAME
+    from inpaint.core.contract import EXIT_STOPPED
+    from inpaint.core.shard_format import INDEX_NAME
 
     real_map = data_prep.state.ordered_map
 

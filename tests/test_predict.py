@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from inpaint import predict
-from inpaint.cli import run_cli
-from inpaint.errors import CheckpointError
+from inpaint.core.cli import run_cli
+from inpaint.core.errors import CheckpointError
 from eval_support import make_weights
 
 
@@ -26,7 +26,7 @@ def with_sha256(weights: Path) -> Path:
     """``weights`` with the sha256 of the file recorded in its card."""
     import json
 
-    from inpaint.shard_format import sha256_file
+    from inpaint.core.shard_format import sha256_file
 
     card = json.loads(weights.with_suffix(".json").read_text())
     card["sha256"] = sha256_file(weights)

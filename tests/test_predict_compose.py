@@ -59,7 +59,7 @@ def test_detected_face_sets_the_context_box(data_root) -> None:  # type: ignore[
     from PIL import Image
 
     pytest.importorskip("dlib", reason="the [identity] extra (dlib-bin) is not installed")
-    from inpaint.identity import try_face_detector
+    from inpaint.metrics.identity import try_face_detector
 
     folder = data_root / "faces" / "utkface"
     canvas = Image.new("RGB", (600, 400), (40, 90, 160))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from eval_support import make_weights
 from inpaint import predict
-from inpaint.cli import run_cli
+from inpaint.core.cli import run_cli
 from test_predict import _mask, _photo, with_sha256
 
 

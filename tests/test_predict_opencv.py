@@ -16,7 +16,7 @@ RESIDUAL = ["model.prefill=navier-stokes", "model.residual=true"]
 
 
 def _predict_without_opencv(weights: Path, photo: Path, mask: Path, out: Path) -> subprocess.CompletedProcess:
-    code = NO_OPENCV + ("from inpaint.cli import run_cli\nfrom inpaint.predict import main\n"
+    code = NO_OPENCV + ("from inpaint.core.cli import run_cli\nfrom inpaint.predict import main\n"
                         f"run_cli(main, ['--image', {str(photo)!r}, '--mask', {str(mask)!r}, '--out', {str(out)!r}, "
                         f"'--weights', {str(weights)!r}, '--no-face-detect', '--quiet'])")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from inpaint.progress_line import ProgressLine
+from inpaint.core.progress_line import ProgressLine
 
 
 class Terminal(io.StringIO):

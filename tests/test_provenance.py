@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from inpaint.checkpoint import find_checkpoints, read_checkpoint, save_checkpoint
+from inpaint.io.checkpoint import find_checkpoints, read_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]",
@@ -83,7 +83,7 @@ def digest_by_hand(ids: list[str]) -> str:
 
 
 def export_cli(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inpaint.weights", "export", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "inpaint.export", *argv], capture_output=True, text=True,
                           env=env(), cwd=REPO, timeout=300)
 
 
@@ -112,7 +112,7 @@ def test_export_records_the_training_lists_digests_and_refuses_changed_shards(
     assert record["masks"]["count"] == len(masks) and record["masks"]["digest"] == digest_by_hand(masks)
     assert card["data"]["faces_digest"] == digest_by_hand(faces)  # what the trainer recorded, checked above
 
-    from inpaint.weights import WeightsCard
+    from inpaint.io.weights import WeightsCard
 
     assert WeightsCard.read(out.with_suffix(".json")).training_set == record  # a typed field, not an extra key
 
@@ -161,11 +161,11 @@ def test_evaluate_warns_when_the_scored_pairs_hold_training_faces_or_masks(
     """The same 300 faces packed whole as a test set, masks from the folder's sub-folder (other
     relative names, so another split): the model trained on most of the faces and some masks."""
     from inpaint.evaluate import main as evaluate_main
-    from inpaint.weights import main as weights_main
+    from inpaint.export import main as weights_main
 
     shards, run = trained
     weights = tmp_path / "tiny.pt"
-    assert weights_main(["export", str(run), str(weights)]) == 0
+    assert weights_main([str(run), str(weights)]) == 0
     held = pack(data_root, tmp_path / "all_test", "--all-test", masks=data_root / "masks" / "irregular_nvidia_test")
     out = tmp_path / "eval"
     proc = subprocess.run([sys.executable, "-m", "inpaint.evaluate", "--run-dir", str(run), "--checkpoint", str(weights),

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from inpaint.predict import DEFAULT_WEIGHTS
-from inpaint.registry import find_weights
-from inpaint.weights import WeightsCard, load_generator, weights_sidecar
+from inpaint.io.registry import find_weights
+from inpaint.io.weights import WeightsCard, load_generator, weights_sidecar
 
 NS, BIHARMONIC = "navier-stokes", "biharmonic"
 STRONGER = find_weights("quarter-biharmonic").path
@@ -29,7 +29,7 @@ def read_card(path: Path) -> WeightsCard:
 
 
 def check_card(path: Path, baseline: str, cpu_budget: float) -> WeightsCard:
-    from inpaint.config import resolve_config
+    from inpaint.core.config import resolve_config
 
     card = read_card(path)
     model, cfg = load_generator(path)  # the recorded sha256 matches the file

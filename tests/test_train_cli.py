@@ -21,8 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inpaint.checkpoint import CheckpointWarning, find_checkpoints, read_checkpoint
-from inpaint.errors import ConfigError, DataError
+from inpaint.io.checkpoint import CheckpointWarning, find_checkpoints, read_checkpoint
+from inpaint.core.errors import ConfigError, DataError
 from inpaint.train import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,16 +182,16 @@ def test_nan_loss_fails_with_1_and_keeps_the_last_good_checkpoint(shards64: Path
     assert main(args(shards64, run, "--max-steps", "2")) == 0
     good = find_checkpoints(run)
     # A loss that turns NaN mid-run, as a diverging run's does (the config refuses an absurd lr now).
-    import inpaint.losses
+    import inpaint.losses.objective
 
-    real, calls = inpaint.losses.hole_l1, []
+    real, calls = inpaint.losses.objective.hole_l1, []
 
     def diverging(*a, **k):
         calls.append(1)
         value = real(*a, **k)
         return value * float("nan") if len(calls) > 3 else value
 
-    monkeypatch.setattr(inpaint.losses, "hole_l1", diverging)
+    monkeypatch.setattr(inpaint.losses.objective, "hole_l1", diverging)
     assert main(args(shards64, run, "--max-steps", "30")) == 1
     st = status(run)
     assert st["state"] == "failed" and st["exit_code"] == 1 and "non-finite" in st["message"]

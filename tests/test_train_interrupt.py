@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.checkpoint import find_checkpoints, read_checkpoint
+from inpaint.io.checkpoint import find_checkpoints, read_checkpoint
 from inpaint.train import main
 from test_train_cli import args, start_trainer, status, wait_for_training
 

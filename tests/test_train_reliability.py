@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, read_status
+from inpaint.core.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, read_status
 from disk_support import fill_disk
 from test_train_cli import args, env
 
@@ -108,7 +108,7 @@ def test_full_disk_ends_with_one_line_and_keeps_the_last_good_checkpoint(shards6
     assert "enforce fail" not in proc.stderr + proc.stdout
     kept = run / "checkpoints" / "step-000000002.pt"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [kept.name]  # no temporaries left
-    from inpaint.checkpoint import read_checkpoint
+    from inpaint.io.checkpoint import read_checkpoint
 
     assert read_checkpoint(kept)["step"] == 2
     status = read_status(run)
@@ -131,7 +131,7 @@ def test_resuming_on_other_shards_with_the_same_counts_is_refused(shards64: Path
     and the digests of the training lists (not just the counts) say so."""
     import h5py
 
-    from inpaint.errors import DataError
+    from inpaint.core.errors import DataError
     from inpaint.train import main
 
     run = tmp_path / "run"

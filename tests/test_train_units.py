@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from inpaint.config import load_config
-from inpaint.errors import ConfigError, DataError
+from inpaint.core.config import load_config
+from inpaint.core.errors import ConfigError, DataError
 from inpaint.training.deadline import Deadline
 from inpaint.training.pairs import EpochBatches, TrainingPairs, epoch_order
 from inpaint.training.resume import check_config, check_data, config_differences
 from inpaint.training.rng import capture_rng_state, restore_rng_state
-from inpaint.contract import Outcome, read_status, write_status
+from inpaint.core.contract import Outcome, read_status, write_status
 
 
 def test_epoch_batches_cover_each_epoch_once_and_reshuffle() -> None:
@@ -57,7 +57,7 @@ def test_ranks_get_disjoint_equal_shards() -> None:
 
 
 def test_training_pairs_are_pure_functions_of_the_key(shards64: Path) -> None:
-    from inpaint.data import FaceShards, MaskShards
+    from inpaint.io.shards import FaceShards, MaskShards
 
     faces, masks = FaceShards(shards64, "train"), MaskShards(shards64, "train")
     pairs = TrainingPairs(faces, masks, seed=3, flip_p=0.5)
@@ -132,9 +132,9 @@ def test_status_file_is_complete_json(tmp_path: Path) -> None:
 
 
 def test_inpainting_grid_shows_holes_output_composite_and_truth(shards64: Path, tmp_path: Path) -> None:
-    from inpaint.data import FaceShards, MaskShards
-    from inpaint.metrics import composite
-    from inpaint.visual import inpainting_grid, save_image
+    from inpaint.io.shards import FaceShards, MaskShards
+    from inpaint.metrics.image import composite
+    from inpaint.render.visual import inpainting_grid, save_image
 
     faces, masks = FaceShards(shards64, "test"), MaskShards(shards64, "test")
     image = torch.stack([faces[i]["image"] for i in range(3)])

@@ -43,10 +43,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from inpaint.atomic import write_bytes  # noqa: E402
-from inpaint.weights import WeightsCard, weights_sidecar  # noqa: E402
+from inpaint.core.atomic import write_bytes  # noqa: E402
+from inpaint.io.weights import WeightsCard, weights_sidecar  # noqa: E402
 from inpaint.training.metrics_log import read_metrics  # noqa: E402
-from inpaint.contract import read_status  # noqa: E402
+from inpaint.core.contract import read_status  # noqa: E402
 
 MODELS = ("model1", "model2", "model3")
 PART_BYTES = 15 * 2**20  # $OUT returns files of at most 16 MiB
@@ -183,7 +183,7 @@ class Session:
         # The weights come back even if the evaluation failed: they are the scarce part of a lease.
         export = self.runs / "export" / "model2.pt"
         metrics = ["--metrics", str(eval_dir / "metrics.json")] if evaluated else []
-        run([sys.executable, "-m", "inpaint.weights", "export", str(self.runs / "model2"), str(export), *metrics],
+        run([sys.executable, "-m", "inpaint.io.weights", "export", str(self.runs / "model2"), str(export), *metrics],
             self.env, self.runs / "eval.txt")
         card = WeightsCard.read(weights_sidecar(export))
         index = json.loads((self.data / "index.json").read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """Reading one model's averages back out of ``inpaint.evaluate``'s ``metrics.json``.
 
-Used when weights are exported (``python -m inpaint.weights export --metrics``) so the weights'
+Used when weights are exported (``python -m inpaint.export --metrics``) so the weights'
 card carries the figures they were judged by, with the protocol that produced them.
 """
 
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inpaint.errors import CheckpointError
+from inpaint.core.errors import CheckpointError
 
 
 def evaluation_averages(metrics_json: str | os.PathLike, model: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from inpaint.classical import DEFAULT_RADIUS, EXTRA_HINT, available, check_method, classical_fill, opencv, require
-from inpaint.errors import ConfigError
+from inpaint.core.errors import ConfigError
 from inpaint.evaluation.fairness import GAIN_METRICS, gains_over_best
 from inpaint.evaluation.runner import Generator
 from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY

@@ -3,7 +3,7 @@
 The per-bucket tables hold the numbers; what a reader wants first is their shape: which method
 leads at which hole size, and where the curves cross (a learned model typically trails the best
 classical fill in PSNR on small holes and leads in LPIPS on large ones). Drawn with Pillow
-(:mod:`inpaint.chart`): matplotlib is not a dependency.
+(:mod:`inpaint.render.chart`): matplotlib is not a dependency.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from inpaint.atomic import atomic_open
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.chart import draw_panel, sheet
+from inpaint.core.atomic import atomic_open
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.render.chart import draw_panel, sheet
 
 PLOT_NAME = "bucket_plot.png"
 #: (metric key, panel title): standard convention, the composite a user sees.

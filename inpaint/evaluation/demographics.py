@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inpaint.shard_format import GENDER_NAMES as GENDERS, RACE_NAMES as RACES  # the shards' label codes
+from inpaint.core.shard_format import GENDER_NAMES as GENDERS, RACE_NAMES as RACES  # the shards' label codes
 UNKNOWN = "unknown"
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from inpaint.landmarks import BROWS, LEFT_EYE, MOUTH, NOSE, RIGHT_EYE, inter_ocular
+from inpaint.metrics.landmarks import BROWS, LEFT_EYE, MOUTH, NOSE, RIGHT_EYE, inter_ocular
 
 FEATURES = ("eyes", "nose", "mouth")
 

@@ -22,14 +22,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from inpaint.errors import ConfigError, DataError
+from inpaint.core.errors import ConfigError, DataError
 from inpaint.evaluation import summary
 from inpaint.evaluation.feature_masks import FEATURES, FeatureMaskSet, FeatureSet, feature_masks
 from inpaint.evaluation.grid import GridCollector
 from inpaint.evaluation.runner import Generator, Scorers, score_pairs
 from inpaint.evaluation.samples import SampleWriter
-from inpaint.progress_line import ProgressLine
-from inpaint.visual import to_uint8
+from inpaint.core.progress_line import ProgressLine
+from inpaint.render.visual import to_uint8
 
 #: Rows of the "worst pairs" figure (the issue asks for six).
 WORST_COUNT = 6
@@ -55,7 +55,7 @@ class FeatureColumn:
 
 def check_features_data(root: Path) -> None:
     """Fail before anything is computed when ``root`` has no balanced split to place holes on."""
-    from inpaint.data import read_index
+    from inpaint.io.shards import read_index
 
     index = read_index(root)
     if not index.get("counts", {}).get("faces", {}).get(SPLIT):
@@ -65,7 +65,7 @@ def check_features_data(root: Path) -> None:
 
 def find_feature_set(faces: Any, quiet: bool = False) -> FeatureSet:
     """Landmarks and the three holes of every face of ``faces`` (a FaceShards split)."""
-    from inpaint.landmarks import LandmarkFinder
+    from inpaint.metrics.landmarks import LandmarkFinder
 
     finder = LandmarkFinder()
     progress = None if quiet else ProgressLine("landmarks", len(faces), "faces")
@@ -132,9 +132,9 @@ def evaluate_features(benchmarks: Sequence[Any], out_dirs: Sequence[Path], colum
                       reasons: dict[str, str]) -> int:
     """The features protocol on each benchmark (``inpaint.evaluate``'s opened shard folders), one
     report per output folder; ``reasons`` says why LPIPS, identity or baselines are missing."""
-    from inpaint.data import FaceShards
+    from inpaint.io.shards import FaceShards
     from inpaint.evaluation.features_report import write_features_report
-    from inpaint.landmarks import unavailable_reason
+    from inpaint.metrics.landmarks import unavailable_reason
 
     if args.split != "test":
         raise ConfigError(f"--masks features scores the {SPLIT} split (test faces); --split {args.split} does not "

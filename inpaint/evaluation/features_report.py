@@ -13,14 +13,14 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from inpaint.atomic import write_text
+from inpaint.core.atomic import write_text
 from inpaint.evaluation import protocol, summary
 from inpaint.evaluation.feature_masks import FEATURE_POINTS, FEATURES, MARGINS, FeatureSet
 from inpaint.evaluation.features import FeatureColumn, best_classical
 from inpaint.evaluation.grid import GridCollector, render_rows
-from inpaint.identity import SAME_PERSON_THRESHOLD
-from inpaint.landmarks import DETECT_SIDE, DETECT_UPSAMPLE, LANDMARKS_68_FILE
-from inpaint.visual import save_image
+from inpaint.metrics.identity import SAME_PERSON_THRESHOLD
+from inpaint.metrics.landmarks import DETECT_SIDE, DETECT_UPSAMPLE, LANDMARKS_68_FILE
+from inpaint.render.visual import save_image
 
 GRID_NAME = "features_worst.png"
 #: Report tables, in order: the question of the protocol first.
@@ -94,7 +94,7 @@ def identity_over_classical(columns: Sequence[FeatureColumn]) -> dict[str, Any]:
 
 def to_json(bench: Any, feature_set: FeatureSet, columns: Sequence[FeatureColumn], shown: FeatureColumn,
             worst: Sequence[int], reasons: dict[str, str], extra: dict[str, Any], grid: str | None) -> dict[str, Any]:
-    from inpaint.data import read_index
+    from inpaint.io.shards import read_index
 
     pairs = feature_set.pairs()
     ratios = feature_set.hole_ratios()

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.visual import save_image, to_uint8
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.render.visual import save_image, to_uint8
 
 HOLE_COLOUR = (255, 255, 255)
 

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from inpaint.buckets import BUCKET_LABELS
+from inpaint.core.buckets import BUCKET_LABELS
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.grid import GridCollector
 from inpaint.evaluation.report import ModelResult
 from inpaint.evaluation.runner import NON_FINITE, Generator, Scorers, score_pairs
 from inpaint.evaluation.samples import SampleWriter, chain_hooks
-from inpaint.progress_line import ProgressLine
+from inpaint.core.progress_line import ProgressLine
 
 
 def evaluate_generator(name: str, generator: Generator, faces: Any, masks: Any, balanced: Any | None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from inpaint.cli import OneLineParser
+from inpaint.core.cli import OneLineParser
 from inpaint.evaluation import protocol
 
 #: ``inpaint.classical.METHODS`` and ``inpaint.evaluation.baselines.DEFAULT_BASELINES``, named here

@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from inpaint.atomic import write_json
-from inpaint.buckets import BUCKET_EDGES, BUCKET_LABELS
-from inpaint.errors import DataError
+from inpaint.core.atomic import write_json
+from inpaint.core.buckets import BUCKET_EDGES, BUCKET_LABELS
+from inpaint.core.errors import DataError
 
 PAIRS_FORMAT = 1
 DEFAULT_PAIRS_PER_BUCKET = 500

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from inpaint.atomic import write_text
-from inpaint.buckets import BUCKET_LABELS
+from inpaint.core.atomic import write_text
+from inpaint.core.buckets import BUCKET_LABELS
 from inpaint.evaluation.bucket_plot import PLOT_NAME, write_bucket_plot
 from inpaint.evaluation.demographics import UNKNOWN, group_orders
 from inpaint.evaluation.fairness import GAIN_BY_KEY, GAIN_METRICS, GainMetric
 from inpaint.evaluation.summary import AVERAGE, METRIC_BY_KEY, METRICS, available_metrics
-from inpaint.identity import SAME_PERSON_THRESHOLD
-from inpaint.provenance import overlap_sentence
+from inpaint.metrics.identity import SAME_PERSON_THRESHOLD
+from inpaint.io.provenance import overlap_sentence
 
 Table = dict[str, dict[str, Any]]
 BREAKDOWNS = (("race_gender", "race × gender"), ("race", "race"), ("gender", "gender"))

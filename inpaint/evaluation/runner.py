@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaint import metrics
-from inpaint.identity import SAME_PERSON_THRESHOLD, FaceDescriber
-from inpaint.progress_line import ProgressLine
-from inpaint.lpips import LPIPS
-from inpaint.visual import to_uint8
+from inpaint.metrics import image as metrics
+from inpaint.metrics.identity import SAME_PERSON_THRESHOLD, FaceDescriber
+from inpaint.core.progress_line import ProgressLine
+from inpaint.metrics.lpips import LPIPS
+from inpaint.render.visual import to_uint8
 
 Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Called per batch with (pair positions, masked input, mask, composite, ground truth), images in

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from inpaint.visual import save_image, to_uint8
+from inpaint.render.visual import save_image, to_uint8
 
 
 def safe_name(name: str) -> str:

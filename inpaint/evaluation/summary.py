@@ -12,8 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from inpaint.buckets import BUCKET_LABELS
-from inpaint.identity import SAME_PERSON_THRESHOLD
+from inpaint.core.buckets import BUCKET_LABELS
+from inpaint.metrics.identity import SAME_PERSON_THRESHOLD
 
 AVERAGE = "Average"
 

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inpaint.errors import CheckpointError, ConfigError
+from inpaint.core.errors import CheckpointError, ConfigError
 from inpaint.inference.compose import auto_feather, paste_hole
 from inpaint.inference.crop import Box, Part, context_box, inside_part
-from inpaint.visual import to_uint8
+from inpaint.render.visual import to_uint8
 
 if TYPE_CHECKING:
     from inpaint.inference.loading import InferenceModel
@@ -123,9 +123,9 @@ class Inpainter:
     @classmethod
     def from_pretrained(cls, name: str, device: torch.device | str = "cpu", face_detect: bool = True,
                         feather: int | None = None) -> "Inpainter":
-        """Shipped weights by name (``python -m inpaint.registry`` lists them, e.g.
+        """Shipped weights by name (``python -m inpaint.io.registry`` lists them, e.g.
         ``"quarter-residual"``); an unknown name is a CheckpointError listing the known ones."""
-        from inpaint.registry import find_weights
+        from inpaint.io.registry import find_weights
 
         return cls.from_weights(find_weights(name).path, device, face_detect, feather)
 
@@ -135,7 +135,7 @@ class Inpainter:
         """A run dir (its newest checkpoint), a checkpoint ``.pt`` or a weights file with its card.
         ``face_detect``: choose the context around a detected face when dlib (the ``[identity]``
         extra) is installed; without it, or with False, a square around the hole."""
-        from inpaint.identity import try_face_detector
+        from inpaint.metrics.identity import try_face_detector
         from inpaint.inference.loading import open_model
 
         device = torch.device(device)
@@ -153,7 +153,7 @@ class Inpainter:
         a uint8 array for an array ((H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey). ``mask``: an
         image, a path, or an array (bool: True = hole; uint8: bright = hole) of the photo's size;
         ``hole="black"`` for masks painted black. Pixels outside the hole keep their values."""
-        from inpaint.errors import DataError
+        from inpaint.core.errors import DataError
         from inpaint.inference.masks import check_hole, load_hole, open_photo
 
         if isinstance(photo, np.ndarray):

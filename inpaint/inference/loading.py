@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inpaint.contract import checkpoint_step
+from inpaint.core.contract import checkpoint_step
 from inpaint.inference.inpainter import MODEL_LAYOUT
 
 #: Below this many training images (steps × batch × processes) a model is a smoke model.
@@ -41,7 +41,7 @@ class InferenceModel:
 def images_trained(path: Path, config: dict[str, Any]) -> int | None:
     """Training images behind a weights file (its card) or a checkpoint (its step × batch size;
     the process count is not in the name, so a multi-GPU run counts as one process: a lower bound)."""
-    from inpaint.weights import WeightsCard, weights_sidecar
+    from inpaint.io.weights import WeightsCard, weights_sidecar
 
     batch = int(config.get("train", {}).get("batch_size", 1))
     card_path = weights_sidecar(path)
@@ -58,8 +58,8 @@ def images_trained(path: Path, config: dict[str, Any]) -> int | None:
 
 def open_model(source: str | os.PathLike, device: str | torch.device = "cpu") -> InferenceModel:
     """A run dir (its newest loadable checkpoint), a checkpoint or a shipped weights file, ready to
-    inpaint; errors are :class:`~inpaint.errors.CheckpointError` / ConfigError lines naming the fix."""
-    from inpaint.weights import open_generator
+    inpaint; errors are :class:`~inpaint.core.errors.CheckpointError` / ConfigError lines naming the fix."""
+    from inpaint.io.weights import open_generator
 
     loaded = open_generator(source, device)
     module = loaded.model.to(memory_format=MODEL_LAYOUT)

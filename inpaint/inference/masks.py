@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from inpaint.errors import DataError
+from inpaint.core.errors import DataError
 
 HOLE_CONVENTIONS = ("white", "black")
 

@@ -1,6 +1,6 @@
 """Model factory: configs name their networks (``model.generator``, ``model.discriminator``,
 ``model.dmfb``) and these registries turn the names into modules, so a new architecture is one
-registry entry and a typo is a clear :class:`~inpaint.errors.ConfigError`, not a KeyError."""
+registry entry and a typo is a clear :class:`~inpaint.core.errors.ConfigError`, not a KeyError."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from inpaint.config import ModelSection, complete_section
-from inpaint.errors import ConfigError
+from inpaint.core.config import ModelSection, complete_section
+from inpaint.core.errors import ConfigError
 from inpaint.models.discriminator import SNPatchGAN
 from inpaint.models.dmfb import DMFB_VARIANTS, DenseMultiscaleFusionBlock
 from inpaint.models.gated import GatedConv2d, GatedDeconv2d

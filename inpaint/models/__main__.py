@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from inpaint.cli import OneLineParser, run_cli
-from inpaint.config import load_config
+from inpaint.core.cli import OneLineParser, run_cli
+from inpaint.core.config import load_config
 from inpaint.models import build_discriminator, build_generator, count_parameters
 
 

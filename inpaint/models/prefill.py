@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from inpaint.classical import METHODS, classical_fill, require
-from inpaint.config import NO_PREFILL
-from inpaint.errors import ConfigError
+from inpaint.core.config import NO_PREFILL
+from inpaint.core.errors import ConfigError
 
 
 class ClassicalPrefill(nn.Module):

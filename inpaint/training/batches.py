@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaint.errors import FacefillError
+from inpaint.core.errors import FacefillError
 from inpaint.training.inputs import seed_worker
 from inpaint.training.pairs import EpochBatches
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from inpaint.errors import ConfigError
+from inpaint.core.errors import ConfigError
 
 log = logging.getLogger("facefill.train")
 

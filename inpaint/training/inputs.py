@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from inpaint.errors import DataError
+from inpaint.core.errors import DataError
 from inpaint.training.signals import STOP_SIGNALS
 
 SAMPLE_COUNT = 8
@@ -18,7 +18,7 @@ SAMPLE_COUNT = 8
 
 def open_training_data(data_root: Path, cfg: dict[str, Any], world_size: int) -> tuple[dict[str, Any], Dataset, Dataset]:
     """The train splits of the shard set, checked against the config; DataError when unusable."""
-    from inpaint.data import FaceShards, MaskShards, read_index  # the reader validates the shards
+    from inpaint.io.shards import FaceShards, MaskShards, read_index  # the reader validates the shards
 
     index = read_index(data_root)
     size = cfg["data"]["size"]
@@ -44,7 +44,7 @@ def open_training_data(data_root: Path, cfg: dict[str, Any], world_size: int) ->
 def sample_batch(data_root: Path, index: dict[str, Any], faces_train: Dataset, masks_train: Dataset) -> dict[str, torch.Tensor]:
     """A fixed batch for the per-epoch pictures: held-out test faces and masks when the shard set
     has them (spread over the mask buckets), training ones otherwise."""
-    from inpaint.data import FaceShards, MaskShards
+    from inpaint.io.shards import FaceShards, MaskShards
 
     counts = index.get("counts", {})
     faces = FaceShards(data_root, "test") if counts.get("faces", {}).get("test", 0) else faces_train

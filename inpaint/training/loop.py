@@ -21,14 +21,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaint.checkpoint import (
+from inpaint.io.checkpoint import (
     CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, find_checkpoints, format_bytes, load_latest,
     read_checkpoint, save_checkpoint,
 )
-from inpaint.config import resolve_config, save_config
-from inpaint.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
-from inpaint.disk import free_bytes, is_disk_full
-from inpaint.errors import ConfigError, FacefillError
+from inpaint.core.config import resolve_config, save_config
+from inpaint.core.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
+from inpaint.core.disk import free_bytes, is_disk_full
+from inpaint.core.errors import ConfigError, FacefillError
 from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
 from inpaint.training.cpu_time import CpuMeter, process_tree_cpu_seconds
@@ -246,7 +246,7 @@ class Trainer:
         samples = self.data.samples
         if not self.dist.is_main or samples is None:
             return
-        from inpaint.visual import inpainting_grid, save_image
+        from inpaint.render.visual import inpainting_grid, save_image
 
         g = bare_module(self.models.generator)
         was_training = g.training

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 import torch
 
-from inpaint.atomic import write_text
-from inpaint.contract import METRICS_FILE
+from inpaint.core.atomic import write_text
+from inpaint.core.contract import METRICS_FILE
 
 
 class RunningLosses:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from inpaint.checkpoint import bare_module
-from inpaint.errors import CheckpointError
+from inpaint.io.checkpoint import bare_module
+from inpaint.core.errors import CheckpointError
 from inpaint.training.distributed import DistInfo
 from inpaint.training.environment import speed_paths
 
@@ -42,7 +42,7 @@ class TrainingModels:
     @classmethod
     def build(cls, cfg: Mapping[str, Any], device: torch.device, dist: DistInfo) -> "TrainingModels":
         """Fresh networks from the config (initialised from the current torch RNG state)."""
-        from inpaint.losses import GeneratorLoss, discriminator_loss
+        from inpaint.losses.objective import GeneratorLoss, discriminator_loss
         from inpaint.models import build_discriminator, build_generator, count_parameters
 
         tcfg = cfg["train"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from inpaint.errors import ConfigError, DataError
+from inpaint.core.errors import ConfigError, DataError
 
 # Keys that may change between the jobs of one run.
 RESUME_FREE_KEYS = frozenset({
@@ -63,11 +63,11 @@ LOCATION_KEYS = frozenset({"root"})
 def data_fingerprint(index: Mapping[str, Any], num_faces: int, num_masks: int,
                      root: Path | None = None) -> dict[str, Any]:
     """What identifies the training stream of a shard set: size, split sizes and, with ``root``,
-    the digests of its training face and mask lists (``inpaint.provenance``) and where it was."""
+    the digests of its training face and mask lists (``inpaint.io.provenance``) and where it was."""
     fingerprint: dict[str, Any] = {"size": int(index.get("size", 0)), "train_faces": int(num_faces),
                                    "train_masks": int(num_masks)}
     if root is not None:
-        from inpaint.provenance import TrainingSet
+        from inpaint.io.provenance import TrainingSet
 
         fingerprint.update(TrainingSet.of(root).digests())
         fingerprint["root"] = str(Path(root).resolve())

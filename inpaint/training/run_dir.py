@@ -13,12 +13,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpaint.checkpoint import remove_stale_temporaries
-from inpaint.contract import EXIT_FAILED, STATUS_FILE, Outcome, write_status
-from inpaint.disk import is_disk_full
-from inpaint.errors import FacefillError
+from inpaint.io.checkpoint import remove_stale_temporaries
+from inpaint.core.contract import EXIT_FAILED, STATUS_FILE, Outcome, write_status
+from inpaint.core.disk import is_disk_full
+from inpaint.core.errors import FacefillError
 from inpaint.training.distributed import DistInfo
-from inpaint.training.run_lock import FileLock, lock_run_dir
+from inpaint.core.file_lock import FileLock, lock_run_dir
 from inpaint.training.train_log import QuietFileHandler, close_logging, log, setup_logging
 
 

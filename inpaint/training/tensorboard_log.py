@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from inpaint.contract import TENSORBOARD_DIR
+from inpaint.core.contract import TENSORBOARD_DIR
 
 
 class TensorBoardLog:

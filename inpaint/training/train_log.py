@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from inpaint.contract import TRAIN_LOG
+from inpaint.core.contract import TRAIN_LOG
 
 log = logging.getLogger("facefill.train")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from submitit.core import core, utils
 
-from inpaint.errors import ConfigError
+from inpaint.core.errors import ConfigError
 from jobs.pbs_commands import JOB_ID_RE, unsafe_directive_text
 from jobs.submitit_pbs.job import PBSJob
 from jobs.submitit_pbs.requeue import ORIGIN_ENV

@@ -4,7 +4,7 @@ A config is a nested dict of sections (``model``, ``data``, ``loss``, ``optim``,
 a top-level ``name``. One typed schema below (a dataclass per section) holds every key's default
 and its check together, so the two cannot drift apart. A config file states only what differs:
 from the schema's defaults, or from a ``base:`` config it names (``base: model2``, a path relative
-to the file or a packaged name; chains allowed), merged with :func:`inpaint.merge.deep_merge`.
+to the file or a packaged name; chains allowed), merged with :func:`inpaint.core.merge.deep_merge`.
 The resolved dict always holds every key, so a run dir's saved ``config.yaml`` is complete and
 self-describing even if the defaults or a base change later, and resume compares resolved dicts.
 Unknown keys are errors rather than warnings because a typo in a batch job's config would
@@ -25,11 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from inpaint.atomic import atomic_open
-from inpaint.errors import ConfigError
-from inpaint.merge import deep_merge
+from inpaint.core.atomic import atomic_open
+from inpaint.core.errors import ConfigError
+from inpaint.core.merge import deep_merge
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PRECISIONS = ("bf16", "fp16", "fp32")
 LOSS_TERMS = ("global_l1", "hole_l1", "adversarial", "perceptual")
 LR_DECAYS = ("none", "linear", "cosine")

@@ -2,12 +2,12 @@
 
 People who repair a photo from Python should not need to know where the package keeps its files,
 so every weights file packaged in ``inpaint/weights/`` (a ``<name>.pt`` with its card
-``<name>.json`` beside it, :class:`inpaint.weights.WeightsCard`) is reachable by its name. The
+``<name>.json`` beside it, :class:`inpaint.io.weights.WeightsCard`) is reachable by its name. The
 list is the folder itself, not a table to keep in step with it: exporting weights there with
-``python -m inpaint.weights export`` registers them. Standard library only; the weights are
+``python -m inpaint.export`` registers them. Standard library only; the weights are
 loaded by whoever asks for them (:meth:`inpaint.inference.inpainter.Inpainter.from_pretrained`).
 
-``python -m inpaint.registry`` lists them with what their cards say.
+``python -m inpaint.io.registry`` lists them with what their cards say.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from inpaint.errors import CheckpointError
+from inpaint.core.errors import CheckpointError
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # the shipped weights: inpaint/weights/
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ def describe(weights: ShippedWeights) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from inpaint.cli import OneLineParser
+    from inpaint.core.cli import OneLineParser
 
-    OneLineParser(prog="python -m inpaint.registry",
+    OneLineParser(prog="python -m inpaint.io.registry",
                   description="List the shipped weights that Inpainter.from_pretrained(NAME) and "
                               "python -m inpaint.predict --weights NAME accept.").parse_args(argv)
     known = shipped_weights()
@@ -89,6 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from inpaint.cli import run_cli
+    from inpaint.core.cli import run_cli
 
     run_cli(main)

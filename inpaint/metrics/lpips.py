@@ -2,7 +2,7 @@
 
 Implemented here rather than through the ``lpips`` package because that package downloads the
 AlexNet weights at first use, which grid nodes and CI cannot do. The weights come from local
-files (see ``../shared/weights/README.md``) found by :func:`inpaint.pretrained.find_pretrained`;
+files (see ``../shared/weights/README.md``) found by :func:`inpaint.io.pretrained.find_pretrained`;
 there is deliberately no fallback to random or other weights, since an LPIPS computed with
 anything else is not LPIPS and would silently make tables incomparable.
 """
@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 from torchvision.models import alexnet
 
-from inpaint.errors import CheckpointError
-from inpaint.pretrained import find_pretrained
+from inpaint.core.errors import CheckpointError
+from inpaint.io.pretrained import find_pretrained
 
 ALEXNET_FILE = "alexnet_imagenet_features.pth"
 LIN_FILE = "lpips_alex_v0.1_lin.pth"
@@ -83,7 +83,7 @@ def load_lpips(weights_dir: str | os.PathLike | None = None, device: torch.devic
     """LPIPS-alex v0.1 from local files.
 
     ``weights_dir`` is the folder holding both files (the ``--lpips-weights`` option); without it
-    the default places of :func:`inpaint.pretrained.search_dirs` are searched. Raises
+    the default places of :func:`inpaint.io.pretrained.search_dirs` are searched. Raises
     :class:`CheckpointError` when the files are missing or unreadable.
     """
     if weights_dir is not None:
@@ -113,19 +113,19 @@ def try_load_lpips(weights_dir: str | os.PathLike | None = None,
         return None, str(exc)
 
 
-def _main() -> None:  # pragma: no cover - convenience: python -m inpaint.lpips A.png B.png
+def _main() -> None:  # pragma: no cover - convenience: python -m inpaint.metrics.lpips A.png B.png
     import sys
 
     import numpy as np
     from PIL import Image
 
-    from inpaint.cli import run_cli
-    from inpaint.errors import DataError
+    from inpaint.core.cli import run_cli
+    from inpaint.core.errors import DataError
 
     def main(argv: list[str] | None) -> int:
-        from inpaint.cli import OneLineParser
+        from inpaint.core.cli import OneLineParser
 
-        parser = OneLineParser(prog="python -m inpaint.lpips", description="LPIPS-alex v0.1 between two images of one size")
+        parser = OneLineParser(prog="python -m inpaint.metrics.lpips", description="LPIPS-alex v0.1 between two images of one size")
         parser.add_argument("image_a")
         parser.add_argument("image_b")
         parser.add_argument("--lpips-weights", default=None, help="folder with the LPIPS weight files")

@@ -1,6 +1,6 @@
 """The packed shard folder's format: ``index.json``, split and label names, checksums, HDF5 errors.
 
-It lives in the core, beside the reader (``inpaint.data``), because ``inpaint`` imports neither
+It lives in the core, beside the reader (``inpaint.io.shards``), because ``inpaint`` imports neither
 ``data_prep`` nor ``jobs``: the packer (``data_prep``) writes this format and imports it from
 here, so writer and readers can never disagree. Standard library only (no torch, no h5py), so
 ``python -m data_prep.verify`` starts fast. Layout: docs/CONTRACTS.md "Shards".
@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from inpaint.errors import DataError
+from inpaint.core.errors import DataError
 
 INDEX_NAME = "index.json"
 SHARD_FORMAT = 1  # written into index.json and every shard's attributes; readers accept only this

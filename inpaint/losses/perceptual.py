@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from inpaint.errors import CheckpointError
-from inpaint.pretrained import find_pretrained
+from inpaint.core.errors import CheckpointError
+from inpaint.io.pretrained import find_pretrained
 
 FEATURES_FILE = "vgg16_imagenet_features_relu3_3.pth"  # features[:16] of torchvision's VGG16
 TORCHVISION_FILE = "vgg16-397923af.pth"                 # torchvision's full VGG16 (torch hub cache)
@@ -45,7 +45,7 @@ def _features_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def locate_vgg_weights(explicit: str | None) -> Path:
     """``explicit`` if set; else our ``features[:16]`` file, else torchvision's full VGG16, in the
-    folders of :func:`inpaint.pretrained.search_dirs`."""
+    folders of :func:`inpaint.io.pretrained.search_dirs`."""
     if explicit:
         return find_pretrained(FEATURES_FILE, explicit, purpose="VGG16 for the perceptual loss")
     try:

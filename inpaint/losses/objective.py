@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint.config import LOSS_TERMS, complete_section
-from inpaint.errors import ConfigError
+from inpaint.core.config import LOSS_TERMS, complete_section
+from inpaint.core.errors import ConfigError
 
 
 def hole_l1(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ class GeneratorLoss(nn.Module):
         self.weight_sum = sum(self.weights.values())
         self.perceptual = None
         if "perceptual" in self.weights:
-            from inpaint.perceptual import PerceptualLoss  # torchvision only when needed
+            from inpaint.losses.perceptual import PerceptualLoss  # torchvision only when needed
             self.perceptual = PerceptualLoss(cfg)
 
     def forward(

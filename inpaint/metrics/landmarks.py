@@ -3,8 +3,8 @@
 The evaluation places holes over the eyes, the nose and the mouth (those are the holes a
 new user tries first, and the ones a classical fill turns into smooth skin), so it needs to know
 where they are on every face. The model file ships with ``face-recognition-models``, the same
-optional ``[identity]`` extra as the face descriptors in :mod:`inpaint.identity`; without it the
-caller gets a :class:`~inpaint.errors.ConfigError` naming the extra.
+optional ``[identity]`` extra as the face descriptors in :mod:`inpaint.metrics.identity`; without it the
+caller gets a :class:`~inpaint.core.errors.ConfigError` naming the extra.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from inpaint.errors import ConfigError
-from inpaint import identity
-from inpaint.identity import models_dir
+from inpaint.core.errors import ConfigError
+from inpaint.metrics import identity
+from inpaint.metrics.identity import models_dir
 
 LANDMARKS_68_FILE = "shape_predictor_68_face_landmarks.dat"
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from inpaint.atomic import atomic_open
-from inpaint.metrics import composite
+from inpaint.core.atomic import atomic_open
+from inpaint.metrics.image import composite
 
 COLUMNS = ("masked input", "output", "composite", "ground truth")
 SHORT_COLUMNS = ("input", "output", "composite", "truth")  # for images narrower than the long labels

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from inpaint.contract import LOCK_FILE
-from inpaint.errors import FacefillError
+from inpaint.core.contract import LOCK_FILE
+from inpaint.core.errors import FacefillError
 
 _ATTEMPTS = 100  # takers racing holders that remove the file: each round one of them wins
 

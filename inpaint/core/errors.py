@@ -1,7 +1,7 @@
 """Errors that mean "the user gave us something wrong", as opposed to bugs.
 
 Every command-line entry point turns these into one line on stderr and a non-zero exit
-(see :func:`inpaint.cli.run_cli`), so users see the file at fault and the fix instead of a
+(see :func:`inpaint.core.cli.run_cli`), so users see the file at fault and the fix instead of a
 traceback.
 """
 

@@ -9,7 +9,7 @@ sets the damaged one aside (``*.corrupt``) so it never takes a keep slot from a 
 Everything stored is plain Python / tensors so files load with ``torch.load(weights_only=True)``:
 no pickled code runs when evaluating someone else's run dir.
 
-Shipped weights (export, ``load_generator``) live in :mod:`inpaint.weights`.
+Shipped weights (export, ``load_generator``) live in :mod:`inpaint.io.weights`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from inpaint.atomic import TMP_MARK, atomic_open
-from inpaint.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, find_checkpoints
-from inpaint.disk import free_bytes, is_disk_full
-from inpaint.errors import CheckpointError
-from inpaint.process import pid_alive
+from inpaint.core.atomic import TMP_MARK, atomic_open
+from inpaint.core.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, find_checkpoints
+from inpaint.core.disk import free_bytes, is_disk_full
+from inpaint.core.errors import CheckpointError
+from inpaint.core.process import pid_alive
 
 CHECKPOINT_FORMAT = 1
 REQUIRED_KEYS = ("format", "config", "generator", "discriminator", "opt_g", "opt_d", "scaler",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inpaint.errors import CheckpointError
+from inpaint.core.errors import CheckpointError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def search_dirs() -> list[Path]:

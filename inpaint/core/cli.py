@@ -15,7 +15,7 @@ import sys
 import warnings
 from typing import Callable, Iterator, NoReturn, Sequence
 
-from inpaint.errors import FacefillError
+from inpaint.core.errors import FacefillError
 
 _CHOICE = re.compile(r"invalid choice: '?(?P<given>[^'(]*?)'? \(choose from (?P<choices>.*)\)$")
 

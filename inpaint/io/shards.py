@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from inpaint.buckets import BUCKET_EDGES
-from inpaint.errors import DataError
-from inpaint.shard_format import FACE_SPLITS, MASK_SPLITS, REPACK_HINT as _REPACK, damaged_shard_message, read_index
+from inpaint.core.buckets import BUCKET_EDGES
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import FACE_SPLITS, MASK_SPLITS, REPACK_HINT as _REPACK, damaged_shard_message, read_index
 
 __all__ = ["FaceShards", "MaskShards", "read_index"]
 

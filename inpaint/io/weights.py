@@ -1,7 +1,7 @@
 """Shipped weights: a trained generator without its training state, and the card that says what
 it is.
 
-A checkpoint (``inpaint.checkpoint``) is for resuming: both networks, both optimizers, RNG
+A checkpoint (``inpaint.io.checkpoint``) is for resuming: both networks, both optimizers, RNG
 states. What evaluation and inference need is a tenth of that: the generator's state dict (fp16 by
 default) and a JSON card beside it (``<name>.json``) with the config that builds the network and
 its provenance (which checkpoint, step, data; evaluation averages; the file's sha256, checked on
@@ -9,38 +9,38 @@ every load), like timm's pretrained configs: enough to rebuild the model and to 
 weights a figure was made with.
 
 The card also records what the weights were trained on (``training_set``: counts, digests and
-short id prefixes of the training faces and masks, :mod:`inpaint.provenance`), taken from the
+short id prefixes of the training faces and masks, :mod:`inpaint.io.provenance`), taken from the
 training shards the checkpoint names after checking they still hold the lists it recorded, so
 that ``inpaint.evaluate`` can warn when it scores the weights on their own training data.
 
-``python -m inpaint.weights export RUN_DIR OUT.pt [--metrics METRICS_JSON] [--train-data SHARDS]``.
+``python -m inpaint.export RUN_DIR OUT.pt [--metrics METRICS_JSON] [--train-data SHARDS]``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from inpaint.atomic import tmp_name, write_json
-from inpaint.checkpoint import atomic_torch_save, load_latest, read_checkpoint, strip_wrapper_prefixes
-from inpaint.contract import CHECKPOINT_DIR
-from inpaint.errors import CheckpointError, ConfigError, DataError
-from inpaint.provenance import ProvenanceWarning, recorded_digests, verified_training_set
-from inpaint.shard_format import sha256_file
+from inpaint.core.atomic import tmp_name, write_json
+from inpaint.io.checkpoint import atomic_torch_save, load_latest, read_checkpoint, strip_wrapper_prefixes
+from inpaint.core.contract import CHECKPOINT_DIR
+from inpaint.core.errors import CheckpointError, ConfigError, DataError
+from inpaint.io.registry import WEIGHTS_DIR
+from inpaint.io.provenance import ProvenanceWarning, recorded_digests, verified_training_set
+from inpaint.core.shard_format import sha256_file
 
 
 #: Where the weights shipped with facefill live: their cards must carry a sha256 (the file could be a
 #: Git LFS pointer or a damaged download, and nobody would notice from the numbers alone).
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_DIR = WEIGHTS_DIR
 WEIGHTS_SUFFIX = ".pt"
 
 
@@ -71,7 +71,7 @@ class WeightsCard:
     dtype: str | None = None           # float16 | float32
     sha256: str | None = None          # of the weights file: a damaged or LFS-pointer file is refused
     metrics: dict[str, Any] | None = None  # evaluation averages (see inpaint.evaluation.averages)
-    #: What the weights were trained on (inpaint.provenance.TrainingSet.card_record: counts, digests
+    #: What the weights were trained on (inpaint.io.provenance.TrainingSet.card_record: counts, digests
     #: and id prefixes of the training faces and masks); None when the checkpoint recorded no digests.
     training_set: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -132,7 +132,7 @@ def _check_size(cfg: Mapping[str, Any], data: Mapping[str, Any] | None, source: 
 
 def _generator_from(config: Mapping[str, Any], weights: Mapping[str, torch.Tensor], source: Path,
                     device: str | torch.device, data: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict]:
-    from inpaint.config import resolve_config
+    from inpaint.core.config import resolve_config
     from inpaint.models import build_generator
 
     cfg = resolve_config(config, source=str(source))
@@ -354,46 +354,3 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
         card.data = src.card.data
     _write_pair(weights, card, out)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m inpaint.weights export SOURCE OUT.pt``: ship a trained generator."""
-    from inpaint.cli import OneLineParser
-    from inpaint.evaluation.averages import evaluation_averages
-
-    p = OneLineParser(prog="python -m inpaint.weights",
-                                description="Export the generator of a run dir or checkpoint as a small weights file "
-                                            "(fp16 state dict + JSON card) for evaluation and inference.")
-    sub = p.add_subparsers(dest="command", required=True)
-    exp = sub.add_parser("export", help="write OUT.pt and OUT.json")
-    exp.add_argument("source", help="run dir (newest readable checkpoint) or checkpoint .pt")
-    exp.add_argument("out", help="weights file to write, e.g. inpaint/weights/model2.pt")
-    exp.add_argument("--fp32", action="store_true", help="keep float32 instead of float16")
-    exp.add_argument("--metrics", metavar="METRICS_JSON", help="inpaint.evaluate's metrics.json: record this model's averages")
-    exp.add_argument("--model-name", help="the model's name in METRICS_JSON (default: the run dir's name)")
-    exp.add_argument("--cpu-minutes", type=float, metavar="M",
-                     help="training cost to record (e.g. user+sys of the training processes from /usr/bin/time)")
-    exp.add_argument("--train-data", metavar="SHARDS",
-                     help="the training shards, when they are no longer where the checkpoint recorded them: their "
-                          "training lists must have the digests the checkpoint recorded (the card records them)")
-    args = p.parse_args(argv)
-    metrics = None
-    if args.metrics:
-        metrics = evaluation_averages(args.metrics, args.model_name or Path(args.source).name)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ProvenanceWarning)
-        out = export_weights(args.source, args.out, half=not args.fp32, metrics=metrics, cpu_minutes=args.cpu_minutes,
-                             train_data=args.train_data)
-    for w in caught:  # one line each, like the CLIs' errors, not Python's two-line warning format
-        if issubclass(w.category, ProvenanceWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    print(f"wrote {out} and {weights_sidecar(out)}")
-    return 0
-
-
-if __name__ == "__main__":
-    from inpaint.cli import run_cli
-
-    run_cli(main)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from inpaint.atomic import write_json
+from inpaint.core.atomic import write_json
 
 # Exit codes of ``python -m inpaint.train``.
 EXIT_FINISHED = 0

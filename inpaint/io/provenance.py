@@ -26,8 +26,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import h5py
 import numpy as np
 
-from inpaint.errors import DataError
-from inpaint.shard_format import INDEX_NAME, REPACK_HINT, read_index
+from inpaint.core.errors import DataError
+from inpaint.core.shard_format import INDEX_NAME, REPACK_HINT, read_index
 
 #: The keys of a checkpoint's ``data`` record holding the digests of its training lists.
 DIGEST_KEYS = {"faces": "faces_digest", "masks": "masks_digest"}

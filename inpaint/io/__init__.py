@@ -1,0 +1,1 @@
+"""Reading and writing what training produces and inference consumes: checkpoints, weights files, shards."""

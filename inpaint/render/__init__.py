@@ -1,0 +1,1 @@
+"""Pictures for people: line charts and image grids, drawn with Pillow."""
