@@ -25,6 +25,7 @@ if __name__ == "__main__":  # --help and a mistyped option answer now, not after
 
 import torch
 
+from inpaint.core.contract import CHECKPOINT_DIR, EVAL_DIR
 from inpaint.core.buckets import BUCKET_LABELS
 from inpaint.core.cli import run_cli, warnings_as_lines
 from inpaint.core.errors import ConfigError, DataError
@@ -57,7 +58,7 @@ def model_name(kind: str, path: Path) -> str:
     path = path.expanduser().resolve()
     if kind == "run-dir":
         return path.name
-    if path.parent.name == "checkpoints":
+    if path.parent.name == CHECKPOINT_DIR:
         return f"{path.parent.parent.name}:{path.stem}"
     return path.stem
 
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded.append((kind, path, opened.model, cfg, training_record(opened.training_set, opened.data)))
     lpips_model, lpips_reason = try_load_lpips(args.lpips_weights, device)
     describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer(args.identity_workers)
-    out = Path(args.out) if args.out else (sources[0][1] / "eval" if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
+    out = Path(args.out) if args.out else (sources[0][1] / EVAL_DIR if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
     # Baselines first: the anchor column every model is read against.
     columns = ([(method, None, baseline_generator(method), baseline_info(method)) for method in baselines]
                + [(model_name(kind, path), path, module_generator(model), {"kind": kind, "config_name": cfg.get("name"), "config": cfg})

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from inpaint.core.contract import TRAIN_LOG
 from inpaint.core.cli import run_cli
 from inpaint.core.errors import ConfigError
 from jobs import ledger
@@ -40,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     run = Path(args.run_dir)
     if args.train:
-        files = [run / "train.log"] if (run / "train.log").is_file() else []
-        label = "train.log"
+        files = [run / TRAIN_LOG] if (run / TRAIN_LOG).is_file() else []
+        label = TRAIN_LOG
     else:
         parts = ledger.read_parts(run)
         if not parts:

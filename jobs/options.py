@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from inpaint.core.shard_format import INDEX_NAME
 from inpaint.core.errors import ConfigError, DataError, FacefillError
 from jobs.pbs_commands import unsafe_directive_text
 from jobs.spec import JobSpec
@@ -289,7 +290,7 @@ def check_data(data: Path, size: int, problem: Callable[[FacefillError], None]) 
         problem(DataError(f"{data}: data folder not found; pack shards with `python -m data_prep.pack --out {data}` "
                           "or pass --data"))
         return
-    if not (data / "index.json").is_file():
+    if not (data / INDEX_NAME).is_file():
         problem(DataError(f"{data}/index.json missing: {data} is not a packed shards folder; run python -m data_prep.pack"))
         return
     try:

@@ -33,7 +33,8 @@ from inpaint.core.errors import FacefillError
 from jobs import chain, disk_reserve, interruption, ledger, lock
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
 from jobs.part_lock import part_lock
-from jobs.paths import EVAL_DIR, LOGS_DIR, SUBMITIT_DIR, under
+from inpaint.core.contract import EVAL_DIR
+from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
 from jobs.pbs_commands import one_line
 from jobs.spec import JobSpec
 from jobs.walltime import format_walltime

@@ -14,7 +14,6 @@ DISK_RESERVE = "jobs/disk.reserve"  # room a part frees to record its stop on a 
 PBS_SCRIPT = "jobs/facefill.pbs.sh"
 SUBMITIT_DIR = "jobs/submitit"
 LOGS_DIR = "logs"
-EVAL_DIR = "eval"
 
 
 def under(run_dir: Path | str, rel: str) -> Path:

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpaint.core.contract import METRICS_FILE, read_status
+from inpaint.core.contract import METRICS_FILE, STATUS_FILE, read_status
 
 TAIL_BYTES = 64 * 1024  # the newest metrics record is in the file's last lines; it grows for weeks
 
@@ -87,5 +87,5 @@ def position(run_dir: Path | str) -> Position | None:
                         _number(record.get("img_per_s")), record_time, METRICS_FILE)
     if isinstance(status.get("step"), int):
         return Position(status["step"], total, status_epoch(status, record), _number(status.get("images_per_s")),
-                        status_time, "status.json")
+                        status_time, STATUS_FILE)
     return None

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from inpaint.core.atomic import write_json
 from inpaint.core.errors import ConfigError
-from jobs.paths import EVAL_DIR, SPEC, under
+from inpaint.core.contract import EVAL_DIR
+from jobs.paths import SPEC, under
 from jobs.walltime import format_walltime
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

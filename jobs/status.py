@@ -25,7 +25,8 @@ from inpaint.core.errors import ConfigError
 from inpaint.core.process import pid_alive
 from jobs import ledger, lock
 from jobs.chain_state import ENDED, read_chain_state
-from jobs.paths import EVAL_DIR, LEDGER, under
+from inpaint.core.contract import EVAL_DIR
+from jobs.paths import LEDGER, under
 from jobs.progress import Position, last_metrics, position, status_epoch
 
 PBS_WORDS = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}

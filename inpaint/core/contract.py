@@ -36,6 +36,7 @@ CHECKPOINT_NAME = "step-{step:09d}.pt"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})\.pt$")
 LOCK_FILE = "train.lock"           # flock'ed by the trainer for its whole run: one trainer per run dir
 TENSORBOARD_DIR = "tensorboard"    # event files, when tensorboard is installed
+EVAL_DIR = "eval"                  # inpaint.evaluate --run-dir writes its report here by default
 CORRUPT_SUFFIX = ".corrupt"        # an unreadable checkpoint set aside: step-….pt.corrupt
 
 
