@@ -29,6 +29,7 @@ from inpaint.core.contract import CHECKPOINT_DIR, EVAL_DIR
 from inpaint.core.buckets import BUCKET_LABELS
 from inpaint.core.cli import run_cli, warnings_as_lines
 from inpaint.core.errors import ConfigError, DataError
+from inpaint.device import resolve_device
 from inpaint.evaluation import demographics, protocol, summary
 from inpaint.evaluation.baselines import (
     add_gains_over_best, baseline_generator, baseline_info, baseline_source, choose_baselines,
@@ -43,14 +44,6 @@ from inpaint.evaluation.samples import safe_name
 from inpaint.metrics.identity import try_face_describer
 from inpaint.metrics.lpips import try_load_lpips
 from inpaint.io.provenance import face_ids, mask_ids, overlap_sentence, pair_overlap, training_record
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was given but no CUDA GPU is visible: use --device cpu or run on a GPU node")
-    return torch.device(name)
 
 
 def model_name(kind: str, path: Path) -> str:

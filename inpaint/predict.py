@@ -131,8 +131,7 @@ def default_batch_size(device: torch.device) -> int:
 def build_inpainter(args: argparse.Namespace) -> Inpainter:
     """The model of ``--weights``/``--run-dir`` (or the shipped one) ready for photos; a one-line
     warning on stderr when it is a smoke model, whose fills are noise."""
-    import torch
-
+    from inpaint.device import resolve_device
     from inpaint.inference.inpainter import Inpainter
     from inpaint.inference.loading import smoke_warning
     from inpaint.io.weights import WeightsWarning
@@ -141,10 +140,7 @@ def build_inpainter(args: argparse.Namespace) -> Inpainter:
         raise ConfigError(f"--feather must be 0 or more pixels, got {args.feather}")
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was given but no CUDA GPU is visible: use --device cpu")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     source = resolve_source(args.weights, args.run_dir)
     with warnings_as_lines(WeightsWarning):
         inpainter = Inpainter.from_weights(source, device, face_detect=not args.no_face_detect, feather=args.feather)
