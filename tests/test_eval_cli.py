@@ -81,7 +81,7 @@ def test_bad_inputs_are_clear_errors_and_write_nothing(shards64: Path, tmp_path:
 
 
 def test_every_option_says_what_it_does_in_help() -> None:
-    from inpaint.evaluate import build_parser
+    from inpaint.evaluation.options import build_parser
 
     parser = build_parser()
     silent = [a.option_strings[-1] for a in parser._actions if a.option_strings and not a.help]

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -26,16 +26,18 @@ from inpaint.core.errors import ConfigError, DataError
 from inpaint.evaluation import summary
 from inpaint.evaluation.feature_masks import FEATURES, FeatureMaskSet, FeatureSet, feature_masks
 from inpaint.evaluation.grid import GridCollector
-from inpaint.evaluation.runner import Generator, Scorers, score_pairs
+from inpaint.evaluation.runner import Scorers, score_pairs
 from inpaint.evaluation.samples import SampleWriter
 from inpaint.core.progress_line import ProgressLine
 from inpaint.render.visual import to_uint8
+
+if TYPE_CHECKING:  # benchmark imports this module
+    from inpaint.evaluation.benchmark import Benchmark, Column
 
 #: Rows of the "worst pairs" figure (the issue asks for six).
 WORST_COUNT = 6
 SPLIT = "eval_balanced"
 
-Column = tuple[str, "Path | None", Generator, dict[str, Any]]  # (name, model path or None, generator, info)
 
 
 @dataclass
@@ -127,8 +129,8 @@ def worst_pairs(per_pair: dict[str, np.ndarray], count: int = WORST_COUNT) -> li
     return order[:count]
 
 
-def evaluate_features(benchmarks: Sequence[Any], out_dirs: Sequence[Path], columns: Sequence[Column],
-                      names: Sequence[str], scorers: Scorers, device: torch.device, args: argparse.Namespace,
+def evaluate_features(benchmarks: Sequence[Benchmark], out_dirs: Sequence[Path], columns: Sequence[Column],
+                      scorers: Scorers, device: torch.device, args: argparse.Namespace,
                       reasons: dict[str, str]) -> int:
     """The features protocol on each benchmark (``inpaint.evaluate``'s opened shard folders), one
     report per output folder; ``reasons`` says why LPIPS, identity or baselines are missing."""
@@ -153,30 +155,22 @@ def evaluate_features(benchmarks: Sequence[Any], out_dirs: Sequence[Path], colum
         pairs, pair_features = feature_set.pairs(), feature_set.pair_features()
         samples = Path(args.samples) / out.name if args.samples and len(benchmarks) > 1 else args.samples
         scored = []
-        for (_, path, generator, info), name in zip(columns, names):
-            is_model = path is not None
-            writer = SampleWriter(samples, name, pair_features, pairs) if samples else None
-            per_pair = score_pairs(generator, faces, masks, pairs, batch_size=args.batch_size, device=device,
+        for column in columns:
+            writer = SampleWriter(samples, column.name, pair_features, pairs) if samples else None
+            per_pair = score_pairs(column.generator, faces, masks, pairs, batch_size=args.batch_size, device=device,
                                    scorers=scorers, workers=args.workers, hook=writer,
-                                   autocast_dtype=autocast if is_model else None,
-                                   progress=None if args.quiet else ProgressLine(f"{name}: feature pairs", len(pairs), "pairs"))
-            column = FeatureColumn(name, _source(path, info), info, is_model, per_pair)
-            column.table = feature_table(per_pair, pair_features)
-            scored.append(column)
+                                   autocast_dtype=autocast if column.is_model else None,
+                                   progress=None if args.quiet else ProgressLine(f"{column.name}: feature pairs",
+                                                                                 len(pairs), "pairs"))
+            feature_column = FeatureColumn(column.name, column.source, column.info, column.is_model, per_pair)
+            feature_column.table = feature_table(per_pair, pair_features)
+            scored.append(feature_column)
         shown = grid_column(scored)
         worst = worst_pairs(shown.per_pair)
         collector = GridCollector(range(len(worst)))
-        for (_, path, generator, _), name in zip(columns, names):  # six pairs again, keeping the pictures
-            score_pairs(generator, faces, masks, [pairs[i] for i in worst], batch_size=len(worst), device=device,
-                        hook=collector.for_model(name), autocast_dtype=autocast if path is not None else None)
+        for column in columns:  # six pairs again, keeping the pictures
+            score_pairs(column.generator, faces, masks, [pairs[i] for i in worst], batch_size=len(worst), device=device,
+                        hook=collector.for_model(column.name), autocast_dtype=autocast if column.is_model else None)
         write_features_report(out, bench, feature_set, scored, shown, worst, collector, reasons,
                               {"elapsed_s": round(time.time() - started, 1), "device": str(device)})
     return 0
-
-
-def _source(path: Path | None, info: dict[str, Any]) -> str:
-    if path is not None:
-        return str(path)
-    from inpaint.evaluation.baselines import baseline_source
-
-    return baseline_source(info["method"])
