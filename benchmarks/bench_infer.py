@@ -123,7 +123,7 @@ def bench_pipeline(model: torch.nn.Module, size: int, repeats: int, batch: int) 
     from PIL import Image
 
     from inpaint.inference.inpainter import Inpainter
-    from inpaint.predict import default_batch_size
+    from inpaint.inference.folder import default_batch_size
 
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8))

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inpaint.classical import fill_biharmonic
     from inpaint.inference.inpainter import Inpainter
     from inpaint.inference.masks import open_photo
-    from inpaint.predict import resolve_source
+    from inpaint.inference.source import resolve_source
     from inpaint.render.visual import save_image
 
     face_path, mask_path = source_pair(args.data, args.bucket)

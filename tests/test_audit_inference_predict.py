@@ -188,7 +188,7 @@ def test_two_photos_of_one_stem_are_both_refused_and_counted(weights: Path, tmp_
 
 
 def test_a_model_that_outputs_nan_or_inf_is_an_error_not_a_black_hole(tmp_path: Path) -> None:
-    from inpaint.predict import predict_folder
+    from inpaint.inference.folder import predict_folder
 
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)

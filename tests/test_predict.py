@@ -172,6 +172,8 @@ def test_transparency_and_greyscale_are_kept(data_root: Path, weights: Path, tmp
 
 
 def test_missing_default_weights_says_which_option_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(predict, "DEFAULT_WEIGHTS", tmp_path / "model2.pt")
+    from inpaint.inference import source
+
+    monkeypatch.setattr(source, "DEFAULT_WEIGHTS", tmp_path / "model2.pt")
     with pytest.raises(CheckpointError, match="--weights FILE.*--run-dir DIR"):
-        predict.resolve_source(None, None)
+        source.resolve_source(None, None)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint.predict import DEFAULT_WEIGHTS
+from inpaint.inference.source import DEFAULT_WEIGHTS
 from inpaint.io.registry import find_weights
 from inpaint.io.weights import WeightsCard, load_generator, weights_sidecar
 
