@@ -15,6 +15,8 @@ from itertools import islice
 import h5py
 import numpy as np
 
+from inpaint.core.shard_format import FACE_HASHES, FACE_LABELS, SOURCE_PATHS, sample_dataset
+
 from .balanced import select_balanced
 from .faces import Skipped, load_face
 from .plan import plan_digest
@@ -38,9 +40,9 @@ def _as_str(value: bytes | str) -> str:
 
 def _rows_of_reused(state: RunState, name: str) -> list[FaceRow]:
     with open_shard(state.plan.out / name) as f:
-        paths = [_as_str(p) for p in f["paths"][()]]
-        hashes = [_as_str(h) for h in f["hashes"][()]]
-        labels = f["labels"][()]
+        paths = [_as_str(p) for p in f[SOURCE_PATHS.name][()]]
+        hashes = [_as_str(h) for h in f[FACE_HASHES.name][()]]
+        labels = f[FACE_LABELS.name][()]
     rows = [FaceRow(p, tuple(int(v) for v in labels[i]), name, i) for i, p in enumerate(paths)]
     for row, h in zip(rows, hashes):
         state.seen.setdefault(h, (row.path, row.labels))
@@ -117,7 +119,7 @@ def pack_balanced(state: RunState, test_rows: list[FaceRow], min_per_cell: int, 
     chosen, composition = select_balanced([r.path for r in test_rows], labels, min_per_cell, ages, plan.seed)
     selected = [test_rows[i] for i in chosen]
     total = 0
-    data_key = "images" if plan.encoding == "raw" else "images_encoded"
+    data_key = sample_dataset("faces", plan.encoding).name
     for number, group in enumerate(chunks(selected, plan.shard_size)):
         name = shard_name("faces", "eval_balanced", number)
         digest = plan_digest(plan, "faces", "eval_balanced", [r.path for r in group])
@@ -133,7 +135,7 @@ def pack_balanced(state: RunState, test_rows: list[FaceRow], min_per_cell: int, 
                     handles[r.file] = open_shard(plan.out / r.file)
                 f = handles[r.file]
                 stored = f[data_key][r.row]
-                sha = _as_str(f["hashes"][r.row])
+                sha = _as_str(f[FACE_HASHES.name][r.row])
                 if plan.encoding == "raw":
                     writer.add_face_raw(r.path, sha, r.labels, stored, None)
                 else:

@@ -15,6 +15,7 @@ import numpy as np
 
 from inpaint.core.buckets import BUCKET_EDGES, BUCKET_LABELS
 from inpaint.core.errors import DataError
+from inpaint.core.shard_format import MASK_BUCKET, MASK_RATIO, MASKS, SOURCE_PATHS
 
 from .faces import Skipped
 from .mask_gen import generate_mask
@@ -63,9 +64,9 @@ def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: s
             raise DataError(f"{plan.masks_root}: none of the {len(items)} masks is usable (first reason: "
                             f"{state.skipped[-1]['reason'] if state.skipped else 'unknown'}); "
                             f"pass another --masks folder or --masks {GENERATE}")
-        paths = [p.decode() if isinstance(p, bytes) else p for p in f["paths"][:n]]
-        buckets = f["bucket"][:n].astype(np.int64)
-        ratios = f["ratio"][:n]
+        paths = [p.decode() if isinstance(p, bytes) else p for p in f[SOURCE_PATHS.name][:n]]
+        buckets = f[MASK_BUCKET.name][:n].astype(np.int64)
+        ratios = f[MASK_RATIO.name][:n]
         test, train, val, granted = split_masks(paths, buckets, per_bucket, plan.seed, val_fraction)
         counts: dict[str, int] = {}
         per_bucket_counts: dict[str, list[int]] = {}
@@ -83,7 +84,7 @@ def pack_masks(state: RunState, mask_limit: int | None, mask_count: int, hole: s
                 writer = ShardWriter(plan.out / name, "masks", split, plan.size, len(group), "raw", digest)
                 try:
                     for i in group:
-                        writer.add(MaskSample(paths[i], f["masks"][i], float(ratios[i]), int(buckets[i])))
+                        writer.add(MaskSample(paths[i], f[MASKS.name][i], float(ratios[i]), int(buckets[i])))
                         state.progress.advance()
                 except BaseException:
                     writer.abort()

@@ -1,12 +1,7 @@
 """Writing one HDF5 shard of faces or masks (layout: docs/CONTRACTS.md "Shards").
 
-Storage choices were made by measurement (benchmarks/bench_loader.py, benchmarks/RESULTS.md):
-one sample per chunk, so a random read touches exactly one chunk (64-sample chunks were 8x
-slower); faces uncompressed (lzf/gzip saved only 7-17 % on photos and cut random reads 4-7x);
-binary masks with gzip level 4, 16x smaller than raw and as fast to read (standard HDF5 filter,
-unlike lzf). Face images and masks carry HDF5's Fletcher-32 checksum per chunk (4 bytes a
-sample), so a flipped byte on a disk or in a copy fails the read of that sample instead of
-training on it; readers of shards packed without it read them as before.
+The datasets, their dtypes, chunking, compression and checksums are the format's
+(:mod:`inpaint.core.shard_format`, with the measurements behind them); this module only fills them.
 """
 
 from __future__ import annotations
@@ -22,20 +17,29 @@ import numpy as np
 from inpaint.core.atomic import commit, tmp_name
 from inpaint.core.disk import is_disk_full
 from inpaint.core.errors import DataError
-from inpaint.core.shard_format import LOCK_HINT, SHARD_FORMAT, is_lock_error, sha256_file
+from inpaint.core.shard_format import (
+    BYTES, FACE_HASHES, FACE_IMAGES, FACE_IMAGES_ENCODED, FACE_LABELS, LOCK_HINT, MASK_BUCKET, MASK_RATIO, MASKS,
+    SOURCE_PATHS, TEXT, DatasetSpec, is_lock_error, sha256_file, shard_attributes, shard_datasets,
+)
 
 from .disk import ensure_room
 from .faces import FaceSample
 from .masks import MaskSample
 
-FACE_COMPRESSION: str | None = None
-CHECKSUM = True  # Fletcher-32 per chunk on images and masks; verified by HDF5 on every read
-MASK_COMPRESSION: str | None = "gzip"
-MASK_COMPRESSION_LEVEL = 4
 _BUFFER = 64
-_STR = h5py.string_dtype()
-_BYTES = h5py.vlen_dtype(np.uint8)
+_VARIABLE_DTYPES = {TEXT: h5py.string_dtype(), BYTES: h5py.vlen_dtype(np.uint8)}
 
+
+def create_dataset(f: h5py.File, spec: DatasetSpec, capacity: int, size: int, compress: bool = True) -> h5py.Dataset:
+    """``spec``'s dataset in ``f``, room for ``capacity`` samples and growable; ``compress=False``
+    leaves out its compression (the packer's uncompressed mask staging file)."""
+    shape = spec.shape(capacity, size)
+    chunks = (min(capacity, spec.chunk_rows), *shape[1:]) if spec.chunk_rows else None
+    compression = spec.compression if compress else None
+    return f.create_dataset(spec.name, shape, _VARIABLE_DTYPES.get(spec.dtype, spec.dtype), chunks=chunks,
+                            maxshape=(None, *shape[1:]), compression=compression,
+                            compression_opts=spec.compression_level if compression else None,
+                            fletcher32=spec.checksum)
 
 
 def open_shard(path: Path) -> h5py.File:
@@ -86,26 +90,9 @@ class ShardWriter:
             hint = LOCK_HINT if is_lock_error(exc) else "pass a writable --out"
             raise DataError(f"{self.tmp}: cannot create the shard ({exc}); {hint}") from None
         f = self._file
-        f.attrs.update({"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size,
-                        "encoding": encoding, "plan_digest": plan_digest})
-        n = max(capacity, 1)
-        if kind == "faces":
-            if encoding == "raw":
-                f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3),
-                                 maxshape=(None, size, size, 3), compression=FACE_COMPRESSION, fletcher32=CHECKSUM)
-            else:
-                f.create_dataset("images_encoded", (n,), _BYTES, chunks=(min(n, 256),), maxshape=(None,))
-            f.create_dataset("labels", (n, 3), np.int16, maxshape=(None, 3))
-            f.create_dataset("hashes", (n,), _STR, maxshape=(None,))
-        elif kind == "masks":
-            f.create_dataset("masks", (n, size, size), np.uint8, chunks=(1, size, size),
-                             maxshape=(None, size, size), compression=MASK_COMPRESSION if compress else None,
-                             compression_opts=MASK_COMPRESSION_LEVEL if compress else None, fletcher32=CHECKSUM)
-            f.create_dataset("ratio", (n,), np.float32, maxshape=(None,))
-            f.create_dataset("bucket", (n,), np.int8, maxshape=(None,))
-        else:
-            raise ValueError(f"unknown shard kind {kind!r}")
-        f.create_dataset("paths", (n,), _STR, maxshape=(None,))
+        f.attrs.update(shard_attributes(kind, split, size, encoding, plan_digest))
+        for spec in shard_datasets(kind, encoding):
+            create_dataset(f, spec, max(capacity, 1), size, compress)
 
     @property
     def count(self) -> int:
@@ -132,24 +119,24 @@ class ShardWriter:
             return
         ensure_room(self.tmp, sum(_nbytes(s) for s in self._buf))
         f, lo, hi = self._file, self._written, self._written + len(self._buf)
-        if hi > f["paths"].shape[0]:
+        if hi > f[SOURCE_PATHS.name].shape[0]:
             for name in f:
                 f[name].resize(hi, axis=0)
-        f["paths"][lo:hi] = [s.path for s in self._buf]
+        f[SOURCE_PATHS.name][lo:hi] = [s.path for s in self._buf]
         if self.kind == "faces":
             if self.encoding == "raw":
                 # A slice write, not write_direct_chunk: that would bypass the checksum filter.
-                f["images"][lo:hi] = np.stack([s.image for s in self._buf])
+                f[FACE_IMAGES.name][lo:hi] = np.stack([s.image for s in self._buf])
             else:
-                enc = f["images_encoded"]
+                enc = f[FACE_IMAGES_ENCODED.name]
                 for i, s in enumerate(self._buf):
                     enc[lo + i] = np.frombuffer(s.encoded, dtype=np.uint8)
-            f["labels"][lo:hi] = np.asarray([s.labels for s in self._buf], dtype=np.int16)
-            f["hashes"][lo:hi] = [s.sha256 for s in self._buf]
+            f[FACE_LABELS.name][lo:hi] = np.asarray([s.labels for s in self._buf], dtype=FACE_LABELS.dtype)
+            f[FACE_HASHES.name][lo:hi] = [s.sha256 for s in self._buf]
         else:
-            f["masks"][lo:hi] = np.stack([s.mask for s in self._buf])
-            f["ratio"][lo:hi] = np.asarray([s.ratio for s in self._buf], dtype=np.float32)
-            f["bucket"][lo:hi] = np.asarray([s.bucket for s in self._buf], dtype=np.int8)
+            f[MASKS.name][lo:hi] = np.stack([s.mask for s in self._buf])
+            f[MASK_RATIO.name][lo:hi] = np.asarray([s.ratio for s in self._buf], dtype=MASK_RATIO.dtype)
+            f[MASK_BUCKET.name][lo:hi] = np.asarray([s.bucket for s in self._buf], dtype=MASK_BUCKET.dtype)
         self._written = hi
         self._buf.clear()
 

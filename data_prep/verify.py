@@ -21,7 +21,10 @@ from inpaint.core.buckets import BUCKET_EDGES, bucket_of
 from inpaint.core.cli import run_cli
 from inpaint.core.atomic import TMP_MARK
 from inpaint.core.errors import DataError
-from inpaint.core.shard_format import LOCK_HINT, VERIFY_COMMAND, is_lock_error, read_index, sha256_file
+from inpaint.core.shard_format import (
+    FACE_IMAGES_ENCODED, FACE_LABELS, LOCK_HINT, MASK_BUCKET, MASK_RATIO, MASKS, VERIFY_COMMAND, DatasetSpec,
+    is_lock_error, read_index, sha256_file, shard_datasets,
+)
 
 from .cli_args import OneLineParser
 from .shards import open_shard
@@ -29,14 +32,17 @@ from .shards import open_shard
 RATIO_TOLERANCE = 1e-5
 
 
-def _expect(f: h5py.File, name: str, dtype: np.dtype | None, shape: tuple) -> str | None:
+def _expect(f: h5py.File, spec: DatasetSpec, count: int, size: int) -> str | None:
+    """What is wrong with ``spec``'s dataset in ``f`` (None: nothing); variable-length text and
+    bytes are checked for their shape only."""
+    name, shape = spec.name, spec.shape(count, size)
     if name not in f:
         return f"dataset '{name}' missing"
     ds = f[name]
     if ds.shape != shape:
         return f"'{name}' has shape {ds.shape}, expected {shape}"
-    if dtype is not None and ds.dtype != dtype:
-        return f"'{name}' has dtype {ds.dtype}, expected {np.dtype(dtype)}"
+    if not spec.variable_length and ds.dtype != np.dtype(spec.dtype):
+        return f"'{name}' has dtype {ds.dtype}, expected {np.dtype(spec.dtype)}"
     return None
 
 
@@ -44,26 +50,18 @@ def check_structure(f: h5py.File, entry: dict, size: int, encoding: str, deep: b
     """Problems with one open shard (empty list: fine)."""
     n = entry["count"]
     problems: list[str] = []
-    if entry["kind"] == "faces":
-        if encoding == "raw":
-            wanted = [("images", np.uint8, (n, size, size, 3))]
-        else:
-            wanted = [("images_encoded", None, (n,))]
-        wanted += [("labels", np.int16, (n, 3)), ("hashes", None, (n,)), ("paths", None, (n,))]
-    else:
-        wanted = [("masks", np.uint8, (n, size, size)), ("ratio", np.float32, (n,)), ("bucket", np.int8, (n,)),
-                  ("paths", None, (n,))]
-    problems += [p for p in (_expect(f, *w) for w in wanted) if p]
+    wanted = shard_datasets(entry["kind"], encoding)
+    problems += [p for p in (_expect(f, spec, n, size) for spec in wanted) if p]
     if problems:
         return problems
     if entry["kind"] == "faces":
-        labels = f["labels"][()]
+        labels = f[FACE_LABELS.name][()]
         if n and (labels.min() < -1 or labels[:, 1].max() > 1 or labels[:, 2].max() > 4):
             problems.append("labels outside (age, gender 0-1, race 0-4, -1 unknown)")
         if deep and encoding != "raw":
             for i in range(n):
                 try:
-                    with Image.open(io.BytesIO(f["images_encoded"][i].tobytes())) as img:
+                    with Image.open(io.BytesIO(f[FACE_IMAGES_ENCODED.name][i].tobytes())) as img:
                         if img.size != (size, size):
                             problems.append(f"sample {i} decodes to {img.size}, expected {size}x{size}")
                             break
@@ -72,7 +70,7 @@ def check_structure(f: h5py.File, entry: dict, size: int, encoding: str, deep: b
                     problems.append(f"sample {i} does not decode ({exc})")
                     break
     else:
-        masks, ratio, bucket = f["masks"][()], f["ratio"][()], f["bucket"][()]
+        masks, ratio, bucket = f[MASKS.name][()], f[MASK_RATIO.name][()], f[MASK_BUCKET.name][()]
         if masks.size and masks.max() > 1:
             problems.append("masks hold values other than 0 and 1")
         measured = masks.reshape(n, -1).mean(axis=1) if n else np.zeros(0)

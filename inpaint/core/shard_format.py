@@ -1,8 +1,9 @@
-"""The packed shard folder's format: ``index.json``, split and label names, checksums, HDF5 errors.
+"""The packed shard folder's format: ``index.json``, each shard's HDF5 datasets and attributes, split
+and label names, checksums, HDF5 errors.
 
 It lives in the core, beside the reader (``inpaint.io.shards``), because ``inpaint`` imports neither
 ``data_prep`` nor ``jobs``: the packer (``data_prep``) writes this format and imports it from
-here, so writer and readers can never disagree. Standard library only (no torch, no h5py), so
+here, so the writer, the reader and ``verify`` can never disagree. Standard library only (no torch, no h5py), so
 ``python -m data_prep.verify`` starts fast. Layout: docs/CONTRACTS.md "Shards".
 """
 
@@ -12,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from inpaint.core.errors import DataError
@@ -25,6 +27,76 @@ ENCODINGS = ("raw", "png", "jpeg")
 # Face labels are stored as codes (age, gender, race; -1 unknown); these names decode them.
 GENDER_NAMES = ("male", "female")
 RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
+
+#: Stands for the shard's image size (index.json's ``size``) in a sample shape.
+SIZE = -1
+#: Variable-length types, which numpy has no dtype name for: UTF-8 text, and bytes (an encoded image).
+TEXT, BYTES = "text", "bytes"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One HDF5 dataset of a shard: row ``i`` of every dataset of a shard is sample ``i``.
+
+    The storage choices were measured (benchmarks/bench_loader.py, benchmarks/RESULTS.md): one
+    image or mask per chunk, so a random read touches exactly one chunk (64-sample chunks were 8x
+    slower); faces uncompressed (lzf/gzip saved only 7-17 % on photos and cut random reads 4-7x);
+    binary masks gzip level 4, 16x smaller than raw and as fast to read. Images and masks carry
+    HDF5's Fletcher-32 checksum per chunk (4 bytes a sample), so a flipped byte fails the read of
+    that sample instead of training on it; shards packed without it read as before.
+    """
+
+    name: str
+    dtype: str  # a numpy dtype name, or TEXT / BYTES
+    sample_shape: tuple[int, ...] = ()  # SIZE: the shard's image size
+    chunk_rows: int | None = None  # rows per chunk (at most the capacity); None: HDF5 chooses
+    compression: str | None = None
+    compression_level: int | None = None
+    checksum: bool = False  # Fletcher-32 per chunk, verified by HDF5 on every read
+
+    def shape(self, count: int, size: int) -> tuple[int, ...]:
+        """The dataset's shape in a shard of ``count`` samples of ``size`` pixels."""
+        return (count, *(size if d == SIZE else d for d in self.sample_shape))
+
+    @property
+    def variable_length(self) -> bool:
+        return self.dtype in (TEXT, BYTES)
+
+
+FACE_IMAGES = DatasetSpec("images", "uint8", (SIZE, SIZE, 3), chunk_rows=1, checksum=True)
+FACE_IMAGES_ENCODED = DatasetSpec("images_encoded", BYTES, chunk_rows=256)  # one png/jpeg file per row
+FACE_LABELS = DatasetSpec("labels", "int16", (3,))  # age, gender, race codes; -1 unknown
+FACE_HASHES = DatasetSpec("hashes", TEXT)  # SHA-256 of the source file
+MASKS = DatasetSpec("masks", "uint8", (SIZE, SIZE), chunk_rows=1, compression="gzip", compression_level=4,
+                    checksum=True)  # 1 = hole
+MASK_RATIO = DatasetSpec("ratio", "float32")  # hole fraction of the mask
+MASK_BUCKET = DatasetSpec("bucket", "int8")  # hole-ratio bucket (inpaint.core.buckets)
+SOURCE_PATHS = DatasetSpec("paths", TEXT)  # the sample's source file, relative to its input folder
+
+
+def shard_attributes(kind: str, split: str, size: int, encoding: str, plan_digest: str) -> dict[str, object]:
+    """The attributes a shard gets when it is created (a resumed pack recognises its own shards by
+    ``plan_digest``); ``skipped`` (JSON list of the plan's files not stored) and ``count`` are added
+    when it is sealed."""
+    return {"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size, "encoding": encoding,
+            "plan_digest": plan_digest}
+
+
+def sample_dataset(kind: str, encoding: str) -> DatasetSpec:
+    """The dataset holding the samples themselves: face images (raw or encoded) or masks."""
+    if kind == "masks":
+        return MASKS
+    return FACE_IMAGES if encoding == "raw" else FACE_IMAGES_ENCODED
+
+
+def shard_datasets(kind: str, encoding: str) -> tuple[DatasetSpec, ...]:
+    """Every dataset of a ``kind`` ("faces" or "masks") shard, in the order the packer creates them."""
+    if kind == "faces":
+        return (sample_dataset(kind, encoding), FACE_LABELS, FACE_HASHES, SOURCE_PATHS)
+    if kind == "masks":
+        return (MASKS, MASK_RATIO, MASK_BUCKET, SOURCE_PATHS)
+    raise ValueError(f"unknown shard kind {kind!r}")
+
 
 REPACK_HINT = "re-run python -m data_prep.pack to rebuild it"
 LOCK_HINT = "on NFS/Lustre mounts without file locks, set HDF5_USE_FILE_LOCKING=FALSE"

@@ -22,7 +22,10 @@ from torch.utils.data import Dataset
 
 from inpaint.core.buckets import BUCKET_EDGES
 from inpaint.core.errors import DataError
-from inpaint.core.shard_format import FACE_SPLITS, MASK_SPLITS, REPACK_HINT as _REPACK, damaged_shard_message, read_index
+from inpaint.core.shard_format import (
+    FACE_LABELS, FACE_SPLITS, MASK_BUCKET, MASK_RATIO, MASK_SPLITS, MASKS, REPACK_HINT as _REPACK, DatasetSpec,
+    damaged_shard_message, read_index, sample_dataset,
+)
 
 __all__ = ["FaceShards", "MaskShards", "read_index"]
 
@@ -56,6 +59,8 @@ class _ShardSet(Dataset):
         self._data: dict[int, tuple[h5py.Dataset, bool]] = {}
         self._pid = os.getpid()
         self._memory: list[Any] | None = None
+        # One decoded sample's shape (an encoded face decodes to a raw one).
+        self._sample_shape = sample_dataset(self.kind, "raw").shape(1, self.size)[1:]
         self._load_metadata(counts)
         if in_memory:
             self._memory = [self._read_all(i) for i in range(len(self.files))]
@@ -138,7 +143,8 @@ class _ShardSet(Dataset):
         except READ_ERRORS as exc:
             raise DataError(f"{self.files[shard]}: cannot read ({exc}); {_REPACK}") from None
 
-    def _read_column(self, name: str, counts: list[int], dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    def _read_column(self, spec: DatasetSpec, counts: list[int]) -> np.ndarray:
+        name, dtype = spec.name, np.dtype(spec.dtype)
         parts = []
         for i, expected in enumerate(counts):
             f = self._open(i)
@@ -154,7 +160,7 @@ class _ShardSet(Dataset):
                 raise DataError(f"{self.files[i]}: '{name}' holds {arr.shape[0]} samples, index.json says "
                                 f"{expected}; {_REPACK}")
             parts.append(arr)
-        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=dtype)
+        return np.concatenate(parts) if parts else np.zeros(spec.shape(0, self.size), dtype=dtype)
 
     def _load_metadata(self, counts: list[int]) -> None:
         raise NotImplementedError
@@ -184,10 +190,10 @@ class FaceShards(_ShardSet):
 
     @property
     def data_key(self) -> str:  # type: ignore[override]
-        return "images" if self.encoding == "raw" else "images_encoded"
+        return sample_dataset(self.kind, self.encoding).name
 
     def _load_metadata(self, counts: list[int]) -> None:
-        self.labels: np.ndarray = self._read_column("labels", counts, np.int16, (3,))
+        self.labels: np.ndarray = self._read_column(FACE_LABELS, counts)
 
     def _decode(self, stored: Any, shard: int, row: int) -> np.ndarray:
         if self.encoding == "raw":
@@ -202,9 +208,9 @@ class FaceShards(_ShardSet):
     def __getitem__(self, index: int) -> dict[str, Any]:
         shard, row = self._locate(index)
         image = self._decode(self._read_sample(shard, row), shard, row)
-        if image.shape != (self.size, self.size, 3):
-            raise DataError(f"{self.files[shard]}: sample {row} has shape {image.shape}, expected "
-                            f"({self.size}, {self.size}, 3); {_REPACK}")
+        expected = self._sample_shape
+        if image.shape != expected:
+            raise DataError(f"{self.files[shard]}: sample {row} has shape {image.shape}, expected {expected}; {_REPACK}")
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32)
         return {"image": tensor.div_(127.5).sub_(1.0),
                 "labels": torch.from_numpy(self.labels[shard_row_index(self, shard, row)].astype(np.int64)),
@@ -216,14 +222,14 @@ class MaskShards(_ShardSet):
     "index": int}``."""
 
     kind = "masks"
-    data_key = "masks"
+    data_key = MASKS.name
 
     def __init__(self, root: str | os.PathLike, split: str, in_memory: bool = False) -> None:
         super().__init__(root, split, in_memory)
 
     def _load_metadata(self, counts: list[int]) -> None:
-        self.ratios: np.ndarray = self._read_column("ratio", counts, np.float32, ())
-        self.buckets: np.ndarray = self._read_column("bucket", counts, np.int8, ()).astype(np.int64)
+        self.ratios: np.ndarray = self._read_column(MASK_RATIO, counts)
+        self.buckets: np.ndarray = self._read_column(MASK_BUCKET, counts).astype(np.int64)
         if self.buckets.size and (self.buckets.min() < 0 or self.buckets.max() >= len(BUCKET_EDGES)):
             raise DataError(f"{self.root}: mask split {self.split!r} has bucket numbers outside 0-"
                             f"{len(BUCKET_EDGES) - 1}; {_REPACK}")
@@ -231,9 +237,9 @@ class MaskShards(_ShardSet):
     def __getitem__(self, index: int) -> dict[str, Any]:
         shard, row = self._locate(index)
         mask = np.asarray(self._read_sample(shard, row))
-        if mask.shape != (self.size, self.size):
+        if mask.shape != self._sample_shape:
             raise DataError(f"{self.files[shard]}: mask {row} has shape {mask.shape}, expected "
-                            f"({self.size}, {self.size}); {_REPACK}")
+                            f"{self._sample_shape}; {_REPACK}")
         i = shard_row_index(self, shard, row)
         return {"mask": torch.from_numpy(mask).to(torch.float32).unsqueeze_(0),
                 "ratio": float(self.ratios[i]), "bucket": int(self.buckets[i]), "index": i}
