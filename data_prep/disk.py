@@ -12,12 +12,12 @@ import os
 import re
 from pathlib import Path
 
-from inpaint.core.disk import free_bytes
+from inpaint.core import disk as core_disk
+from inpaint.core.disk import format_bytes, free_bytes
 
 from .splits import TEST_FRACTION_DENOM
 
 _HDF5_FILENAME = re.compile(r"filename = '([^']+)'")
-MB = 1_000_000
 ROOM_MARGIN = 1 << 20  # HDF5 metadata (chunk index, attributes) written on flush and close
 MASK_GZIP_RATIO = 8  # binary masks shrink ~16x with gzip (shards.py); half that as a margin
 
@@ -43,8 +43,8 @@ def ensure_room(path: Path, nbytes: int) -> None:
     """
     free = free_bytes(path.parent) or 0  # unknown counts as full: HDF5 must never meet a full disk
     if free < nbytes + ROOM_MARGIN:
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {nbytes + ROOM_MARGIN} bytes wanted, "
-                                    f"{free} free", str(path))
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {format_bytes(nbytes + ROOM_MARGIN)} wanted, "
+                                    f"{format_bytes(free)} free", str(path))
 
 
 def estimated_bytes(size: int, n_faces: int, n_masks: int) -> int:
@@ -68,8 +68,7 @@ def written_bytes(out: Path) -> int:
 
 def disk_full_message(exc: BaseException, out: Path, needed: int) -> str:
     """One line: which path, that the disk is full, roughly how much the pack needs, and the fix."""
-    kept = written_bytes(out)
-    return (f"{failed_path(exc, out)}: the disk is full ({os.strerror(errno.ENOSPC)}); this pack needs roughly "
-            f"{needed / MB:.1f} MB in {out} ({kept / MB:.1f} MB of finished shards kept for a resume, "
-            f"{(free_bytes(out) or 0) / MB:.1f} MB free now): free space and re-run the same command, or pass "
-            "--out on a larger file system")
+    return core_disk.disk_full_message(failed_path(exc, out), free_bytes(out), needed,
+                                       needed_detail=f" in {out}, {format_bytes(written_bytes(out))} of finished "
+                                                     "shards kept for a resume",
+                                       fix="free space and re-run the same command, or pass --out on a larger file system")

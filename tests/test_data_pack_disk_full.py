@@ -7,6 +7,7 @@ reason where mounting is not allowed.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -45,10 +46,24 @@ def test_a_full_disk_is_one_line_exit_2_and_nothing_half_written(data_root: Path
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr[-3000:]
     line = lines[0]
     assert str(out) in line and "disk is full" in line
-    assert re.search(r"needs roughly \d+(\.\d+)? MB", line), line
+    assert re.search(r"roughly \d+\.\d MB needed", line), line
     assert not (out / "index.json").exists()
     if out.exists():
         assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
         for shard in out.glob("*.h5"):  # every file with a final name is complete
             with h5py.File(shard, "r") as f:
                 assert {f[name].shape[0] for name in f} == {int(f.attrs["count"])}
+
+
+def test_the_pack_words_a_full_disk_as_every_command_does(tmp_path: Path) -> None:
+    """One wording and one unit (MB, one decimal) for a full disk, whichever command met it."""
+    from data_prep.disk import disk_full_message
+    from inpaint.core.disk import format_bytes
+
+    (tmp_path / "faces-train-00000.h5").write_bytes(b"\0" * 1_250_000)
+    failed = tmp_path / "masks-test-00000.h5.tmp-7"
+    line = disk_full_message(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(failed)), tmp_path, 7_840_000)
+    assert line.startswith(f"{failed}: the disk is full (") and "\n" not in line
+    assert f"roughly 7.8 MB needed in {tmp_path}, 1.2 MB of finished shards kept for a resume" in line
+    assert line.endswith("; free space and re-run the same command, or pass --out on a larger file system")
+    assert format_bytes(7_840_000) == "7.8 MB" and format_bytes(0) == "0.0 MB"
