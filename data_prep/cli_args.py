@@ -1,13 +1,12 @@
-"""Argument types of the packer's command lines; the parser itself is the project's one
-(:class:`inpaint.core.cli.OneLineParser`: one-line errors that name the closest option)."""
+"""Argument types of the packer's command lines. The parser itself is the project's one,
+:class:`inpaint.core.cli.OneLineParser` (one-line errors that name the closest option), imported
+from there by every command."""
 
 from __future__ import annotations
 
 import argparse
 
-from inpaint.core.cli import OneLineParser
-
-__all__ = ["OneLineParser", "age_range", "non_negative_int", "positive_int"]
+__all__ = ["age_range", "non_negative_int", "positive_int"]
 
 
 def positive_int(text: str) -> int:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from inpaint.core.atomic import write_json
 from inpaint.core.buckets import BUCKET_LABELS
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.disk import is_disk_full
 from inpaint.core.errors import DataError
 from inpaint.core.shard_format import FACE_SPLITS, INDEX_NAME, MASK_SPLITS, SHARD_FORMAT, sha256_file
 
-from .cli_args import OneLineParser, age_range, non_negative_int, positive_int
+from .cli_args import age_range, non_negative_int, positive_int
 from .disk import disk_full_message, estimated_bytes
 from .faces import Skipped
 from .journal import PackLock, ResumeJournal, remove_stale_temporaries

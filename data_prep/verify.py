@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from inpaint.core.buckets import BUCKET_EDGES, bucket_of
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.atomic import TMP_MARK
 from inpaint.core.errors import DataError
 from inpaint.core.shard_format import (
@@ -26,7 +26,6 @@ from inpaint.core.shard_format import (
     is_lock_error, read_index, sha256_file, shard_datasets,
 )
 
-from .cli_args import OneLineParser
 from .shards import open_shard
 
 RATIO_TOLERANCE = 1e-5

@@ -104,3 +104,13 @@ def test_the_torch_free_evaluate_options_name_the_real_fills() -> None:
     from inpaint.evaluation import baselines, options
 
     assert options.METHODS == METHODS and options.DEFAULT_BASELINES == baselines.DEFAULT_BASELINES
+
+
+def test_every_inpaint_and_data_prep_command_uses_the_one_line_parser() -> None:
+    """One parser class for every command, so each answers a bad option the same way (one line,
+    did-you-mean): a bare ``argparse.ArgumentParser`` would print argparse's usage block instead."""
+    bare = [f"{path.relative_to(REPO)}:{n}" for package in ("inpaint", "data_prep")
+            for path in sorted((REPO / package).rglob("*.py"))
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if "ArgumentParser(" in line and "class " not in line]
+    assert not bare, f"use inpaint.core.cli.OneLineParser in {', '.join(bare)}"
