@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 
@@ -19,3 +20,14 @@ def make_weights(path: Path, seed: int, overrides: list[str] | None = None) -> P
     torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, path)
     path.with_suffix(".json").write_text(json.dumps({"config": cfg}))
     return path
+
+
+def run_predict(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``python -m inpaint.predict`` through its real entry point (run_cli): exit code, stdout, stderr."""
+    from inpaint import predict
+    from inpaint.core.cli import run_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(predict.main, argv)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code), captured.out, captured.err

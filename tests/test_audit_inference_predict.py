@@ -15,9 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from eval_support import make_weights
+from eval_support import make_weights, run_predict
 from inpaint import predict
-from inpaint.core.cli import run_cli
 from inpaint.core.errors import CheckpointError
 from inpaint.inference.crop import context_box
 from inpaint.inference.inpainter import Inpainter
@@ -50,13 +49,6 @@ def _mask(path: Path, size: tuple[int, int], box: tuple[int, int, int, int]) -> 
     m[box[1]:box[3], box[0]:box[2]] = 255
     Image.fromarray(m).save(path)
     return path
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(predict.main, argv)
-    captured = capsys.readouterr()
-    return int(exit_info.value.code), captured.out, captured.err
 
 
 #: Runs a command under an 8 GB address-space limit (so a regression fails fast instead of
@@ -133,11 +125,11 @@ def test_a_feather_wider_than_the_photo_is_refused_at_once(weights: Path, tmp_pa
     photo = _photo(tmp_path / "photo.png", (200, 150))
     mask = _mask(tmp_path / "mask.png", (200, 150), (60, 40, 140, 110))
     started = time.monotonic()
-    code, _, err = _run(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
+    code, _, err = run_predict(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
                          "--weights", str(weights), "--no-face-detect", "--feather", "100000"], capsys)
     assert code == 2 and err.startswith("error: --feather 100000") and "150" in err and err.count("\n") == 1, err
     assert time.monotonic() - started < 30 and not (tmp_path / "out.png").exists()
-    code, _, err = _run(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
+    code, _, err = run_predict(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
                          "--weights", str(weights), "--no-face-detect", "--feather", "150"], capsys)
     assert code == 0, err
 
@@ -148,7 +140,7 @@ def test_out_naming_the_photo_or_the_mask_is_refused(weights: Path, tmp_path: Pa
     mask = _mask(tmp_path / "mask.png", (120, 100), (40, 30, 70, 60))
     original = photo.read_bytes()
     for out in (photo, tmp_path / "." / "photo.png", mask):
-        code, _, err = _run(["--image", str(photo), "--mask", str(mask), "--out", str(out), "--weights", str(weights)], capsys)
+        code, _, err = run_predict(["--image", str(photo), "--mask", str(mask), "--out", str(out), "--weights", str(weights)], capsys)
         assert code == 2 and err.startswith("error: --out") and "overwrite" in err and err.count("\n") == 1, err
     assert photo.read_bytes() == original
 
@@ -161,7 +153,7 @@ def test_out_dir_naming_the_image_dir_is_refused(weights: Path, tmp_path: Path,
     _mask(masks / "a.png", (120, 100), (40, 30, 70, 60))
     original = (photos / "a.png").read_bytes()
     for out_dir, opt in ((photos, "--image-dir"), (masks, "--mask-dir")):
-        code, _, err = _run(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out_dir),
+        code, _, err = run_predict(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out_dir),
                              "--weights", str(weights)], capsys)
         assert code == 2 and err.startswith("error: --out-dir") and opt in err and err.count("\n") == 1, err
     assert (photos / "a.png").read_bytes() == original
@@ -176,7 +168,7 @@ def test_two_photos_of_one_stem_are_both_refused_and_counted(weights: Path, tmp_
     _photo(photos / "b.png", (120, 100), seed=3)
     for stem in ("a", "b"):
         _mask(masks / f"{stem}.png", (120, 100), (40, 30, 70, 60))
-    code, stdout, err = _run(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
+    code, stdout, err = run_predict(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
                               "--weights", str(weights), "--quiet"], capsys)
     assert code == 1
     assert "wrote 1 of 3 photos" in stdout, stdout

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from inpaint import predict
-from inpaint.core.cli import run_cli
 from inpaint.core.errors import CheckpointError
-from eval_support import make_weights
+from eval_support import make_weights, run_predict
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +61,11 @@ def _mask(path: Path, size: tuple[int, int], box: tuple[int, int, int, int], mod
     return path
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Through the real entry point (run_cli): exit code and stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(predict.main, argv)
-    return int(exit_info.value.code), capsys.readouterr().err
-
-
 def test_photo_of_any_size_changes_only_the_hole(data_root: Path, weights: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     photo = _photo(data_root, tmp_path / "photo.png")
     mask = _mask(tmp_path / "mask.png", (600, 400), (280, 170, 380, 250))
-    code, err = _run(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
+    code, _, err = run_predict(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
                       "--weights", str(weights)], capsys)
     assert code == 0, err
     before = np.asarray(Image.open(photo))
@@ -113,7 +104,7 @@ def test_bad_masks_are_clear_errors(case: str, message: str, data_root: Path, we
     mask = Image.new("L", (64, 64), 255) if case == "size" else Image.new("L", (120, 100), fill)
     mask.save(tmp_path / "mask.png")
     extra = ["--mask-hole", "black"] if case == "black-empty" else []
-    code, err = _run(["--image", str(photo), "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"),
+    code, _, err = run_predict(["--image", str(photo), "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"),
                       "--weights", str(weights), *extra], capsys)
     assert code == 2
     assert err.startswith("error: mask ") and message in err and "mask.png" in err and err.count("\n") == 1
@@ -134,7 +125,7 @@ def test_folder_mode_batches_and_reports_failures(data_root: Path, weights: Path
     Image.new("L", (10, 10), 255).save(masks / "d.png")   # wrong size; e has no mask at all
     (photos / "f.jpg").write_bytes(b"not an image")         # a damaged photo with a valid mask
     _mask(masks / "f.png", (50, 50), (10, 10, 20, 20))
-    code, err = _run(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
+    code, _, err = run_predict(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
                       "--weights", str(weights), "--batch-size", "2"], capsys)
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
@@ -144,7 +135,7 @@ def test_folder_mode_batches_and_reports_failures(data_root: Path, weights: Path
 
     # A photo inpainted in a batch equals the same photo inpainted alone.
     alone = tmp_path / "alone.png"
-    code, err = _run(["--image", str(photos / "b.png"), "--mask", str(masks / "b.png"), "--out", str(alone),
+    code, _, err = run_predict(["--image", str(photos / "b.png"), "--mask", str(masks / "b.png"), "--out", str(alone),
                       "--weights", str(weights)], capsys)
     assert code == 0, err
     diff = np.abs(np.asarray(Image.open(alone), dtype=int) - np.asarray(Image.open(out / "b.png"), dtype=int))
@@ -161,7 +152,7 @@ def test_transparency_and_greyscale_are_kept(data_root: Path, weights: Path, tmp
     mask = _mask(tmp_path / "mask.png", (96, 96), (30, 40, 60, 70))
     hole = np.asarray(Image.open(mask)) > 127
     for name in ("rgba", "grey"):
-        code, err = _run(["--image", str(tmp_path / f"{name}.png"), "--mask", str(mask),
+        code, _, err = run_predict(["--image", str(tmp_path / f"{name}.png"), "--mask", str(mask),
                           "--out", str(tmp_path / f"{name}-out.png"), "--weights", str(weights)], capsys)
         assert code == 0, err
         before, after = Image.open(tmp_path / f"{name}.png"), Image.open(tmp_path / f"{name}-out.png")

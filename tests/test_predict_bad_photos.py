@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_predict import _mask, _photo, _run, weights  # noqa: F401  (weights is a fixture)
+from eval_support import run_predict
+from test_predict import _mask, _photo, weights  # noqa: F401  (weights is a fixture)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -35,7 +36,7 @@ def test_decompression_bomb_photo_or_mask_is_a_one_line_error(side: int, tmp_pat
     photo = _photo(data_root, tmp_path / "photo.png", (120, 100))
     mask = _mask(tmp_path / "mask.png", (120, 100), (40, 30, 70, 60))
     for argv, what in ((["--image", str(bomb), "--mask", str(mask)], "photo"), (["--image", str(photo), "--mask", str(bomb)], "mask")):
-        code, err = _run([*argv, "--out", str(tmp_path / "out.png"), "--weights", str(weights)], capsys)
+        code, _, err = run_predict([*argv, "--out", str(tmp_path / "out.png"), "--weights", str(weights)], capsys)
         assert code == 2, err
         assert err.startswith(f"error: {what} {bomb}") and f"{side}×{side}" in err and err.count("\n") == 1, err
         assert not (tmp_path / "out.png").exists()
@@ -53,7 +54,7 @@ def test_folder_mode_lists_unreadable_photos_and_repairs_the_rest(tmp_path: Path
     _photo(data_root, photos / "d-good.png", size, 1)
     for name in ("a-bomb", "b-good", "c-truncated", "d-good"):
         _mask(masks / f"{name}.png", size, (40, 30, 70, 60))
-    code, err = _run(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
+    code, _, err = run_predict(["--image-dir", str(photos), "--mask-dir", str(masks), "--out-dir", str(out),
                       "--weights", str(weights)], capsys)
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["b-good.png", "d-good.png"]
@@ -66,7 +67,7 @@ def test_folder_mode_lists_unreadable_photos_and_repairs_the_rest(tmp_path: Path
 def test_photo_passed_as_its_own_mask_is_warned_about(tmp_path: Path, data_root: Path, weights: Path,  # noqa: F811
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     photo = _photo(data_root, tmp_path / "photo.png", (120, 100))
-    code, err = _run(["--image", str(photo), "--mask", str(photo), "--out", str(tmp_path / "out.png"),
+    code, _, err = run_predict(["--image", str(photo), "--mask", str(photo), "--out", str(tmp_path / "out.png"),
                       "--weights", str(weights)], capsys)
     assert code == 0, err
     # (The random smoke weights get their own warning, tests/test_predict_messages.py.)
@@ -80,7 +81,7 @@ def test_photo_passed_as_its_own_mask_is_warned_about(tmp_path: Path, data_root:
     m.resize((120, 100), Image.LANCZOS).save(tmp_path / "soft.jpg", quality=75)
     values = np.asarray(Image.open(tmp_path / "soft.jpg"))
     assert ((values > 16) & (values < 240)).any()  # it really holds grey edge pixels
-    code, err = _run(["--image", str(photo), "--mask", str(tmp_path / "soft.jpg"), "--out", str(tmp_path / "out2.png"),
+    code, _, err = run_predict(["--image", str(photo), "--mask", str(tmp_path / "soft.jpg"), "--out", str(tmp_path / "out2.png"),
                       "--weights", str(weights)], capsys)
     assert code == 0, err
     assert "warning: mask" not in err
@@ -90,7 +91,7 @@ def test_photo_passed_as_its_own_mask_is_warned_about(tmp_path: Path, data_root:
     (tmp_path / "m").mkdir()
     Image.open(photo).save(tmp_path / "p" / "x.png")
     Image.open(photo).save(tmp_path / "m" / "x.png")
-    code, err = _run(["--image-dir", str(tmp_path / "p"), "--mask-dir", str(tmp_path / "m"), "--out-dir", str(tmp_path / "o"),
+    code, _, err = run_predict(["--image-dir", str(tmp_path / "p"), "--mask-dir", str(tmp_path / "m"), "--out-dir", str(tmp_path / "o"),
                       "--weights", str(weights), "--quiet"], capsys)
     assert code == 0, err
     assert (tmp_path / "o" / "x.png").is_file()

@@ -9,17 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from eval_support import make_weights
-from inpaint import predict
-from inpaint.core.cli import run_cli
+from eval_support import make_weights, run_predict
 from test_predict import _mask, _photo, with_sha256
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(predict.main, argv)
-    captured = capsys.readouterr()
-    return int(exit_info.value.code), captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +33,18 @@ def test_a_smoke_model_is_called_plumbing_and_a_trained_one_is_not(data_root: Pa
     photo = _photo(data_root, tmp_path / "photo.png", (120, 100))
     mask = _mask(tmp_path / "mask.png", (120, 100), (40, 30, 70, 60))
     common = ["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"), "--no-face-detect"]
-    code, out, err = _run([*common, "--weights", str(smoke)], capsys)
+    code, out, err = run_predict([*common, "--weights", str(smoke)], capsys)
     assert code == 0, err
     lines = [line for line in err.splitlines() if "smoke model" in line]
     assert len(lines) == 1 and lines[0].startswith(f"warning: {smoke} is a smoke model (config smoke")
     assert "plumbing" in lines[0] and "noise" in lines[0]
 
     short = _with_card(smoke, tmp_path / "short.pt", "quarter", 600)
-    code, out, err = _run([*common, "--weights", str(short)], capsys)
+    code, out, err = run_predict([*common, "--weights", str(short)], capsys)
     assert code == 0 and "smoke model (trained on 600 images)" in err
 
     trained = _with_card(smoke, tmp_path / "trained.pt", "quarter", 24_000)
-    code, out, err = _run([*common, "--weights", str(trained)], capsys)
+    code, out, err = run_predict([*common, "--weights", str(trained)], capsys)
     assert code == 0 and "warning" not in err, err
 
 
@@ -63,18 +54,18 @@ def test_it_says_whether_a_face_was_found_and_which_square_the_model_saw(data_ro
     photo = _photo(data_root, tmp_path / "photo.png")                      # a 300-px face in a 600x400 scene
     on_face = _mask(tmp_path / "face.png", (600, 400), (270, 170, 330, 230))
     common = ["--image", str(photo), "--out", str(tmp_path / "out.png"), "--weights", str(smoke)]
-    code, out, err = _run([*common, "--mask", str(on_face)], capsys)
+    code, out, err = run_predict([*common, "--mask", str(on_face)], capsys)
     assert code == 0, err
     assert out.startswith("face found at (") and "around it (seen at 64 px)" in out, out
 
-    code, out, err = _run([*common, "--mask", str(on_face), "--no-face-detect"], capsys)
+    code, out, err = run_predict([*common, "--mask", str(on_face), "--no-face-detect"], capsys)
     assert code == 0, err
     assert out.startswith("face not searched (--no-face-detect); inpainted the ") and "around the hole" in out
 
     blank = tmp_path / "blank.png"
     Image.new("RGB", (300, 200), (40, 90, 160)).save(blank)                # nothing but sky
     sky_hole = _mask(tmp_path / "sky.png", (300, 200), (100, 60, 160, 120))
-    code, out, err = _run(["--image", str(blank), "--mask", str(sky_hole), "--out", str(tmp_path / "sky-out.png"),
+    code, out, err = run_predict(["--image", str(blank), "--mask", str(sky_hole), "--out", str(tmp_path / "sky-out.png"),
                            "--weights", str(smoke)], capsys)
     assert code == 0, err
     assert out.startswith("no face found; inpainted the 122×122-px square at (70, 30) around the hole"), out
@@ -83,10 +74,10 @@ def test_it_says_whether_a_face_was_found_and_which_square_the_model_saw(data_ro
 def test_weights_by_name(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     photo = _photo(data_root, tmp_path / "photo.png", (160, 160))
     mask = _mask(tmp_path / "mask.png", (160, 160), (60, 60, 100, 100))
-    code, out, err = _run(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
+    code, out, err = run_predict(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
                            "--weights", "quarter-residual", "--no-face-detect"], capsys)
     assert code == 0, err
     assert "smoke" not in err and (tmp_path / "out.png").is_file()
-    code, out, err = _run(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
+    code, out, err = run_predict(["--image", str(photo), "--mask", str(mask), "--out", str(tmp_path / "out.png"),
                            "--weights", "quarter-residul"], capsys)
     assert code == 2 and err.startswith("error: ") and "quarter-residul" in err
