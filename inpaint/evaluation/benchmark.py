@@ -76,6 +76,7 @@ def model_name(kind: str, path: Path) -> str:
 
 
 def unique_names(names: list[str]) -> list[str]:
+    """``names`` with each repeat numbered (``m``, ``m#2``): report columns and folders need distinct names."""
     seen: dict[str, int] = {}
     out = []
     for n in names:
@@ -156,20 +157,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.precision == "bf16" and device.type != "cuda":
         raise ConfigError("--precision bf16 is for GPUs (it is many times slower on CPUs without native bf16): use fp32")
     benchmarks = [open_benchmark(Path(d).expanduser(), args) for d in args.data]
-
-    from inpaint.io.weights import WeightsWarning, open_generator
-
-    loaded = []
-    for kind, path in sources:  # load all first: a bad path fails before anything is written
-        with warnings_as_lines(WeightsWarning):
-            opened = open_generator(path, device)
-        cfg = opened.config
-        for bench in benchmarks:
-            model_size = int(cfg.get("data", {}).get("size", bench.size))
-            if model_size != bench.size:
-                raise ConfigError(f"{path} is a {model_size}-px model but the shards {bench.root} are {bench.size} px: "
-                                  f"evaluate on shards packed at {model_size} px")
-        loaded.append((kind, path, opened.model, cfg, training_record(opened.training_set, opened.data)))
+    loaded = load_models(sources, benchmarks, device)
     lpips_model, lpips_reason = try_load_lpips(args.lpips_weights, device)
     describer, identity_reason = (None, "skipped (--no-identity)") if args.no_identity else try_face_describer(args.identity_workers)
     out = Path(args.out) if args.out else (sources[0][1] / EVAL_DIR if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
@@ -201,6 +189,27 @@ def evaluate(args: argparse.Namespace) -> int:
         if describer is not None:
             describer.close()
     return 0
+
+
+def load_models(sources: Sequence[tuple[str, Path]], benchmarks: Sequence[Benchmark], device: torch.device
+                ) -> list[tuple[str, Path, torch.nn.Module, dict[str, Any], tuple[dict[str, Any] | None, str]]]:
+    """(kind, path, model, config, training record) of every ``(kind, path)`` source, all loaded
+    before anything is scored, so a bad path or a model of the wrong size fails before anything is
+    written."""
+    from inpaint.io.weights import WeightsWarning, open_generator
+
+    loaded = []
+    for kind, path in sources:
+        with warnings_as_lines(WeightsWarning):
+            opened = open_generator(path, device)
+        cfg = opened.config
+        for bench in benchmarks:
+            model_size = int(cfg.get("data", {}).get("size", bench.size))
+            if model_size != bench.size:
+                raise ConfigError(f"{path} is a {model_size}-px model but the shards {bench.root} are {bench.size} px: "
+                                  f"evaluate on shards packed at {model_size} px")
+        loaded.append((kind, path, opened.model, cfg, training_record(opened.training_set, opened.data)))
+    return loaded
 
 
 def score_benchmark(bench: Benchmark, columns: Sequence[Column], scorers: Scorers, device: torch.device, args: argparse.Namespace,
