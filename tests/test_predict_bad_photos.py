@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval_support import run_predict
-from test_predict import _mask, _photo, weights  # noqa: F401  (weights is a fixture)
+from eval_support import make_weights, run_predict
+from test_predict import _mask, _photo, with_sha256
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 64-px smoke generator in the shipped format, its card carrying the file's sha256."""
+    return with_sha256(make_weights(tmp_path_factory.mktemp("weights") / "smoke.pt", seed=0))
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
