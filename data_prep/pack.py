@@ -182,6 +182,8 @@ def _pack(ns: argparse.Namespace, plan: Plan, faces: list[str], unlisted: list[S
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
             state.close()
+            if stop.requested:  # a stop can land between a temporary's creation and its abort
+                remove_stale_temporaries(plan.out)  # ours alone: the folder is locked
 
         unlabelled = composition["total"] == 0
         if unlabelled:  # e.g. CelebA-HQ: one line instead of ten per-cell ones

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +27,22 @@ class StopRequest:
     once, but Python drops an exception raised while a ``__del__`` or weakref callback runs
     ("Exception ignored in ..."); the flag stays set, and the pack calls :meth:`check` at every
     item and before it writes ``index.json``, so a stopped pack never reports itself finished.
+    Such a dropped stop prints nothing (:meth:`_unraisable`): its one line comes from the check.
     """
 
     def __init__(self, out: Path) -> None:
         self.requested = False
+        self._previous_hook = sys.unraisablehook
         self.message = (f"{out}: stopped by SIGTERM; the finished shards are kept: re-run the same "
                         "python -m data_prep.pack command to resume")
 
     def check(self) -> None:
         if self.requested:
             raise PackStopped(self.message)
+
+    def _unraisable(self, unraisable: "sys.UnraisableHookArgs") -> None:
+        if not isinstance(unraisable.exc_value, PackStopped):
+            self._previous_hook(unraisable)
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
@@ -52,7 +59,9 @@ def stop_on_sigterm(out: Path) -> Iterator[StopRequest]:
         yield stop
         return
     previous = signal.signal(signal.SIGTERM, stop._on_sigterm)
+    sys.unraisablehook = stop._unraisable
     try:
         yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = stop._previous_hook
