@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpaint.core.config import load_config  # noqa: E402
+from inpaint.core.config import Config, load_config  # noqa: E402
 from inpaint.core.errors import CheckpointError  # noqa: E402
 from inpaint.losses.objective import GeneratorLoss, discriminator_loss  # noqa: E402
 from inpaint.models import build_discriminator, build_generator  # noqa: E402
@@ -53,16 +53,16 @@ class Setting:
 class TrainStep:
     """One G+D training step on a fixed model pair; ``__call__(image, mask)`` runs it."""
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, setting: Setting, fused_adam: bool | None = None) -> None:
+    def __init__(self, cfg: Config, device: torch.device, setting: Setting, fused_adam: bool | None = None) -> None:
         self.device, self.setting = device, setting
-        self.generator = build_generator(cfg["model"]).to(device)
-        self.discriminator = build_discriminator(cfg["model"]).to(device)
-        self.loss = GeneratorLoss(cfg["loss"]).to(device)
+        self.generator = build_generator(cfg.model).to(device)
+        self.discriminator = build_discriminator(cfg.model).to(device)
+        self.loss = GeneratorLoss(cfg.loss).to(device)
         if setting.channels_last:
             for module in (self.generator, self.discriminator, self.loss):
                 module.to(memory_format=torch.channels_last)
         fused = device.type == "cuda" if fused_adam is None else fused_adam
-        opt = dict(lr=cfg["optim"]["lr"], betas=tuple(cfg["optim"]["betas"]), fused=fused or None)
+        opt = dict(lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=fused or None)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), **opt)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), **opt)
         # like the trainer (inpaint/training/loop.py): train.compile compiles the generator only
@@ -109,7 +109,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def training_gflops_per_image(cfg: dict[str, Any], device: torch.device, size: int) -> tuple[float, float]:
+def training_gflops_per_image(cfg: Config, device: torch.device, size: int) -> tuple[float, float]:
     """(G forward, full training step) GFLOPs per image, counted at batch 2."""
     step = TrainStep(cfg, device, Setting(batch=2))
     image, mask = synthetic_batch(2, size, device, False)
@@ -121,7 +121,7 @@ def training_gflops_per_image(cfg: dict[str, Any], device: torch.device, size: i
     return fwd.get_total_flops() / 2e9, full.get_total_flops() / 2e9
 
 
-def measure(cfg: dict[str, Any], device: torch.device, size: int, setting: Setting, min_time: float, warmup: int) -> dict[str, Any]:
+def measure(cfg: Config, device: torch.device, size: int, setting: Setting, min_time: float, warmup: int) -> dict[str, Any]:
     """img/s over at least ``min_time`` seconds after ``warmup`` steps, compile time, peak memory."""
     torch.manual_seed(0)
     step = TrainStep(cfg, device, setting)
@@ -186,15 +186,15 @@ def cuda_settings(full: bool) -> tuple[list[Setting], list[Setting]]:
     return grid, [Setting(4, "bf16", True, True)]
 
 
-def load_bench_config(name: str, size: int) -> dict[str, Any]:
+def load_bench_config(name: str, size: int) -> Config:
     """The model's config; random VGG weights only if the real ones are absent (timing is the same)."""
     cfg = load_config(name, [f"data.size={size}"])
-    if cfg["loss"]["perceptual"] > 0:
+    if cfg.loss.perceptual > 0:
         try:
-            GeneratorLoss(cfg["loss"])
+            GeneratorLoss(cfg.loss)
         except CheckpointError:
             print(f"note: {name}: VGG16 weights not found, timing the perceptual loss with random weights")
-            cfg["loss"]["perceptual_allow_random"] = True
+            cfg = cfg.with_values("loss", perceptual_allow_random=True)
     return cfg
 
 

@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             opened = open_generator(path, device)
         cfg = opened.config
         for bench in benchmarks:
-            model_size = int(cfg.get("data", {}).get("size", bench.size))
+            model_size = cfg.data.size
             if model_size != bench.size:
                 raise ConfigError(f"{path} is a {model_size}-px model but the shards {bench.root} are {bench.size} px: "
                                   f"evaluate on shards packed at {model_size} px")
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else (sources[0][1] / EVAL_DIR if len(sources) == 1 and sources[0][0] == "run-dir" else Path("evaluation"))
     # Baselines first: the anchor column every model is read against.
     columns = ([(method, None, baseline_generator(method), baseline_info(method)) for method in baselines]
-               + [(model_name(kind, path), path, module_generator(model), {"kind": kind, "config_name": cfg.get("name"), "config": cfg})
+               + [(model_name(kind, path), path, module_generator(model), {"kind": kind, "config_name": cfg.name, "config": cfg.to_dict()})
                   for kind, path, model, cfg, _ in loaded])
     names = unique_names([name for name, _, _, _ in columns])
     records = dict(zip(names[len(baselines):], (record for *_, record in loaded)))

@@ -26,9 +26,9 @@ TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "
 def make_state(step: int, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     cfg = load_config("smoke", TINY)
-    g, d = build_generator(cfg["model"]), build_discriminator(cfg["model"])
+    g, d = build_generator(cfg.model), build_discriminator(cfg.model)
     opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
-    return {"format": 1, "config": cfg, "generator": g.state_dict(), "discriminator": d.state_dict(),
+    return {"format": 1, "config": cfg.to_dict(), "generator": g.state_dict(), "discriminator": d.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": {}, "epoch": 0,
             "step": step, "epoch_step": step, "rng": capture_rng_state(), "time": 0.0}
 
@@ -95,7 +95,7 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
         expected64 = reference.double()(masked.double(), mask.double())
     for source in (tmp_path / "run", ckpt):
         g, cfg = load_generator(source)
-        assert not g.training and cfg["model"]["widths"] == [8, 16, 16]
+        assert not g.training and cfg.model.generator.widths == (8, 16, 16)
         with torch.no_grad():
             torch.testing.assert_close(g.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
 
@@ -108,7 +108,7 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
     assert all(v.dtype == torch.float32 for v in torch.load(fp32, weights_only=True).values() if v.is_floating_point())
     with torch.no_grad():
         torch.testing.assert_close(g32.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
-    assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["dmfb_blocks"] == 1
+    assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["generator"]["dmfb_blocks"] == 1
     assert all(v.dtype == torch.float16 for v in torch.load(shipped, weights_only=True).values() if v.is_floating_point())
     assert shipped.stat().st_size < ckpt.stat().st_size
     g, _ = load_generator(shipped)
@@ -127,7 +127,7 @@ def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
     weights = tmp_path / "w.pt"
     torch.save(state["generator"], weights)
     other = load_config("smoke")  # full-width smoke model: the tiny weights do not fit it
-    weights_sidecar(weights).write_text(json.dumps({"config": other}))
+    weights_sidecar(weights).write_text(json.dumps({"config": other.to_dict()}))
     with pytest.raises(CheckpointError, match="do not fit"):
         load_generator(weights)
     weights_sidecar(weights).write_text("{not json")

@@ -25,7 +25,7 @@ from inpaint.io.checkpoint import (
     CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, find_checkpoints, format_bytes, load_latest,
     read_checkpoint, save_checkpoint,
 )
-from inpaint.core.config import resolve_config, save_config
+from inpaint.core.config import Config, resolve_config, save_config
 from inpaint.core.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
 from inpaint.core.disk import free_bytes, is_disk_full
 from inpaint.core.errors import ConfigError, FacefillError
@@ -55,7 +55,7 @@ log = logging.getLogger("facefill.train")
 class TrainOptions:
     """Everything a training process needs besides the config; mirrors the CLI."""
 
-    config: dict[str, Any]
+    config: Config
     data_root: Path
     run_dir: Path
     device: str | None = None          # "cpu", "cuda", "cuda:1"; None = cuda if available
@@ -122,23 +122,23 @@ class Trainer:
         """Read the run dir's newest valid checkpoint (if any), open the shards, build the
         networks and load the checkpoint into them (refusing a changed config or shard set)."""
         cfg = opts.config
-        tcfg = cfg["train"]
+        tcfg = cfg.train
         found = _newest_valid_checkpoint(run, dist)  # first: a failure below still reports its step
 
         index, faces, masks = open_training_data(opts.data_root, cfg, dist.world_size)
-        sampler = EpochBatches(len(faces), tcfg["batch_size"], tcfg["seed"], dist.rank, dist.world_size)
-        total_steps = tcfg["epochs"] * sampler.steps_per_epoch
-        if tcfg["max_steps"] is not None:
-            total_steps = min(total_steps, tcfg["max_steps"])
+        sampler = EpochBatches(len(faces), tcfg.batch_size, tcfg.seed, dist.rank, dist.world_size)
+        total_steps = tcfg.epochs * sampler.steps_per_epoch
+        if tcfg.max_steps is not None:
+            total_steps = min(total_steps, tcfg.max_steps)
         run.total_steps = total_steps
         fingerprint = data_fingerprint(index, len(faces), len(masks), opts.data_root)
 
-        seed_everything(tcfg["seed"])  # model initialisation depends on it
+        seed_everything(tcfg.seed)  # model initialisation depends on it
         models = TrainingModels.build(cfg, device, dist)
         if found is None:
             pos, timing = Position(), {}
             log.info("starting a new run in %s (%d steps: %d epochs x %d steps/epoch%s)", run.path, total_steps,
-                     tcfg["epochs"], sampler.steps_per_epoch, f", capped at {tcfg['max_steps']}" if tcfg["max_steps"] else "")
+                     tcfg.epochs, sampler.steps_per_epoch, f", capped at {tcfg.max_steps}" if tcfg.max_steps else "")
         else:
             pos, timing = _resume(found, opts, models, fingerprint, sampler.steps_per_epoch, dist)
             log.info("resumed from step %d/%d (%s, epoch %d)", pos.step, total_steps, found[1], pos.epoch + 1)
@@ -146,8 +146,8 @@ class Trainer:
             truncate_metrics_after(run.path, pos.step)  # steps logged after the checkpoint are retrained
             save_config(cfg, run.path / CONFIG_FILE)
 
-        pairs = TrainingPairs(faces, masks, tcfg["seed"], cfg["data"]["mask_flip_p"])
-        loader = make_loader(pairs, sampler, cfg["data"]["workers"], tcfg["seed"], pin_memory=device.type == "cuda")
+        pairs = TrainingPairs(faces, masks, tcfg.seed, cfg.data.mask_flip_p)
+        loader = make_loader(pairs, sampler, cfg.data.workers, tcfg.seed, pin_memory=device.type == "cuda")
         samples = sample_batch(opts.data_root, index, faces, masks) if dist.is_main else None
         data = TrainingData(index, faces, masks, sampler, fingerprint, loader, samples)
 
@@ -212,7 +212,7 @@ class Trainer:
     def checkpoint_state(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
-            "config": self.cfg,
+            "config": self.cfg.to_dict(),
             **self.models.state(),
             "epoch": self.pos.epoch,
             "step": self.pos.step,
@@ -232,7 +232,7 @@ class Trainer:
         t0 = time.time()
         self.cpu_seconds = sum_over_ranks(self.cpu.total(), self.dist, self.device)
         if self.dist.is_main:
-            path = save_checkpoint(self.run_dir.path, self.checkpoint_state(), keep=self.cfg["train"]["checkpoint_keep"])
+            path = save_checkpoint(self.run_dir.path, self.checkpoint_state(), keep=self.cfg.train.checkpoint_keep)
             self.run_dir.mark_checkpoint(path, self.pos.epoch, self.pos.step)
         barrier(self.dist)
         seconds = time.time() - t0
@@ -270,10 +270,10 @@ class Trainer:
                                     total_steps=self.total_steps, images_per_s=rate, cpu_seconds=self.cpu_seconds)
 
     def run(self) -> Outcome:
-        tcfg, total, deadline, stop = self.cfg["train"], self.total_steps, self.deadline, self.stop
+        tcfg, total, deadline, stop = self.cfg.train, self.total_steps, self.deadline, self.stop
         if self.pos.step >= total:
             return self.outcome(EXIT_FINISHED, f"already finished ({self.pos.step} steps); raise train.epochs or --max-steps to train longer")
-        images_per_step = tcfg["batch_size"] * self.dist.world_size
+        images_per_step = tcfg.batch_size * self.dist.world_size
         running = RunningLosses()
         log_t0, log_step0 = time.time(), self.pos.step
         self.models.generator.train()
@@ -302,8 +302,8 @@ class Trainer:
                 continue
             except FacefillError as exc:  # raised in a DataLoader worker: the one line it was
                 raise worker_error(exc) from None
-            ocfg = self.cfg["optim"]
-            self.models.set_lr(ocfg["lr"] * lr_factor(self.pos.step, total, ocfg["lr_decay"], ocfg["lr_decay_start"]))
+            ocfg = self.cfg.optim
+            self.models.set_lr(ocfg.lr * lr_factor(self.pos.step, total, ocfg.lr_decay, ocfg.lr_decay_start))
             losses = self.train_step(batch)
             running.add(losses)
             self.pos.step += 1
@@ -311,7 +311,7 @@ class Trainer:
             self.images_trained += images_per_step
 
             done = self.pos.step >= total
-            if self.pos.step % tcfg["log_every_steps"] == 0 or done:
+            if self.pos.step % tcfg.log_every_steps == 0 or done:
                 failure = self._log_progress(running, log_t0, log_step0, images_per_step)
                 if failure:
                     return failure
@@ -323,7 +323,7 @@ class Trainer:
             seconds = time.time() - t0
             deadline.record_step(seconds)
             self.step_seconds += seconds
-            if self.pos.step % tcfg["checkpoint_every_steps"] == 0 and not done:
+            if self.pos.step % tcfg.checkpoint_every_steps == 0 and not done:
                 failure = self._check_finite(running)
                 if failure:
                     return failure
@@ -383,7 +383,7 @@ class Trainer:
                 self.board.scalars(self.pos.step, {**values, "img_per_s": img_s, "lr": lr})
             terms = " ".join(f"{k.replace('_l1', '')} {values[k]:.4f}" for k in ("global_l1", "hole_l1", "adversarial", "perceptual") if k in values)
             log.info("epoch %d/%d step %d/%d (%.1f%%) | %.1f img/s | ETA %s | G %.4f (%s) | D %.4f",
-                     self.pos.epoch + 1, self.cfg["train"]["epochs"], self.pos.step, total, 100 * self.pos.step / total,
+                     self.pos.epoch + 1, self.cfg.train.epochs, self.pos.step, total, 100 * self.pos.step / total,
                      img_s, format_duration(eta), values["g_total"], terms, values["d_loss"])
         return None
 
@@ -424,7 +424,7 @@ def _resume(found: tuple[dict[str, Any], Path], opts: TrainOptions, models: Trai
         log.warning("--force: continuing with changed %s", diff)
     for diff in check_data(state.get("data"), fingerprint, opts.data_root, path, opts.force):
         log.warning("--force: continuing on changed shards (%s)", diff)
-    models.load_state(state, path, cfg["optim"])
+    models.load_state(state, path, cfg.optim)
     saved_world = int(state.get("world_size", 1))
     if saved_world != dist.world_size:
         log.warning("checkpoint was written by %d processes, this run has %d: the epoch continues with a "

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from inpaint.core.config import Config, OptimSection
 from inpaint.io.checkpoint import bare_module
 from inpaint.core.errors import CheckpointError
 from inpaint.training.distributed import DistInfo
@@ -40,21 +41,20 @@ class TrainingModels:
     discriminator_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     @classmethod
-    def build(cls, cfg: Mapping[str, Any], device: torch.device, dist: DistInfo) -> "TrainingModels":
+    def build(cls, cfg: Config, device: torch.device, dist: DistInfo) -> "TrainingModels":
         """Fresh networks from the config (initialised from the current torch RNG state)."""
         from inpaint.losses.objective import GeneratorLoss, discriminator_loss
         from inpaint.models import build_discriminator, build_generator, count_parameters
 
-        tcfg = cfg["train"]
-        generator = build_generator(cfg["model"]).to(device)
-        discriminator = build_discriminator(cfg["model"]).to(device)
-        speed = speed_paths(tcfg, device)
+        generator = build_generator(cfg.model).to(device)
+        discriminator = build_discriminator(cfg.model).to(device)
+        speed = speed_paths(cfg.train, device)
         if speed.channels_last:
             generator.to(memory_format=torch.channels_last)
             discriminator.to(memory_format=torch.channels_last)
-        betas = tuple(cfg["optim"]["betas"])
-        opt_g = torch.optim.Adam(generator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=speed.fused_adam)
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg["optim"]["lr"], betas=betas, fused=speed.fused_adam)
+        betas, lr = tuple(cfg.optim.betas), cfg.optim.lr
+        opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=speed.fused_adam)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas, fused=speed.fused_adam)
         scaler = torch.amp.GradScaler("cuda", enabled=speed.amp_dtype == torch.float16)
         g_train: nn.Module = generator
         d_train: nn.Module = discriminator
@@ -64,12 +64,12 @@ class TrainingModels:
         if speed.compile:
             g_train = torch.compile(g_train)
         log.info("models: generator %s (%.2f M params), discriminator %s (%.2f M params); device %s, precision %s%s",
-                 cfg["model"]["generator"], count_parameters(generator) / 1e6, cfg["model"]["discriminator"],
+                 cfg.model.generator.name, count_parameters(generator) / 1e6, cfg.model.discriminator.name,
                  count_parameters(discriminator) / 1e6, device,
                  {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[speed.amp_dtype],
                  f", {dist.world_size} processes" if dist.enabled else "")
         return cls(generator, discriminator, g_train, d_train, opt_g, opt_d, scaler, speed.amp_dtype,
-                   speed.channels_last, GeneratorLoss(cfg["loss"]).to(device), discriminator_loss)
+                   speed.channels_last, GeneratorLoss(cfg.loss).to(device), discriminator_loss)
 
     @property
     def uses_adversarial(self) -> bool:
@@ -85,7 +85,7 @@ class TrainingModels:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
         }
 
-    def load_state(self, state: Mapping[str, Any], path: Path, optim_cfg: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], path: Path, optim_cfg: OptimSection) -> None:
         """Weights, optimizer moments and AMP scale from a checkpoint; the configured learning
         rate and betas win over the saved ones (``--force`` may have changed them)."""
         try:
@@ -100,8 +100,8 @@ class TrainingModels:
             ) from exc
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
-                group["lr"] = optim_cfg["lr"]
-                group["betas"] = tuple(optim_cfg["betas"])
+                group["lr"] = optim_cfg.lr
+                group["betas"] = tuple(optim_cfg.betas)
         if self.scaler.is_enabled() and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
 

@@ -10,17 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from inpaint.core.config import Config, resume_free_keys
 from inpaint.core.errors import ConfigError, DataError
-
-# Keys that may change between the jobs of one run.
-RESUME_FREE_KEYS = frozenset({
-    "name",
-    "train.epochs", "train.max_steps", "train.log_every_steps", "train.checkpoint_every_steps",
-    "train.checkpoint_keep", "train.compile", "train.channels_last", "train.precision",
-    "data.workers", "loss.perceptual_weights",
-    "optim.lr_decay", "optim.lr_decay_start",  # like max_steps: deciding when to land a run is allowed mid-run
-})
-
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -33,19 +24,25 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """``"optim.lr: 0.0002 → 0.001"`` for every key that matters and differs."""
-    a, b = flatten(saved), flatten(current)
+def _plain(cfg: Config | Mapping[str, Any]) -> Mapping[str, Any]:
+    return cfg.to_dict() if isinstance(cfg, Config) else cfg
+
+
+def config_differences(saved: Config | Mapping[str, Any], current: Config | Mapping[str, Any]) -> list[str]:
+    """``"optim.lr: 0.0002 → 0.001"`` for every key that matters and differs (the schema marks
+    the keys that may change between the jobs of one run: ``resume_free``)."""
+    a, b = flatten(_plain(saved)), flatten(_plain(current))
+    free = resume_free_keys()
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if key in RESUME_FREE_KEYS:
+        if key in free:
             continue
         if a.get(key, "<unset>") != b.get(key, "<unset>"):
             diffs.append(f"{key}: {a.get(key, '<unset>')!r} → {b.get(key, '<unset>')!r}")
     return diffs
 
 
-def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], checkpoint: Path, force: bool) -> list[str]:
+def check_config(saved: Config | Mapping[str, Any], current: Config | Mapping[str, Any], checkpoint: Path, force: bool) -> list[str]:
     """Refuse (ConfigError) on differences unless ``force``; returns them for logging."""
     diffs = config_differences(saved, current)
     if diffs and not force:
