@@ -17,7 +17,7 @@ from inpaint.io.checkpoint import (
 from inpaint.core.config import load_config
 from inpaint.core.errors import CheckpointError
 from inpaint.models import build_discriminator, build_generator
-from inpaint.training.rng import capture_rng_state
+from inpaint.training.state import capture_rng_state
 from inpaint.io.weights import WeightsCard, export_weights, load_generator, weights_sidecar
 
 TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]"]

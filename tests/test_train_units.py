@@ -15,8 +15,8 @@ from inpaint.core.config import load_config
 from inpaint.core.errors import ConfigError, DataError
 from inpaint.training.deadline import Deadline
 from inpaint.training.pairs import EpochBatches, TrainingPairs, epoch_order
-from inpaint.training.resume import check_config, check_data, config_differences
-from inpaint.training.rng import capture_rng_state, restore_rng_state
+from inpaint.training.state import check_config, check_data, config_differences
+from inpaint.training.state import capture_rng_state, restore_rng_state
 from inpaint.core.contract import Outcome, read_status, write_status
 
 
@@ -81,7 +81,7 @@ def test_training_pairs_are_pure_functions_of_the_key(shards64: Path) -> None:
 
 def test_deadline_uses_the_slowest_recent_step_and_measured_checkpoint_time() -> None:
     d = Deadline(end=1000.0, start=0.0)
-    assert d.margin == 10.0  # 1 % of the budget
+    assert d.reserve_s == 10.0  # 1 % of the budget
     assert not d.must_stop(now=900.0)
     d.record_step(5.0)
     d.record_step(30.0)

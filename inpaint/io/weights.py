@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from inpaint.core.atomic import tmp_name, write_json
-from inpaint.io.checkpoint import atomic_torch_save, load_latest, read_checkpoint, strip_wrapper_prefixes
+from inpaint.io.checkpoint import atomic_torch_save, load_latest, read_checkpoint
+from inpaint.models.wrappers import strip_wrapper_prefixes
 from inpaint.core.contract import CHECKPOINT_DIR
 from inpaint.core.config import Config, resolve_config
 from inpaint.core.errors import CheckpointError, ConfigError, DataError

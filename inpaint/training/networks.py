@@ -1,6 +1,6 @@
 """The networks a training run updates, built whole: generator, discriminator, their wrapped
-(DDP / compiled) training views, optimizers, AMP scaler and losses, and how they go into and come
-out of a checkpoint.
+(DDP / compiled) training views, optimizers, AMP scaler and losses. How they go into and come out
+of a checkpoint is :mod:`inpaint.training.state`'s.
 
 The training views differ from the bare modules only in wrapping; checkpoints always hold the
 bare modules' state dicts, so a run may resume with a different process count or compile setting.
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from inpaint.core.config import Config, OptimSection
-from inpaint.io.checkpoint import bare_module
-from inpaint.core.errors import CheckpointError
+from inpaint.core.config import Config
 from inpaint.training.distributed import DistInfo
 from inpaint.training.environment import speed_paths
 
@@ -74,36 +71,6 @@ class TrainingModels:
     @property
     def uses_adversarial(self) -> bool:
         return "adversarial" in self.generator_loss.weights
-
-    def state(self) -> dict[str, Any]:
-        """The checkpoint entries of the networks (bare modules' state dicts)."""
-        return {
-            "generator": bare_module(self.generator).state_dict(),
-            "discriminator": bare_module(self.discriminator).state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-        }
-
-    def load_state(self, state: Mapping[str, Any], path: Path, optim_cfg: OptimSection) -> None:
-        """Weights, optimizer moments and AMP scale from a checkpoint; the configured learning
-        rate and betas win over the saved ones (``--force`` may have changed them)."""
-        try:
-            self.generator.load_state_dict(state["generator"])
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(
-                f"checkpoint {path} does not fit the configured model ({str(exc).splitlines()[0]}): "
-                "resume with the config it was trained with, or use a new --run-dir"
-            ) from exc
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = optim_cfg.lr
-                group["betas"] = tuple(optim_cfg.betas)
-        if self.scaler.is_enabled() and state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
 
     def set_lr(self, lr: float) -> None:
         for opt in (self.opt_g, self.opt_d):
