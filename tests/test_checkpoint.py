@@ -117,6 +117,29 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
     assert out.dtype == torch.float32 and (out - expected).abs().max() < 2e-2
 
 
+def _flat_model(model: dict) -> dict:
+    """A nested model section as checkpoints of before the nesting stored it."""
+    generator, discriminator = dict(model["generator"]), dict(model["discriminator"])
+    return {"generator": generator.pop("name"), **generator,
+            "discriminator": discriminator.pop("name"), "disc_widths": discriminator["widths"]}
+
+
+def test_a_checkpoint_with_the_old_flat_model_section_loads_and_exports(tmp_path: Path, faces) -> None:
+    masked, mask = faces
+    state = make_state(4, seed=5)
+    state["config"]["model"] = _flat_model(state["config"]["model"])
+    assert state["config"]["model"]["disc_widths"] == [8, 8, 8, 8]
+    ckpt = save_checkpoint(tmp_path / "run", state, keep=1)
+    g, cfg = load_generator(ckpt)
+    assert cfg.model.generator.widths == (8, 16, 16) and cfg.model.discriminator.widths == (8, 8, 8, 8)
+    reference = build_generator(state["config"]["model"]).eval()  # the flat section builds the same network
+    reference.load_state_dict(state["generator"])
+    with torch.no_grad():
+        torch.testing.assert_close(g.double()(masked.double(), mask.double()), reference.double()(masked.double(), mask.double()))
+    card = json.loads(weights_sidecar(export_weights(ckpt, tmp_path / "w.pt")).read_text())
+    assert card["config"]["model"]["generator"]["widths"] == [8, 16, 16]  # cards are written in the nested form
+
+
 def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_generator(tmp_path / "missing.pt")

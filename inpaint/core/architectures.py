@@ -107,7 +107,3 @@ def read_architecture(catalogue: Mapping[str, type[P]], default: str, value: Any
     params = {k: v for k, v in value.items() if k != NAME_KEY}
     return read_record(catalogue[name], params, source, f"{path}.", error)
 
-
-def catalogue_of(record: ArchitectureParams) -> Mapping[str, type]:
-    """The catalogue ``record`` belongs to."""
-    return GENERATORS if isinstance(record, GeneratorParams) else DISCRIMINATORS
