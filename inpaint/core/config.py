@@ -26,13 +26,13 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from inpaint.core.architectures import (
-    DISCRIMINATORS, GENERATORS, NAME_KEY, NO_PREFILL, DiscriminatorParams, GeneratorParams, read_architecture,
+    DISCRIMINATORS, GENERATORS, NAME_KEY, DiscriminatorParams, GeneratorParams, read_architecture,
 )
 from inpaint.core.atomic import atomic_open
 from inpaint.core.errors import ConfigError
 from inpaint.core.merge import deep_merge
 from inpaint.core.records import (
-    Record, anything, boolean, choice, clip, int_range, is_number, is_int, key, nonneg_int, nonneg_number, optional_path,
+    Record, anything, boolean, choice, clip, int_range, is_number, is_int, key, non_empty_str, nonneg_int, nonneg_number, optional_path,
     optional_positive_int, positive_int, probability, read_fields, read_record, resume_free_fields, shown,
 )
 
@@ -46,7 +46,6 @@ MAX_SEED = 2**32 - 1
 #: The model's input side: the networks downsample by 16, and above this one square no longer
 #: fits in memory at inference (the generator sees size² pixels per photo).
 MAX_SIZE = 4096
-__all__ = ["NO_PREFILL", "Config", "ConfigError", "load_config", "resolve_config", "save_config", "clip", "shown"]
 
 
 # --- the schema: one record per section; defaults are the reference Model 2 --------------------
@@ -144,7 +143,7 @@ class Config(Record):
     (:meth:`to_dict`) are for the files it is written to (a run dir's ``config.yaml``, checkpoints,
     weights cards)."""
 
-    name: str = DEFAULT_NAME
+    name: str = key(DEFAULT_NAME, non_empty_str, resume_free=True)
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     loss: LossSection = field(default_factory=LossSection)
@@ -168,7 +167,8 @@ def default_config() -> Config:
 def resume_free_keys() -> frozenset[str]:
     """Dotted names (``train.epochs``) that may change between the jobs of one run: they change
     how fast, how visibly or how long a run trains, not what it computes."""
-    return frozenset({NAME_KEY, *(f"{section}.{name}" for section, cls in SECTIONS.items() for name in resume_free_fields(cls))})
+    return frozenset({*resume_free_fields(Config),
+                      *(f"{section}.{name}" for section, cls in SECTIONS.items() for name in resume_free_fields(cls))})
 
 
 # --- old files: one migration ------------------------------------------------------------------
