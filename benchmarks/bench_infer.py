@@ -168,12 +168,12 @@ def main() -> None:
         model, cfg = load_generator(args.weights)
     else:
         cfg = load_config(args.config)
-        model = build_generator(cfg["model"]).eval()
-    size = args.size or int(cfg["data"]["size"])
+        model = build_generator(cfg.model).eval()
+    size = args.size or cfg.data.size
     masks = load_masks(args.masks, size) if args.masks else None
     params = sum(p.numel() for p in model.parameters())
     flops = forward_flops(model, size)
-    print(f"{cfg['name']} generator at {size} px: {params / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per image "
+    print(f"{cfg.name} generator at {size} px: {params / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per image "
           f"(torch {torch.__version__}, {args.threads} CPU threads, fp32 on CPU)")
     bench_cpu(model, size, flops, args.batch, args.repeats, masks)
     bench_pipeline(model, size, max(3, args.repeats // 3), args.batch)

@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py                    # CPU: batch 4; CUDA: the grid below
     python benchmarks/bench_train.py --models model2 --full
 
-One step mirrors the trainer's (inpaint/training/loop.py): G forward, D on real and fake in one
+One step is the trainer's (inpaint.training.step.train_step): G forward, D on real and fake in one
 batch, D loss + backward + Adam step, then D (frozen) on the fake, the generator loss (global/hole
 L1, adversarial, perceptual for Model 3) + backward + Adam step (fused Adam on CUDA). Inputs are synthetic tensors already on the device, so this
 measures the models, not the data loader.
@@ -18,7 +18,6 @@ per row. fp32 rows use PyTorch's default TF32 convolutions on Ampere and newer.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import itertools
 import sys
@@ -33,10 +32,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpaint.core.config import load_config  # noqa: E402
+from inpaint.core.config import Config, load_config  # noqa: E402
 from inpaint.core.errors import CheckpointError  # noqa: E402
 from inpaint.losses.objective import GeneratorLoss, discriminator_loss  # noqa: E402
 from inpaint.models import build_discriminator, build_generator  # noqa: E402
+from inpaint.training.networks import TrainingModels  # noqa: E402
+from inpaint.training.step import train_step  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -51,45 +52,31 @@ class Setting:
 
 
 class TrainStep:
-    """One G+D training step on a fixed model pair; ``__call__(image, mask)`` runs it."""
+    """One G+D training step on a fixed model pair: the trainer's own
+    (:func:`inpaint.training.step.train_step`, grad scaler included), with the networks, Adam
+    and precision of ``setting``; ``__call__(image, mask)`` runs it."""
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, setting: Setting, fused_adam: bool | None = None) -> None:
+    def __init__(self, cfg: Config, device: torch.device, setting: Setting, fused_adam: bool | None = None) -> None:
         self.device, self.setting = device, setting
-        self.generator = build_generator(cfg["model"]).to(device)
-        self.discriminator = build_discriminator(cfg["model"]).to(device)
-        self.loss = GeneratorLoss(cfg["loss"]).to(device)
+        self.generator = build_generator(cfg.model).to(device)
+        self.discriminator = build_discriminator(cfg.model).to(device)
+        self.loss = GeneratorLoss(cfg.loss).to(device)
         if setting.channels_last:
             for module in (self.generator, self.discriminator, self.loss):
                 module.to(memory_format=torch.channels_last)
         fused = device.type == "cuda" if fused_adam is None else fused_adam
-        opt = dict(lr=cfg["optim"]["lr"], betas=tuple(cfg["optim"]["betas"]), fused=fused or None)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), **opt)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), **opt)
-        # like the trainer (inpaint/training/loop.py): train.compile compiles the generator only
-        self.g: Callable[..., torch.Tensor] = torch.compile(self.generator) if setting.compile else self.generator
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.setting.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        opt = dict(lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=fused or None)
+        amp_dtype = torch.bfloat16 if setting.precision == "bf16" else None
+        # like the trainer (inpaint/training/networks.py): train.compile compiles the generator only
+        g_train = torch.compile(self.generator) if setting.compile else self.generator
+        self.models = TrainingModels(
+            self.generator, self.discriminator, g_train, self.discriminator,
+            torch.optim.Adam(self.generator.parameters(), **opt), torch.optim.Adam(self.discriminator.parameters(), **opt),
+            torch.amp.GradScaler(device.type, enabled=False), amp_dtype, setting.channels_last, self.loss, discriminator_loss)
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        masked = image * (1 - mask)
-        with self.autocast():
-            fake = self.g(masked, mask)
-            logits = self.discriminator(torch.cat((image, fake.detach())), torch.cat((mask, mask)))
-            d_loss = discriminator_loss(*logits.chunk(2))
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        self.discriminator.requires_grad_(False)  # the G step needs no D gradients
-        with self.autocast():
-            losses = self.loss(fake, image, mask, self.discriminator(fake, mask))
-        self.opt_g.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        self.opt_g.step()
-        self.discriminator.requires_grad_(True)
-        return {"d": d_loss.detach(), **{k: v.detach() for k, v in losses.items()}}
+        losses = train_step(self.models, image, mask)
+        return {"d": losses.pop("d_loss"), "total": losses.pop("g_total"), **losses}
 
 
 def synthetic_batch(batch: int, size: int, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +96,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def training_gflops_per_image(cfg: dict[str, Any], device: torch.device, size: int) -> tuple[float, float]:
+def training_gflops_per_image(cfg: Config, device: torch.device, size: int) -> tuple[float, float]:
     """(G forward, full training step) GFLOPs per image, counted at batch 2."""
     step = TrainStep(cfg, device, Setting(batch=2))
     image, mask = synthetic_batch(2, size, device, False)
@@ -121,7 +108,7 @@ def training_gflops_per_image(cfg: dict[str, Any], device: torch.device, size: i
     return fwd.get_total_flops() / 2e9, full.get_total_flops() / 2e9
 
 
-def measure(cfg: dict[str, Any], device: torch.device, size: int, setting: Setting, min_time: float, warmup: int) -> dict[str, Any]:
+def measure(cfg: Config, device: torch.device, size: int, setting: Setting, min_time: float, warmup: int) -> dict[str, Any]:
     """img/s over at least ``min_time`` seconds after ``warmup`` steps, compile time, peak memory."""
     torch.manual_seed(0)
     step = TrainStep(cfg, device, setting)
@@ -186,15 +173,15 @@ def cuda_settings(full: bool) -> tuple[list[Setting], list[Setting]]:
     return grid, [Setting(4, "bf16", True, True)]
 
 
-def load_bench_config(name: str, size: int) -> dict[str, Any]:
+def load_bench_config(name: str, size: int) -> Config:
     """The model's config; random VGG weights only if the real ones are absent (timing is the same)."""
     cfg = load_config(name, [f"data.size={size}"])
-    if cfg["loss"]["perceptual"] > 0:
+    if cfg.loss.perceptual > 0:
         try:
-            GeneratorLoss(cfg["loss"])
+            GeneratorLoss(cfg.loss)
         except CheckpointError:
             print(f"note: {name}: VGG16 weights not found, timing the perceptual loss with random weights")
-            cfg["loss"]["perceptual_allow_random"] = True
+            cfg = cfg.with_values("loss", perceptual_allow_random=True)
     return cfg
 
 

@@ -271,7 +271,7 @@ def container_image(args: argparse.Namespace, executor: str, profile: dict, prob
     return image
 
 
-def check_config(config: str, overrides: list[str]) -> dict[str, Any]:
+def check_config(config: str, overrides: list[str]) -> Any:
     """Resolve the trainer's config here, with every ``--set``: a typo or a bad value is a one-line
     error now, not a job that waits in the queue for hours and then exits 2. (``inpaint.core.config``
     is torch-free; the ConfigError names the key and the file or override holding it.)"""
@@ -363,7 +363,7 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
     for option, path in (("--run-dir", run_dir), ("--data", data)):
         check_text(option, str(path))  # the current folder is part of a relative path
     if check_paths:
-        check_data(data, int(cfg["data"]["size"]), problem)
+        check_data(data, cfg.data.size, problem)
     profile = site_profile(args, executor)
     queue, walltime_s, margin_s = queue_and_walltime(args, executor, profile)
     res = resources(args, executor, profile)

@@ -16,9 +16,9 @@ def make_weights(path: Path, seed: int, overrides: list[str] | None = None) -> P
 
     cfg = load_config("smoke", overrides)
     torch.manual_seed(seed)
-    model = build_generator(cfg["model"])
+    model = build_generator(cfg.model)
     torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, path)
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg}))
+    path.with_suffix(".json").write_text(json.dumps({"config": cfg.to_dict()}))
     return path
 
 

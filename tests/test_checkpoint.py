@@ -17,7 +17,7 @@ from inpaint.io.checkpoint import (
 from inpaint.core.config import load_config
 from inpaint.core.errors import CheckpointError
 from inpaint.models import build_discriminator, build_generator
-from inpaint.training.rng import capture_rng_state
+from inpaint.training.state import capture_rng_state
 from inpaint.io.weights import WeightsCard, export_weights, load_generator, weights_sidecar
 
 TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "model.disc_widths=[8,8,8,8]"]
@@ -26,9 +26,9 @@ TINY = ["model.widths=[8,16,16]", "model.dmfb_blocks=1", "model.dmfb_inner=8", "
 def make_state(step: int, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     cfg = load_config("smoke", TINY)
-    g, d = build_generator(cfg["model"]), build_discriminator(cfg["model"])
+    g, d = build_generator(cfg.model), build_discriminator(cfg.model)
     opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
-    return {"format": 1, "config": cfg, "generator": g.state_dict(), "discriminator": d.state_dict(),
+    return {"format": 1, "config": cfg.to_dict(), "generator": g.state_dict(), "discriminator": d.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": {}, "epoch": 0,
             "step": step, "epoch_step": step, "rng": capture_rng_state(), "time": 0.0}
 
@@ -95,7 +95,7 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
         expected64 = reference.double()(masked.double(), mask.double())
     for source in (tmp_path / "run", ckpt):
         g, cfg = load_generator(source)
-        assert not g.training and cfg["model"]["widths"] == [8, 16, 16]
+        assert not g.training and cfg.model.generator.widths == (8, 16, 16)
         with torch.no_grad():
             torch.testing.assert_close(g.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
 
@@ -108,13 +108,39 @@ def test_load_generator_from_run_dir_checkpoint_and_exported_fp16(tmp_path: Path
     assert all(v.dtype == torch.float32 for v in torch.load(fp32, weights_only=True).values() if v.is_floating_point())
     with torch.no_grad():
         torch.testing.assert_close(g32.double()(masked.double(), mask.double()), expected64, rtol=0, atol=1e-9)
-    assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["dmfb_blocks"] == 1
+    assert json.loads(weights_sidecar(shipped).read_text())["config"]["model"]["generator"]["dmfb_blocks"] == 1
     assert all(v.dtype == torch.float16 for v in torch.load(shipped, weights_only=True).values() if v.is_floating_point())
     assert shipped.stat().st_size < ckpt.stat().st_size
     g, _ = load_generator(shipped)
     with torch.no_grad():
         out = g(masked, mask)
     assert out.dtype == torch.float32 and (out - expected).abs().max() < 2e-2
+
+
+def _flat_model(model: dict) -> dict:
+    """A nested model section as checkpoints of before the nesting stored it."""
+    generator, discriminator = dict(model["generator"]), dict(model["discriminator"])
+    return {"generator": generator.pop("name"), **generator,
+            "discriminator": discriminator.pop("name"), "disc_widths": discriminator["widths"]}
+
+
+def test_a_checkpoint_with_the_old_flat_model_section_loads_and_exports(tmp_path: Path, faces) -> None:
+    masked, mask = faces
+    state = make_state(4, seed=5)
+    state["config"]["model"] = _flat_model(state["config"]["model"])
+    assert state["config"]["model"]["disc_widths"] == [8, 8, 8, 8]
+    ckpt = save_checkpoint(tmp_path / "run", state, keep=1)
+    g, cfg = load_generator(ckpt)
+    assert cfg.model.generator.widths == (8, 16, 16) and cfg.model.discriminator.widths == (8, 8, 8, 8)
+    reference = build_generator(state["config"]["model"]).eval()  # the flat section builds the same network
+    reference.load_state_dict(state["generator"])
+    with torch.no_grad():
+        torch.testing.assert_close(g.double()(masked.double(), mask.double()), reference.double()(masked.double(), mask.double()))
+    from inpaint.io.provenance import ProvenanceWarning
+
+    with pytest.warns(ProvenanceWarning):  # this checkpoint records no training-set digests
+        card = json.loads(weights_sidecar(export_weights(ckpt, tmp_path / "w.pt")).read_text())
+    assert card["config"]["model"]["generator"]["widths"] == [8, 16, 16]  # cards are written in the nested form
 
 
 def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
@@ -127,7 +153,7 @@ def test_load_generator_errors_name_the_problem(tmp_path: Path) -> None:
     weights = tmp_path / "w.pt"
     torch.save(state["generator"], weights)
     other = load_config("smoke")  # full-width smoke model: the tiny weights do not fit it
-    weights_sidecar(weights).write_text(json.dumps({"config": other}))
+    weights_sidecar(weights).write_text(json.dumps({"config": other.to_dict()}))
     with pytest.raises(CheckpointError, match="do not fit"):
         load_generator(weights)
     weights_sidecar(weights).write_text("{not json")

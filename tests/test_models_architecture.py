@@ -33,7 +33,7 @@ NARROW = ["model.widths=[8, 16, 32]", "model.dmfb_inner=8", "model.dmfb_blocks=2
 def test_generator_and_discriminator_shapes(name: str, size: int) -> None:
     cfg = load_config(name, NARROW)
     torch.manual_seed(0)
-    generator, discriminator = build_generator(cfg["model"]), build_discriminator(cfg["model"])
+    generator, discriminator = build_generator(cfg.model), build_discriminator(cfg.model)
     image = torch.rand(2, 3, size, size) * 2 - 1
     mask = (torch.rand(2, 1, size, size) > 0.6).float()
     with torch.no_grad():
@@ -47,13 +47,13 @@ def test_generator_and_discriminator_shapes(name: str, size: int) -> None:
 @pytest.mark.parametrize("name", ["model1", "model2"])
 def test_reference_width_runs_at_64px(name: str) -> None:
     cfg = load_config(name)
-    generator = build_generator(cfg["model"]).eval()
+    generator = build_generator(cfg.model).eval()
     assert generator.enc1.out_channels == 64 and generator.enc4.out_channels == 256
     image, mask = torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
     mask[..., 16:40, 20:44] = 1
     with torch.no_grad():
         out = generator(image, mask)
-        logits = build_discriminator(cfg["model"])(out, mask)
+        logits = build_discriminator(cfg.model)(out, mask)
     assert out.shape == (1, 3, 64, 64) and logits.shape == (1, 1, 3, 3)
 
 
@@ -76,7 +76,7 @@ def _reference_model2_macs(h: int) -> int:
 def _forward_flops(cfg_name: str, size: int) -> int:
     cfg = load_config(cfg_name)
     with torch.device("meta"):  # counts FLOPs without computing anything
-        generator = build_generator(cfg["model"])
+        generator = build_generator(cfg.model)
         with FlopCounterMode(display=False) as counter:
             generator(torch.zeros(1, 3, size, size), torch.zeros(1, 1, size, size))
     return counter.get_total_flops()
@@ -156,7 +156,7 @@ def test_generator_rejects_sizes_it_cannot_restore() -> None:
 def test_channels_last_gives_the_same_output() -> None:
     cfg = load_config("smoke")
     torch.manual_seed(0)
-    generator = build_generator(cfg["model"]).eval()
+    generator = build_generator(cfg.model).eval()
     image, mask = torch.rand(2, 3, 64, 64) * 2 - 1, (torch.rand(2, 1, 64, 64) > 0.7).float()
     with torch.no_grad():
         reference = generator(image, mask)
@@ -165,15 +165,19 @@ def test_channels_last_gives_the_same_output() -> None:
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("key, name, known", [
-    ("generator", "unet9000", "gated_unet"),
-    ("discriminator", "stylegan", "sn_patchgan"),
-    ("dmfb", "fancy", "modified, original"),
+@pytest.mark.parametrize("key, name, path, known", [
+    ("generator", "unet9000", "generator.name", "gated_unet"),
+    ("discriminator", "stylegan", "discriminator.name", "sn_patchgan"),
+    ("dmfb", "fancy", "generator.dmfb", "modified, original"),
 ])
-def test_factory_rejects_unknown_names(key: str, name: str, known: str) -> None:
+def test_factory_rejects_unknown_names(key: str, name: str, path: str, known: str) -> None:
     build = build_discriminator if key == "discriminator" else build_generator
-    with pytest.raises(ConfigError, match=f"unknown model.{key} '{name}': use one of {known}"):
-        build({key: name})
+    with pytest.raises(ConfigError, match=f"unknown model.{path} '{name}': use one of {known}"):
+        build({key: name})  # the flat form of older configs
+    role, _, param = path.partition(".")
+    nested = {role: {"name": name}} if param == "name" else {role: {param: name}}
+    with pytest.raises(ConfigError, match=f"unknown model.{path} '{name}': use one of {known}"):
+        build(nested)
 
 
 def test_models_cli_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +186,7 @@ def test_models_cli_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
     px, g_params, _, g_gflops, _ = row.split()[1:]
     cfg = load_config("smoke")
     assert px == "128"
-    assert int(g_params.replace(",", "")) == sum(p.numel() for p in build_generator(cfg["model"]).parameters())
+    assert int(g_params.replace(",", "")) == sum(p.numel() for p in build_generator(cfg.model).parameters())
     assert float(g_gflops) > 4 * 0.8  # ~4x the 64-px cost
 
 
@@ -196,7 +200,7 @@ def test_models_cli_bad_config_is_one_line_exit_2(capsys: pytest.CaptureFixture[
 
 
 def test_factory_rejects_unknown_keys_and_fills_defaults() -> None:
-    with pytest.raises(ConfigError, match="unknown model key.*widht"):
+    with pytest.raises(ConfigError, match="unknown key 'model.widht'"):
         build_generator({"widht": [8, 16, 32]})
     generator = build_generator({})  # every key defaulted: the reference Model 2
     assert generator.bottleneck[2].merge == "concat" and len(generator.bottleneck) == 4 + 3

@@ -26,7 +26,7 @@ VARIANTS = ["quarter-prefill", "quarter-residual"]
 @pytest.mark.parametrize("size", [64, 128])
 def test_shapes_and_range(name: str, size: int) -> None:
     torch.manual_seed(0)
-    generator = build_generator(load_config(name)["model"])
+    generator = build_generator(load_config(name).model)
     image = torch.rand(2, 3, size, size) * 2 - 1
     mask = (torch.rand(2, 1, size, size) > 0.7).float()
     with torch.no_grad():
@@ -37,7 +37,7 @@ def test_shapes_and_range(name: str, size: int) -> None:
 @pytest.mark.parametrize("method", ["navier-stokes", "telea"])
 def test_residual_model_is_exactly_the_classical_fill_at_step_0(data_root: Path, method: str) -> None:
     cfg = load_config("quarter-residual", [f"model.prefill={method}"])
-    generator = build_generator(cfg["model"])
+    generator = build_generator(cfg.model)
     image, mask = real_batch(data_root)
     for mode in (generator.train, generator.eval):  # batch norm in either mode changes nothing at step 0
         mode()
@@ -52,7 +52,7 @@ def test_residual_model_is_exactly_the_classical_fill_at_step_0(data_root: Path,
 
 def test_prefill_model_feeds_the_network_the_fill(data_root: Path) -> None:
     torch.manual_seed(0)
-    generator = build_generator(load_config("quarter-prefill")["model"]).eval()
+    generator = build_generator(load_config("quarter-prefill").model).eval()
     image, mask = real_batch(data_root)
     with torch.no_grad():
         out = generator(image * (1 - mask), mask)
@@ -64,7 +64,7 @@ def test_prefill_model_feeds_the_network_the_fill(data_root: Path) -> None:
 def test_residual_learns_a_correction_from_zero(data_root: Path) -> None:
     """One optimiser step moves the output away from the fill: the zero last layer still gets a gradient."""
     torch.manual_seed(0)
-    generator = build_generator(load_config("quarter-residual")["model"])
+    generator = build_generator(load_config("quarter-residual").model)
     image, mask = real_batch(data_root)
     fill = classical_fill(image * (1 - mask), mask)
     opt = torch.optim.Adam(generator.parameters(), lr=1e-3)
@@ -78,9 +78,9 @@ def test_residual_learns_a_correction_from_zero(data_root: Path) -> None:
 
 
 def test_unknown_prefill_and_residual_without_fill_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match="unknown model.prefill 'ns': use one of none, navier-stokes, telea"):
+    with pytest.raises(ConfigError, match="unknown model.generator.prefill 'ns': use one of none, navier-stokes, telea"):
         build_generator({"prefill": "ns"})
-    with pytest.raises(ConfigError, match="model.residual.*model.prefill"):
+    with pytest.raises(ConfigError, match="model.generator.residual.*model.generator.prefill"):
         build_generator({"residual": True})
 
 
@@ -90,16 +90,16 @@ NO_OPENCV = "import sys; sys.modules['cv2'] = None\n"
 def test_without_opencv_building_a_prefill_model_names_the_extra() -> None:
     code = NO_OPENCV + (
         "from inpaint.core.config import load_config\nfrom inpaint.models import build_generator\n"
-        "build_generator(load_config('quarter')['model'])  # the reference input needs no OpenCV\n"
-        "try:\n    build_generator(load_config('quarter-residual')['model'])\n"
+        "build_generator(load_config('quarter').model)  # the reference input needs no OpenCV\n"
+        "try:\n    build_generator(load_config('quarter-residual').model)\n"
         "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("ConfigError model.prefill = navier-stokes") and "facefill[baselines]" in out.stdout
+    assert out.stdout.startswith("ConfigError model.generator.prefill = navier-stokes") and "facefill[baselines]" in out.stdout
     cli = subprocess.run([sys.executable, "-c", NO_OPENCV + "from inpaint.core.cli import run_cli\nfrom inpaint.models.__main__ import main\n"
                           "run_cli(main, ['--config', 'quarter-prefill'])"], capture_output=True, text=True, timeout=120)
-    assert cli.returncode == 2 and cli.stderr.startswith("error: model.prefill") and "facefill[baselines]" in cli.stderr
+    assert cli.returncode == 2 and cli.stderr.startswith("error: model.generator.prefill") and "facefill[baselines]" in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1
 
 
@@ -116,7 +116,7 @@ def test_trainer_cli_trains_and_reloads_the_residual_model(shards64: Path, tmp_p
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((run_dir / "status.json").read_text())["step"] == 3
     generator, cfg = load_generator(run_dir)
-    assert cfg["model"]["residual"] is True and cfg["model"]["prefill"] == "navier-stokes"
+    assert cfg.model.generator.residual is True and cfg.model.generator.prefill == "navier-stokes"
     image, mask = real_batch(data_root)
     with torch.no_grad():
         out = generator(image * (1 - mask), mask)

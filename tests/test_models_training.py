@@ -44,10 +44,10 @@ def test_forty_steps_on_one_batch_halve_hole_l1(data_root: Path) -> None:
     torch.manual_seed(0)
     image, mask = real_batch(data_root)
     cfg = load_config("smoke", ["optim.lr=1.0e-3"])
-    generator, discriminator = build_generator(cfg["model"]), build_discriminator(cfg["model"])
-    loss_fn = GeneratorLoss(cfg["loss"])
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg["optim"]["lr"], betas=cfg["optim"]["betas"])
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg["optim"]["lr"], betas=cfg["optim"]["betas"])
+    generator, discriminator = build_generator(cfg.model), build_discriminator(cfg.model)
+    loss_fn = GeneratorLoss(cfg.loss)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     masked = image * (1 - mask)
     hole_l1 = []
     for _ in range(40):
@@ -68,8 +68,8 @@ def test_forty_steps_on_one_batch_halve_hole_l1(data_root: Path) -> None:
 def test_bf16_autocast_forward_and_backward_on_cpu(data_root: Path) -> None:
     image, mask = real_batch(data_root)
     cfg = load_config("smoke")
-    generator, discriminator = build_generator(cfg["model"]), build_discriminator(cfg["model"])
-    loss_fn = GeneratorLoss(cfg["loss"])
+    generator, discriminator = build_generator(cfg.model), build_discriminator(cfg.model)
+    loss_fn = GeneratorLoss(cfg.loss)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fake = generator(image * (1 - mask), mask)
         losses = loss_fn(fake, image, mask, discriminator(fake, mask))

@@ -15,8 +15,7 @@ from inpaint.core.config import load_config
 from inpaint.core.errors import ConfigError, DataError
 from inpaint.training.deadline import Deadline
 from inpaint.training.pairs import EpochBatches, TrainingPairs, epoch_order
-from inpaint.training.resume import check_config, check_data, config_differences
-from inpaint.training.rng import capture_rng_state, restore_rng_state
+from inpaint.training.state import capture_rng_state, check_config, check_data, config_differences, restore_rng_state
 from inpaint.core.contract import Outcome, read_status, write_status
 
 
@@ -81,7 +80,7 @@ def test_training_pairs_are_pure_functions_of_the_key(shards64: Path) -> None:
 
 def test_deadline_uses_the_slowest_recent_step_and_measured_checkpoint_time() -> None:
     d = Deadline(end=1000.0, start=0.0)
-    assert d.margin == 10.0  # 1 % of the budget
+    assert d.reserve_s == 10.0  # 1 % of the budget
     assert not d.must_stop(now=900.0)
     d.record_step(5.0)
     d.record_step(30.0)
@@ -178,3 +177,29 @@ def test_deadline_argument_accepts_unix_and_iso_times() -> None:
         parse_deadline("tomorrow")
     with pytest.raises(argparse.ArgumentTypeError):
         positive_seconds("-5")
+
+
+def test_the_benchmark_times_the_trainers_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_train's step and the trainer's, from the same seed on the same batch, are the same
+    computation: the same losses, and the same weights after it."""
+    from inpaint.training.distributed import DistInfo
+    from inpaint.training.networks import TrainingModels
+    from inpaint.training.step import train_step
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_train
+
+    cfg = load_config("smoke", ["model.generator.widths=[8, 16, 16]", "model.generator.dmfb_inner=8",
+                                "model.generator.dmfb_blocks=1", "model.discriminator.widths=[8, 8, 8, 8]",
+                                "train.precision=fp32"])
+    image, mask = bench_train.synthetic_batch(2, 64, torch.device("cpu"), channels_last=False)
+    torch.manual_seed(0)
+    models = TrainingModels.build(cfg, torch.device("cpu"), DistInfo())
+    trained = train_step(models, image, mask)
+    torch.manual_seed(0)
+    bench = bench_train.TrainStep(cfg, torch.device("cpu"), bench_train.Setting(batch=2))
+    timed = bench(image, mask)
+    torch.testing.assert_close(timed["total"], trained["g_total"])
+    torch.testing.assert_close(timed["d"], trained["d_loss"])
+    for mine, theirs in zip(models.generator.parameters(), bench.generator.parameters()):
+        torch.testing.assert_close(mine, theirs)

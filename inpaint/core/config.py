@@ -1,12 +1,15 @@
 """Loading, checking and saving run configurations.
 
-A config is a nested dict of sections (``model``, ``data``, ``loss``, ``optim``, ``train``) plus
-a top-level ``name``. One typed schema below (a dataclass per section) holds every key's default
-and its check together, so the two cannot drift apart. A config file states only what differs:
+A config is a :class:`Config`: a ``name`` and one frozen record per section (``model``, ``data``,
+``loss``, ``optim``, ``train``; :mod:`inpaint.core.records`), each field holding its default and
+its check together, so the two cannot drift apart. ``model.generator`` and ``model.discriminator``
+name an architecture and hold its own parameters (:mod:`inpaint.core.architectures`). Files and
+checkpoints hold plain dicts (:meth:`Config.to_dict`); the flat model section of older files is
+migrated on reading (:func:`migrate_model_section`). A config file states only what differs:
 from the schema's defaults, or from a ``base:`` config it names (``base: model2``, a path relative
 to the file or a packaged name; chains allowed), merged with :func:`inpaint.core.merge.deep_merge`.
-The resolved dict always holds every key, so a run dir's saved ``config.yaml`` is complete and
-self-describing even if the defaults or a base change later, and resume compares resolved dicts.
+The resolved config always holds every key, so a run dir's saved ``config.yaml`` is complete and
+self-describing even if the defaults or a base change later, and resume compares resolved configs.
 Unknown keys are errors rather than warnings because a typo in a batch job's config would
 otherwise silently train the wrong model for days.
 
@@ -15,185 +18,62 @@ Torch-free on purpose: the job layer and CLIs read configs without importing tor
 
 from __future__ import annotations
 
-import copy
-import math
 import os
-import reprlib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
+from inpaint.core.architectures import (
+    DISCRIMINATORS, GENERATORS, NAME_KEY, DiscriminatorParams, GeneratorParams, read_architecture,
+)
 from inpaint.core.atomic import atomic_open
 from inpaint.core.errors import ConfigError
 from inpaint.core.merge import deep_merge
+from inpaint.core.records import (
+    Record, anything, boolean, choice, clip, int_range, is_number, is_int, key, non_empty_str, nonneg_int, nonneg_number, optional_path,
+    optional_positive_int, positive_int, probability, read_fields, read_record, resume_free_fields, shown,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PRECISIONS = ("bf16", "fp16", "fp32")
 LOSS_TERMS = ("global_l1", "hole_l1", "adversarial", "perceptual")
 LR_DECAYS = ("none", "linear", "cosine")
-#: ``model.prefill`` of a generator that gets the zeroed holes, as the reference does.
-NO_PREFILL = "none"
 BASE_KEY = "base"
 #: Seeds every random generator training seeds accepts (numpy's legacy seeding stops at 2**32 - 1).
 MAX_SEED = 2**32 - 1
-#: Integers beyond torch's int64 cannot be a count or a size; refused before they reach torch.
-MAX_INT = 2**63 - 1
 #: The model's input side: the networks downsample by 16, and above this one square no longer
 #: fits in memory at inference (the generator sees size² pixels per photo).
 MAX_SIZE = 4096
-#: The most characters of a rejected value or override an error shows: a value can be huge (a
-#: long list, or an alias bomb a file or --set made expand), the message must stay one line.
-SHOWN_CHARS = 200
-
-Check = Callable[[Any], "str | None"]
 
 
-def _shown_repr() -> reprlib.Repr:
-    shown = reprlib.Repr()
-    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxstring, shown.maxother = 3, 8, 8, 80, 80
-    return shown
+# --- the schema: one record per section; defaults are the reference Model 2 --------------------
+
+def _architecture_field(catalogue: Mapping[str, type], default: str) -> Any:
+    def read(value: Any, source: str, path: str, error: type[Exception]) -> Any:
+        return read_architecture(catalogue, default, value, source, path, error)
+    return key(catalogue[default](), anything, read=read)
 
 
-_SHOWN = _shown_repr()
+@dataclass(frozen=True)
+class ModelSection(Record):
+    """The networks: ``generator`` and ``discriminator`` are the named architectures' typed
+    parameters (:mod:`inpaint.core.architectures`)."""
 
-
-def shown(value: Any) -> str:
-    """``repr(value)`` cut to a one-line size: reprlib never walks past its limits, so even a
-    structure of millions of items is summarised at once."""
-    return clip(_SHOWN.repr(value))
-
-
-def clip(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` on one line, at most about ``limit`` characters (the middle left out)."""
-    text = " ".join(str(text).split("\n"))
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}…({len(text) - 2 * half} characters left out)…{text[-half:]}"
-
-
-# --- value checks: each returns an error fragment ("must be …") or None ------------------------
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    """A finite number: YAML's .inf and .nan, and floats like 1e300 that overflow the first
-    multiplication, would reach training as NaN losses hours later."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v) and abs(v) < 1e30
-    except OverflowError:  # an int beyond any float
-        return False
-
-
-def _pos_int(v: Any) -> str | None:
-    return None if _is_int(v) and 0 < v <= MAX_INT else "must be a positive integer (below 2**63)"
-
-
-def _nonneg_int(v: Any) -> str | None:
-    return None if _is_int(v) and 0 <= v <= MAX_INT else "must be an integer >= 0 (below 2**63)"
-
-
-def _opt_pos_int(v: Any) -> str | None:
-    return None if v is None or (_is_int(v) and 0 < v <= MAX_INT) else "must be a positive integer (below 2**63) or null"
-
-
-def _seed(v: Any) -> str | None:
-    return None if _is_int(v) and 0 <= v <= MAX_SEED else f"must be an integer from 0 to {MAX_SEED} (2**32 - 1)"
+    generator: GeneratorParams = _architecture_field(GENERATORS, "gated_unet")
+    discriminator: DiscriminatorParams = _architecture_field(DISCRIMINATORS, "sn_patchgan")
 
 
 def _size(v: Any) -> str | None:
-    return None if _is_int(v) and 0 < v <= MAX_SIZE else f"must be a positive integer up to {MAX_SIZE}"
+    return None if is_int(v) and 0 < v <= MAX_SIZE else f"must be a positive integer up to {MAX_SIZE}"
 
 
-def _lr(v: Any) -> str | None:
-    return None if _is_num(v) and 0 < v <= 1 else "must be a number with 0 < lr <= 1"
-
-
-def _nonneg_num(v: Any) -> str | None:
-    return None if _is_num(v) and v >= 0 else "must be a finite number >= 0"
-
-
-def _prob(v: Any) -> str | None:
-    return None if _is_num(v) and 0 <= v <= 1 else "must be a number between 0 and 1"
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-def _str(v: Any) -> str | None:
-    return None if isinstance(v, str) and v else "must be a non-empty string"
-
-
-def _opt_path(v: Any) -> str | None:
-    return None if v is None or (isinstance(v, str) and v) else "must be a file path or null"
-
-
-def _int_list(length: int | None) -> Check:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, list) and all(_is_int(x) and 0 < x <= MAX_INT for x in v)
-        if ok and (length is None and len(v) > 0 or len(v) == length):
-            return None
-        n = f"{length} " if length else ""
-        return f"must be a list of {n}positive integers"
-    return check
-
-
-def _betas(v: Any) -> str | None:
-    ok = isinstance(v, list) and len(v) == 2 and all(_is_num(x) and 0 <= x < 1 for x in v)
-    return None if ok else "must be a list of two numbers in [0, 1)"
-
-
-def _choice(options: Sequence[str]) -> Check:
-    def check(v: Any) -> str | None:
-        return None if v in options else f"must be one of {', '.join(options)}"
-    return check
-
-
-def _key(default: Any, check: Check) -> Any:
-    """A schema field: its default and its check in one place (lists copied per instance)."""
-    meta = {"check": check}
-    if isinstance(default, list):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-# --- the schema: one dataclass per section; defaults are the reference Model 2 ------------------
-
-@dataclass
-class ModelSection:
-    """The networks. Names (generator, dmfb, discriminator, prefill) are checked by the model
-    factory, which knows its registries; here only that they are names."""
-
-    generator: str = _key("gated_unet", _str)
-    dmfb: str = _key("modified", _str)
-    widths: list[int] = _key([64, 128, 256], _int_list(3))
-    dmfb_blocks: int = _key(4, _nonneg_int)
-    dmfb_inner: int = _key(64, _pos_int)
-    batch_norm: bool = _key(True, _bool)
-    discriminator: str = _key("sn_patchgan", _str)
-    disc_widths: list[int] = _key([64, 128, 256, 256], _int_list(None))
-    prefill: str = _key(NO_PREFILL, _str)  # none | navier-stokes | telea | biharmonic: classical fill of the holes first
-    residual: bool = _key(False, _bool)    # output = classical fill + learned correction (zero at init)
-
-    def check(self) -> str | None:
-        if self.residual and self.prefill == NO_PREFILL:
-            return ("model.residual = true adds a correction to a classical fill, but model.prefill is none: "
-                    "set model.prefill: navier-stokes (or telea)")
-        return None
-
-
-@dataclass
-class DataSection:
-    size: int = _key(128, _size)
-    mask_flip_p: float = _key(0.5, _prob)
-    workers: int = _key(4, _nonneg_int)
+@dataclass(frozen=True)
+class DataSection(Record):
+    size: int = key(128, _size)
+    mask_flip_p: float = key(0.5, probability)
+    workers: int = key(4, nonneg_int, resume_free=True)
 
     def check(self) -> str | None:
         # the U-Net halves the size twice and the discriminator four times
@@ -201,14 +81,14 @@ class DataSection:
         return None if fits else f"data.size = {self.size} must be a multiple of 16 (the U-Net and discriminator downsample by 16)"
 
 
-@dataclass
-class LossSection:
-    global_l1: float = _key(1.0, _nonneg_num)
-    hole_l1: float = _key(1.0, _nonneg_num)
-    adversarial: float = _key(1.0, _nonneg_num)
-    perceptual: float = _key(0.0, _nonneg_num)
-    perceptual_weights: str | None = _key(None, _opt_path)   # null: $FACEFILL_WEIGHTS, ../shared/weights, torch cache
-    perceptual_allow_random: bool = _key(False, _bool)       # true only for smoke tests
+@dataclass(frozen=True)
+class LossSection(Record):
+    global_l1: float = key(1.0, nonneg_number)
+    hole_l1: float = key(1.0, nonneg_number)
+    adversarial: float = key(1.0, nonneg_number)
+    perceptual: float = key(0.0, nonneg_number)
+    perceptual_weights: str | None = key(None, optional_path, resume_free=True)  # null: $FACEFILL_WEIGHTS, ../shared/weights, torch cache
+    perceptual_allow_random: bool = key(False, boolean)                          # true only for smoke tests
 
     def check(self) -> str | None:
         if sum(getattr(self, t) for t in LOSS_TERMS) <= 0:
@@ -216,71 +96,129 @@ class LossSection:
         return None
 
 
-@dataclass
-class OptimSection:
-    lr: float = _key(2.0e-4, _lr)
-    betas: list[float] = _key([0.5, 0.999], _betas)
+def _lr(v: Any) -> str | None:
+    return None if is_number(v) and 0 < v <= 1 else "must be a number with 0 < lr <= 1"
+
+
+def _betas(v: Any) -> str | None:
+    ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(is_number(x) and 0 <= x < 1 for x in v)
+    return None if ok else "must be a list of two numbers in [0, 1)"
+
+
+@dataclass(frozen=True)
+class OptimSection(Record):
+    lr: float = key(2.0e-4, _lr)
+    betas: tuple[float, float] = key([0.5, 0.999], _betas)
     # Both optimizers' learning rate falls from lr to 0 over the steps from lr_decay_start (a
     # fraction of the run's total steps) to the end: a GAN's generator settles instead of
-    # ending on its last noisy updates. A pure function of the step, so resume stays exact.
-    lr_decay: str = _key("none", _choice(LR_DECAYS))
-    lr_decay_start: float = _key(0.0, _prob)
-
-    def check(self) -> str | None:
-        return None
+    # ending on its last noisy updates. A pure function of the step, so resume stays exact; like
+    # max_steps, deciding when to land a run is allowed mid-run.
+    lr_decay: str = key("none", choice(LR_DECAYS), resume_free=True)
+    lr_decay_start: float = key(0.0, probability, resume_free=True)
 
 
-@dataclass
-class TrainSection:
-    batch_size: int = _key(4, _pos_int)
-    epochs: int = _key(90, _pos_int)
-    max_steps: int | None = _key(None, _opt_pos_int)
-    seed: int = _key(0, _seed)
-    precision: str = _key("bf16", _choice(PRECISIONS))
-    channels_last: bool = _key(True, _bool)
-    compile: bool = _key(False, _bool)
-    checkpoint_every_steps: int = _key(1000, _pos_int)
-    checkpoint_keep: int = _key(3, _pos_int)
-    log_every_steps: int = _key(50, _pos_int)
-
-    def check(self) -> str | None:
-        return None
+@dataclass(frozen=True)
+class TrainSection(Record):
+    batch_size: int = key(4, positive_int)
+    epochs: int = key(90, positive_int, resume_free=True)
+    max_steps: int | None = key(None, optional_positive_int, resume_free=True)
+    seed: int = key(0, int_range(0, MAX_SEED, " (2**32 - 1)"))
+    precision: str = key("bf16", choice(PRECISIONS), resume_free=True)
+    channels_last: bool = key(True, boolean, resume_free=True)
+    compile: bool = key(False, boolean, resume_free=True)
+    checkpoint_every_steps: int = key(1000, positive_int, resume_free=True)
+    checkpoint_keep: int = key(3, positive_int, resume_free=True)
+    log_every_steps: int = key(50, positive_int, resume_free=True)
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[Record]] = {
     "model": ModelSection, "data": DataSection, "loss": LossSection, "optim": OptimSection, "train": TrainSection,
 }
 DEFAULT_NAME = "unnamed"
 
 
-def section_defaults(section: str) -> dict[str, Any]:
-    """A fresh dict of one section's defaults (e.g. ``section_defaults("loss")``)."""
-    return asdict(SECTIONS[section]())
+@dataclass(frozen=True)
+class Config(Record):
+    """A resolved config: its name and one typed record per section. Plain dicts of it
+    (:meth:`to_dict`) are for the files it is written to (a run dir's ``config.yaml``, checkpoints,
+    weights cards)."""
+
+    name: str = key(DEFAULT_NAME, non_empty_str, resume_free=True)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {NAME_KEY: self.name, **{section: getattr(self, section).to_dict() for section in SECTIONS}}
+
+    def with_values(self, section: str, **values: Any) -> "Config":
+        """A copy with ``section``'s ``values`` replaced (checked like a config file's)."""
+        merged = {**getattr(self, section).to_dict(), **values}
+        return replace(self, **{section: read_section(section, merged, self.name)})
 
 
-def complete_section(section: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` laid over the schema's defaults of ``section``, for code handed one section on
-    its own (the model factories, the generator loss); a key the schema does not know is a
-    ConfigError listing the known ones, as a typo must not silently mean a default."""
-    cfg = section_defaults(section)
-    unknown = sorted(set(values) - set(cfg))
-    if unknown:
-        raise ConfigError(f"unknown {section} key(s) {', '.join(unknown)}: use only {', '.join(cfg)}")
-    cfg.update(values)
-    return cfg
+def default_config() -> Config:
+    """The config of defaults: the reference Model 2."""
+    return Config()
 
 
-def default_config() -> dict[str, Any]:
-    """A fresh, complete config of defaults: the reference Model 2."""
-    return {"name": DEFAULT_NAME, **{name: section_defaults(name) for name in SECTIONS}}
+def resume_free_keys() -> frozenset[str]:
+    """Dotted names (``train.epochs``) that may change between the jobs of one run: they change
+    how fast, how visibly or how long a run trains, not what it computes."""
+    return frozenset({*resume_free_fields(Config),
+                      *(f"{section}.{name}" for section, cls in SECTIONS.items() for name in resume_free_fields(cls))})
 
 
-def _section_fields(section: str) -> dict[str, Any]:
-    return {f.name: f for f in fields(SECTIONS[section])}
+# --- old files: one migration ------------------------------------------------------------------
+
+#: The flat model section's keys of before ``model.generator``/``model.discriminator`` held their
+#: architecture's parameters: where each one lives now.
+FLAT_GENERATOR_KEYS = ("widths", "dmfb", "dmfb_blocks", "dmfb_inner", "batch_norm", "prefill", "residual")
+FLAT_DISCRIMINATOR_KEYS = {"disc_widths": "widths"}
 
 
-def _field_default(f: Any) -> Any:
-    return f.default_factory() if f.default is MISSING else f.default
+def migrate_model_section(model: Any) -> Any:
+    """A model section in the nested form. The flat form (``generator: gated_unet`` as a name,
+    ``widths``, ``disc_widths``, … beside it) is still in checkpoints, weights cards and users'
+    files, whole or as a layer over a base (``model: {widths: [...]}``); its keys move into
+    ``generator``/``discriminator``. Anything else is left for the checks to name."""
+    if not isinstance(model, Mapping):
+        return model
+    flat_names = [role for role in ("generator", "discriminator") if isinstance(model.get(role), str)]
+    if not flat_names and not any(k in model for k in (*FLAT_GENERATOR_KEYS, *FLAT_DISCRIMINATOR_KEYS)):
+        return dict(model)
+    moved = {"generator": dict(model.get("generator") if isinstance(model.get("generator"), Mapping) else {}),
+             "discriminator": dict(model.get("discriminator") if isinstance(model.get("discriminator"), Mapping) else {})}
+    out: dict[str, Any] = {}
+    for name, value in model.items():
+        if name in flat_names:
+            moved[name][NAME_KEY] = value
+        elif name in FLAT_GENERATOR_KEYS:
+            moved["generator"][name] = value
+        elif name in FLAT_DISCRIMINATOR_KEYS:
+            moved["discriminator"][FLAT_DISCRIMINATOR_KEYS[name]] = value
+        elif name not in moved:
+            out[name] = value
+    return {**{role: params for role, params in moved.items() if params}, **out}
+
+
+def read_section(section: str, values: Mapping[str, Any], source: str = "<config>") -> Record:
+    """One section's record from ``values`` laid over its defaults (an old flat model section
+    migrated), for code handed one section on its own (the model factories, the generator loss);
+    a key the schema does not know is a ConfigError listing the known ones."""
+    if section == "model":
+        values = migrate_model_section(values)
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config {source}: section '{section}' must be a mapping of keys to values")
+    return read_record(SECTIONS[section], values, f"config {source}", f"{section}.")
+
+
+def as_section(section: str, values: Record | Mapping[str, Any]) -> Any:
+    """``values`` if it already is ``section``'s record, else :func:`read_section` of it: the
+    models and losses take a section of a config or, in tests and notebooks, a partial mapping."""
+    return values if isinstance(values, SECTIONS[section]) else read_section(section, values)  # type: ignore[arg-type]
 
 
 # --- files and bases ---------------------------------------------------------------------------
@@ -394,108 +332,115 @@ def _layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[dict[str, An
 
 # --- merging and checking ----------------------------------------------------------------------
 
-def _as_float_like(default: Any, value: Any) -> Any:
-    """PyYAML reads ``1e-4`` (no dot) as a string; for keys that hold floats, read it as the
-    number everyone means rather than failing on it."""
-    if isinstance(default, list) and isinstance(value, list) and default and isinstance(default[0], float):
-        return [_as_float_like(default[0], v) for v in value]
-    if isinstance(default, float) and isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _checked_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``layer`` with float-like strings read as floats; ConfigError naming ``source`` for an
-    unknown section or key and for a value its check refuses."""
-    out: dict[str, Any] = {}
-    for key, value in layer.items():
-        if key == "name":
-            out["name"] = value
+def _checked_model(values: Mapping[str, Any], below: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A model layer (migrated) with each architecture's keys checked against the architecture
+    it names, or else the one below it names. A layer that names another architecture replaces
+    the parameters below (they belong to the old one)."""
+    out = migrate_model_section(values)
+    read_fields(ModelSection, {k: v for k, v in out.items() if k not in ("generator", "discriminator")}, source, "model.")
+    for role, catalogue in (("generator", GENERATORS), ("discriminator", DISCRIMINATORS)):
+        if role not in out:
             continue
-        if key not in SECTIONS:
-            hint = f" ('{BASE_KEY}' belongs in a config file)" if key == BASE_KEY else ""
-            raise ConfigError(f"config {source}: unknown section {shown(key)}{hint}: use one of {', '.join(['name', BASE_KEY, *SECTIONS])}")
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config {source}: section '{key}' must be a mapping of keys to values")
-        known = _section_fields(key)
-        out[key] = {}
-        for sub, sub_value in value.items():
-            if sub not in known:
-                raise ConfigError(f"config {source}: unknown key '{key}.{clip(sub, 60)}': use one of {', '.join(known)}")
-            sub_value = _as_float_like(_field_default(known[sub]), copy.deepcopy(sub_value))
-            problem = known[sub].metadata["check"](sub_value)
-            if problem:
-                raise ConfigError(f"config {source}: {key}.{sub} = {shown(sub_value)} {problem}")
-            out[key][sub] = sub_value
+        layer, under = out[role], below.get(role, {})
+        if not isinstance(layer, Mapping):
+            raise ConfigError(f"{source}: model.{role} must be a mapping with a '{NAME_KEY}' and that architecture's "
+                              f"parameters (e.g. {NAME_KEY}: {under.get(NAME_KEY)})")
+        name = layer.get(NAME_KEY, under.get(NAME_KEY))
+        if name not in catalogue:
+            raise ConfigError(f"{source}: unknown model.{role}.{NAME_KEY} {shown(name)}: use one of {', '.join(sorted(catalogue))}")
+        given = read_fields(catalogue[name], {k: v for k, v in layer.items() if k != NAME_KEY}, source, f"model.{role}.")
+        out[role] = {NAME_KEY: name, **given} if name != under.get(NAME_KEY) else given
     return out
+
+
+def _merge_layer(merged: dict[str, Any], layer: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``layer`` (one file, or one override) checked and laid over ``merged``; ConfigError naming
+    ``source`` for an unknown section or key and for a value its check refuses."""
+    checked: dict[str, Any] = {}
+    for name, value in layer.items():
+        if name == NAME_KEY:
+            checked[NAME_KEY] = value
+            continue
+        if name not in SECTIONS:
+            hint = f" ('{BASE_KEY}' belongs in a config file)" if name == BASE_KEY else ""
+            raise ConfigError(f"{source}: unknown section {shown(name)}{hint}: use one of {', '.join([NAME_KEY, BASE_KEY, *SECTIONS])}")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: section '{name}' must be a mapping of keys to values")
+        if name == "model":
+            checked[name] = _checked_model(value, merged[name], source)
+            for role in ("generator", "discriminator"):
+                if NAME_KEY in checked[name].get(role, {}):
+                    merged = {**merged, name: {**merged[name], role: {}}}
+        else:
+            checked[name] = read_fields(SECTIONS[name], value, source, f"{name}.")
+    return deep_merge(merged, checked)
 
 
 def parse_override(text: str) -> dict[str, Any]:
     """``"train.max_steps=20"`` → ``{"train": {"max_steps": 20}}``; the value is read as YAML so
-    numbers, booleans, ``null`` and lists (``[32, 64, 128]``) come out typed."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
+    numbers, booleans, ``null`` and lists (``[32, 64, 128]``) come out typed. Nested keys are
+    dotted further: ``model.generator.widths=[8, 16, 32]``."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or not dotted:
         raise ConfigError(f"override '{clip(text)}' must look like section.key=value (e.g. train.max_steps=100)")
     try:
         value = safe_load(raw) if raw.strip() else None
     except AliasError:
         raise ConfigError(f"override '{clip(text)}': YAML aliases (*name) are not allowed in a --set value "
-                          f"(a few of them can expand to millions of values): write the value of {clip(key, 60)} out") from None
+                          f"(a few of them can expand to millions of values): write the value of {clip(dotted, 60)} out") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{clip(text)}': the value is not valid YAML") from exc
-    if key == "name":
-        return {"name": value}
-    section, dot, sub = key.partition(".")
-    if not dot or not sub or "." in sub:
+    if dotted == NAME_KEY:
+        return {NAME_KEY: value}
+    names = dotted.split(".")
+    if len(names) < 2 or not all(names):
         raise ConfigError(f"override '{clip(text)}' must name section.key (e.g. train.max_steps=100)")
-    return {section: {sub: value}}
+    for name in reversed(names):
+        value = {name: value}
+    return value
 
 
-def validate_config(cfg: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
-    """Check a complete config (every key's value, then each section's own rules against the
-    schema); returns ``cfg`` so calls can be chained."""
-    if not isinstance(cfg.get("name"), str) or not cfg["name"]:
-        raise ConfigError(f"config {source}: 'name' must be a non-empty string")
-    for section, cls in SECTIONS.items():
-        values = cfg[section]
-        for f in fields(cls):
-            problem = f.metadata["check"](values[f.name])
-            if problem:
-                raise ConfigError(f"config {source}: {section}.{f.name} = {shown(values[f.name])} {problem}")
-        problem = cls(**values).check()
-        if problem:
-            raise ConfigError(f"config {source}: {problem}")
-    return cfg
+def _config_from(merged: Mapping[str, Any], source: str) -> Config:
+    """The typed config of a complete merged dict; every value and each section's own rule checked."""
+    name = merged.get(NAME_KEY)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: 'name' must be a non-empty string")
+    sections = {section: read_record(cls, merged[section], source, f"{section}.") for section, cls in SECTIONS.items()}
+    return Config(name=name, **sections)  # type: ignore[arg-type]
 
 
-def resolve_config(data: Mapping[str, Any], overrides: Sequence[str] | None = None, source: str = "<config>") -> dict[str, Any]:
-    """Defaults + ``data`` + overrides, validated. Also for configs stored inside checkpoints,
-    whose keys added to the schema since they were written take their defaults."""
-    cfg = deep_merge(default_config(), _checked_layer(data, source))
+def _resolve(layers: Sequence[tuple[Mapping[str, Any], str]], overrides: Sequence[str] | None,
+             source: str, name: str | None = None) -> Config:
+    merged = default_config().to_dict()
+    for data, where in layers:
+        merged = _merge_layer(merged, data, f"config {where}")
+    if name is not None:
+        merged[NAME_KEY] = name
     for text in overrides or ():
-        cfg = deep_merge(cfg, _checked_layer(parse_override(text), f"{source} (override '{clip(text, 80)}')"))
-    return validate_config(cfg, source)
+        merged = _merge_layer(merged, parse_override(text), f"config {source} (override '{clip(text, 80)}')")
+    return _config_from(merged, f"config {source}")
 
 
-def load_config(path_or_name: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
+def resolve_config(data: Mapping[str, Any], overrides: Sequence[str] | None = None, source: str = "<config>") -> Config:
+    """Defaults + ``data`` + overrides, checked and typed. Also for configs stored inside
+    checkpoints and weights cards: keys added to the schema since they were written take their
+    defaults, and an old flat model section is migrated."""
+    return _resolve([(data, source)], overrides, source)
+
+
+def load_config(path_or_name: str | os.PathLike, overrides: Sequence[str] | None = None) -> Config:
     """The resolved config of a YAML file or packaged name (with its ``base:`` chain), with
     ``section.key=value`` overrides. Its name is its own ``name:`` or file stem, never a base's."""
     path = config_path(path_or_name)
     layers = _layers(path)
-    merged: dict[str, Any] = {}
-    for data, source in layers:
-        merged = deep_merge(merged, _checked_layer(data, source))
-    merged["name"] = layers[-1][0].get("name", path.stem)
-    return resolve_config(merged, overrides, str(path))
+    return _resolve(layers, overrides, str(path), layers[-1][0].get(NAME_KEY, path.stem))
 
 
-def save_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> Path:
+def save_config(cfg: Config | Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``cfg`` as YAML atomically (temp name, flush, fsync, rename)."""
     path = Path(path)
+    plain = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
     with atomic_open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(dict(cfg), f, sort_keys=False, default_flow_style=None)
+        yaml.safe_dump(plain, f, sort_keys=False, default_flow_style=None)
     return path

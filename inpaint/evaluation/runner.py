@@ -18,9 +18,9 @@ from inpaint.metrics import image as metrics
 from inpaint.metrics.identity import SAME_PERSON_THRESHOLD, FaceDescriber
 from inpaint.core.progress_line import ProgressLine
 from inpaint.metrics.lpips import LPIPS
+from inpaint.models.types import Generator
 from inpaint.render.visual import to_uint8
 
-Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Called per batch with (pair positions, masked input, mask, composite, ground truth), images in
 #: [-1, 1] on the CPU; used to keep grid samples and to write ``--samples`` PNGs.
 BatchHook = Callable[[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]

@@ -24,12 +24,12 @@ from PIL import Image
 from inpaint.core.errors import CheckpointError, ConfigError
 from inpaint.inference.compose import auto_feather, paste_hole
 from inpaint.inference.crop import Box, Part, context_box, inside_part
+from inpaint.models.types import Generator
 from inpaint.render.visual import to_uint8
 
 if TYPE_CHECKING:
     from inpaint.inference.loading import InferenceModel
 
-Generator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FaceFinder = Callable[[np.ndarray], list[tuple[int, int, int, int]]]
 Photo = TypeVar("Photo", Image.Image, np.ndarray)
 

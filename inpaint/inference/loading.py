@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
+from inpaint.core.config import Config
 from inpaint.core.contract import checkpoint_step
 from inpaint.inference.inpainter import MODEL_LAYOUT
 
@@ -29,21 +29,21 @@ class InferenceModel:
     """An eval-mode generator in the inference memory layout, its resolved config, and provenance."""
 
     module: nn.Module
-    config: dict[str, Any]
+    config: Config
     path: Path                      # the checkpoint or weights file it came from
     images_trained: int | None      # None when neither a card nor a checkpoint name says
 
     @property
     def size(self) -> int:
-        return int(self.config["data"]["size"])
+        return self.config.data.size
 
 
-def images_trained(path: Path, config: dict[str, Any]) -> int | None:
+def images_trained(path: Path, config: Config) -> int | None:
     """Training images behind a weights file (its card) or a checkpoint (its step × batch size;
     the process count is not in the name, so a multi-GPU run counts as one process: a lower bound)."""
     from inpaint.io.weights import WeightsCard, weights_sidecar
 
-    batch = int(config.get("train", {}).get("batch_size", 1))
+    batch = config.train.batch_size
     card_path = weights_sidecar(path)
     if card_path.is_file():
         card = WeightsCard.read(card_path)
@@ -68,7 +68,7 @@ def open_model(source: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 def smoke_reason(model: InferenceModel) -> str | None:
     """Why ``model`` is a smoke model ("config smoke, trained on 1,200 images"), or None."""
-    smoke_config = model.config.get("name") == SMOKE_CONFIG
+    smoke_config = model.config.name == SMOKE_CONFIG
     few_images = model.images_trained is not None and model.images_trained < SMOKE_IMAGES
     if not (smoke_config or few_images):
         return None

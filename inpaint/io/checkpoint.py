@@ -9,7 +9,8 @@ sets the damaged one aside (``*.corrupt``) so it never takes a keep slot from a 
 Everything stored is plain Python / tensors so files load with ``torch.load(weights_only=True)``:
 no pickled code runs when evaluating someone else's run dir.
 
-Shipped weights (export, ``load_generator``) live in :mod:`inpaint.io.weights`.
+What a checkpoint holds (and which entries it must have) is :mod:`inpaint.training.state`'s;
+shipped weights (export, ``load_generator``) live in :mod:`inpaint.io.weights`.
 """
 
 from __future__ import annotations
@@ -22,17 +23,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import nn
 
 from inpaint.core.atomic import TMP_MARK, atomic_open
 from inpaint.core.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, find_checkpoints
 from inpaint.core.disk import free_bytes, is_disk_full
 from inpaint.core.errors import CheckpointError
 from inpaint.core.process import pid_alive
+from inpaint.training.state import CHECKPOINT_FORMAT, missing_keys
 
-CHECKPOINT_FORMAT = 1
-REQUIRED_KEYS = ("format", "config", "generator", "discriminator", "opt_g", "opt_d", "scaler",
-                 "epoch", "step", "epoch_step", "rng", "time")
 _TEMPORARY = re.compile(r"^step-\d{9}\.pt" + re.escape(TMP_MARK) + r"(\d+)$")
 
 
@@ -97,7 +95,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def save_checkpoint(run_dir: str | os.PathLike, state: Mapping[str, Any], keep: int = 3) -> Path:
     """Write ``state`` (the contract's checkpoint dict) atomically, then delete all but the newest
     ``keep`` checkpoints. Older ones are pruned only after the new one is safely in place."""
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+    missing = missing_keys(state)
     if missing:
         raise ValueError(f"checkpoint state lacks {', '.join(missing)}")
     if keep < 1:
@@ -151,7 +149,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a checkpoint dict: delete it or point at a facefill checkpoint")
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+    missing = missing_keys(state)
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: it is not a complete facefill checkpoint; delete it")
     if state["format"] != CHECKPOINT_FORMAT:
@@ -188,29 +186,3 @@ def load_latest(run_dir: str | os.PathLike, map_location: str | torch.device = "
             f"(newest: {problems[0]}); remove them to start afresh or restore them from a backup"
         )
     return None
-
-
-def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """State-dict keys as the bare module has them: without DDP's ``module.`` and
-    ``torch.compile``'s ``_orig_mod.`` prefixes, so weights load into any wrapping."""
-    out = {}
-    for key, value in state_dict.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in ("module.", "_orig_mod."):
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        out[key] = value
-    return out
-
-
-def bare_module(module: nn.Module) -> nn.Module:
-    """The model inside DDP and/or torch.compile wrappers (whose state dict keys are clean)."""
-    while True:
-        if hasattr(module, "_orig_mod"):
-            module = module._orig_mod
-        elif isinstance(module, torch.nn.parallel.DistributedDataParallel):
-            module = module.module
-        else:
-            return module

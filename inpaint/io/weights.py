@@ -22,7 +22,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,9 +30,12 @@ import torch
 from torch import nn
 
 from inpaint.core.atomic import tmp_name, write_json
-from inpaint.io.checkpoint import atomic_torch_save, load_latest, read_checkpoint, strip_wrapper_prefixes
+from inpaint.io.checkpoint import atomic_torch_save, load_latest, read_checkpoint
+from inpaint.models.wrappers import strip_wrapper_prefixes
 from inpaint.core.contract import CHECKPOINT_DIR
+from inpaint.core.config import Config, resolve_config
 from inpaint.core.errors import CheckpointError, ConfigError, DataError
+from inpaint.core.records import Record, key, optional_of, read_value, record_dict, record_fields
 from inpaint.io.registry import WEIGHTS_DIR
 from inpaint.io.provenance import ProvenanceWarning, recorded_digests, verified_training_set
 from inpaint.core.shard_format import sha256_file
@@ -48,43 +51,56 @@ class WeightsWarning(UserWarning):
     """Weights that load but whose card cannot vouch for them (no sha256 to check the file by)."""
 
 
+def _mapping(v: Any) -> str | None:
+    return None if isinstance(v, dict) else "must be a JSON object"
+
+
+_TEXT, _COUNT, _NUMBER, _OBJECT = (optional_of(str, "a string"), optional_of(int, "an integer"),
+                                   optional_of((int, float), "a number"), optional_of(dict, "a JSON object"))
+
+
 @dataclass
-class WeightsCard:
+class WeightsCard(Record):
     """The sidecar ``<name>.json`` of a shipped weights file.
 
     Only ``config`` is needed to load the weights; the rest is provenance. Keys this class does
     not name (added by a GPU session, e.g. ``shards``, ``training``) are kept in ``extra`` and
-    written back unchanged, so reading and rewriting a card never loses anything.
+    written back unchanged, so reading and rewriting a card never loses anything. ``config``
+    stays the plain dict the card holds (resolved, and an old flat model section migrated, when
+    the weights are loaded).
     """
 
-    config: dict[str, Any]
-    source: str | None = None          # run dir or checkpoint the weights were exported from
-    checkpoint: str | None = None      # its file name
-    step: int | None = None
-    epoch: int | None = None
-    epoch_step: int | None = None
-    data: dict[str, Any] | None = None  # the training shards' fingerprint (size, train faces, masks)
-    world_size: int | None = None
-    images_seen: int | None = None     # step x batch size x processes: training length comparable across setups
-    cpu_minutes: float | None = None   # training cost as measured by the caller (user+sys), when given
-    exported: float | None = None      # UNIX time
-    dtype: str | None = None           # float16 | float32
-    sha256: str | None = None          # of the weights file: a damaged or LFS-pointer file is refused
-    metrics: dict[str, Any] | None = None  # evaluation averages (see inpaint.evaluation.averages)
+    config: dict[str, Any] = key({}, _mapping)
+    source: str | None = key(None, _TEXT)          # run dir or checkpoint the weights were exported from
+    checkpoint: str | None = key(None, _TEXT)      # its file name
+    step: int | None = key(None, _COUNT)
+    epoch: int | None = key(None, _COUNT)
+    epoch_step: int | None = key(None, _COUNT)
+    data: dict[str, Any] | None = key(None, _OBJECT)  # the training shards' fingerprint (size, train faces, masks)
+    world_size: int | None = key(None, _COUNT)
+    images_seen: int | None = key(None, _COUNT)    # step x batch size x processes: training length comparable across setups
+    cpu_minutes: float | None = key(None, _NUMBER)  # training cost as measured by the caller (user+sys), when given
+    exported: float | None = key(None, _NUMBER)    # UNIX time
+    dtype: str | None = key(None, _TEXT)           # float16 | float32
+    sha256: str | None = key(None, _TEXT)          # of the weights file: a damaged or LFS-pointer file is refused
+    metrics: dict[str, Any] | None = key(None, _OBJECT)  # evaluation averages (see inpaint.evaluation.averages)
     #: What the weights were trained on (inpaint.io.provenance.TrainingSet.card_record: counts, digests
     #: and id prefixes of the training faces and masks); None when the checkpoint recorded no digests.
-    training_set: dict[str, Any] | None = None
+    training_set: dict[str, Any] | None = key(None, _OBJECT)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any]) -> "WeightsCard":
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in record.items() if k in known},
-                   extra={k: v for k, v in record.items() if k not in known})
+    def from_dict(cls, record: Mapping[str, Any], source: str = "weights card") -> "WeightsCard":
+        """The card of a JSON object; a known key with a value of the wrong type is a
+        CheckpointError naming ``source``; keys it does not know go to ``extra``."""
+        known = {name: f for name, f in record_fields(cls).items() if name != "extra"}
+        values = {k: read_value(known[k], v, source, k, CheckpointError) for k, v in record.items() if k in known}
+        return cls(**values, extra={k: v for k, v in record.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
-        record = {k: v for k, v in asdict(self).items() if k != "extra" and (v is not None or k == "config")}
-        return {**record, **self.extra}
+        plain = record_dict(self)
+        del plain["extra"]
+        return {**{k: v for k, v in plain.items() if v is not None or k == "config"}, **self.extra}
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "WeightsCard":
@@ -95,7 +111,7 @@ class WeightsCard:
                 raise TypeError("not an object with a 'config' object")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"weights sidecar {path} must be JSON with a 'config' entry ({exc}): re-export the weights") from exc
-        return cls.from_dict(record)
+        return cls.from_dict(record, f"weights sidecar {path}")
 
     def write(self, path: str | os.PathLike) -> Path:
         return write_json(path, self.to_dict(), indent=2)
@@ -121,24 +137,23 @@ def _refuse_non_finite(weights: Mapping[str, Any], source: Path, fix: str) -> No
                               f"first {bad[0]}): {fix}")
 
 
-def _check_size(cfg: Mapping[str, Any], data: Mapping[str, Any] | None, source: Path) -> None:
+def _check_size(cfg: Config, data: Mapping[str, Any] | None, source: Path) -> None:
     """The networks take any multiple of 16, so a state dict cannot tell the size it was trained
     at; the training data's record can, and an edited ``data.size`` must not be believed."""
     trained = (data or {}).get("size") if isinstance(data, Mapping) else None
-    if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0 and trained != cfg["data"]["size"]:
-        raise CheckpointError(f"{source}: its config says data.size = {cfg['data']['size']} but its training data were "
+    if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0 and trained != cfg.data.size:
+        raise CheckpointError(f"{source}: its config says data.size = {cfg.data.size} but its training data were "
                               f"{trained} px: the card was edited or belongs to other weights; set data.size to {trained}")
 
 
 def _generator_from(config: Mapping[str, Any], weights: Mapping[str, torch.Tensor], source: Path,
-                    device: str | torch.device, data: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict]:
-    from inpaint.core.config import resolve_config
+                    device: str | torch.device, data: Mapping[str, Any] | None = None) -> tuple[nn.Module, Config]:
     from inpaint.models import build_generator
 
     cfg = resolve_config(config, source=str(source))
     _check_size(cfg, data, source)
     _refuse_non_finite(weights, source, "training diverged or the file is damaged; use an earlier checkpoint or re-export")
-    model = build_generator(cfg["model"])
+    model = build_generator(cfg.model)
     weights = {k: (v.float() if torch.is_floating_point(v) else v) for k, v in strip_wrapper_prefixes(weights).items()}
     try:
         model.load_state_dict(weights)
@@ -223,7 +238,7 @@ class LoadedGenerator:
     """An eval-mode generator with its resolved config and what is known of its training data."""
 
     model: nn.Module
-    config: dict
+    config: Config
     path: Path                          # the checkpoint or weights file it was loaded from
     data: dict | None                   # the checkpoint's training-data fingerprint (size, counts, digests, root)
     training_set: dict | None           # a weights card's training_set record (None for checkpoints)
@@ -236,7 +251,7 @@ def open_generator(source: str | os.PathLike, device: str | torch.device = "cpu"
     return LoadedGenerator(model, cfg, src.path, src.data, src.card.training_set if src.card else None)
 
 
-def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_generator(source: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
     """An eval-mode generator and its resolved config from a run dir (its newest readable
     checkpoint), a checkpoint ``.pt``, or a shipped weights file (state dict, fp16 allowed, with
     ``<name>.json`` beside it holding ``{"config": ...}``)."""
@@ -341,7 +356,7 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
     model, cfg = _generator_from(src.config, src.weights, src.path, "cpu", src.data)
     weights = _half_weights(model, half, src.path)
     training_set = _card_training_set(src, train_data)
-    card = WeightsCard(config=cfg, source=run_name(source), exported=time.time(),
+    card = WeightsCard(config=cfg.to_dict(), source=run_name(source), exported=time.time(),
                        dtype="float16" if half else "float32",
                        metrics=dict(metrics) if metrics else None, cpu_minutes=cpu_minutes, training_set=training_set)
     state = src.state
@@ -349,7 +364,7 @@ def export_weights(source: str | os.PathLike, out: str | os.PathLike, half: bool
         card.checkpoint, card.step, card.epoch = src.path.name, int(state["step"]), int(state["epoch"])
         card.epoch_step, card.data = int(state["epoch_step"]), state.get("data")
         card.world_size = int(state.get("world_size", 1))
-        card.images_seen = card.step * int(cfg["train"]["batch_size"]) * card.world_size
+        card.images_seen = card.step * cfg.train.batch_size * card.world_size
     elif src.card is not None:
         card.data = src.card.data
     _write_pair(weights, card, out)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint.core.config import LOSS_TERMS, complete_section
+from inpaint.core.config import LOSS_TERMS, LossSection, as_section
 from inpaint.core.errors import ConfigError
 
 
@@ -46,10 +46,10 @@ class GeneratorLoss(nn.Module):
     in the generator so it is neither saved with nor optimised alongside it.
     """
 
-    def __init__(self, loss_cfg: Mapping[str, Any]) -> None:
+    def __init__(self, loss_cfg: LossSection | Mapping[str, Any]) -> None:
         super().__init__()
-        cfg = complete_section("loss", loss_cfg)
-        self.weights = {term: float(cfg[term]) for term in LOSS_TERMS if float(cfg[term]) > 0}
+        cfg = as_section("loss", loss_cfg)
+        self.weights = {term: float(getattr(cfg, term)) for term in LOSS_TERMS if float(getattr(cfg, term)) > 0}
         if not self.weights:
             raise ConfigError(f"loss weights ({', '.join(LOSS_TERMS)}) are all 0: give at least one a positive weight")
         self.weight_sum = sum(self.weights.values())

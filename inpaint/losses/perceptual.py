@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from inpaint.core.config import LossSection, as_section
 from inpaint.core.errors import CheckpointError
 from inpaint.io.pretrained import find_pretrained
 
@@ -97,13 +98,14 @@ class VGG16Features(nn.Module):
         return taps
 
 
-def build_vgg_features(loss_cfg: Mapping[str, Any]) -> VGG16Features:
+def build_vgg_features(loss_cfg: LossSection | Mapping[str, Any]) -> VGG16Features:
     """The frozen feature extractor for a ``loss`` config section."""
-    explicit = loss_cfg.get("perceptual_weights")
+    loss = as_section("loss", loss_cfg)
+    explicit = loss.perceptual_weights
     try:
         path = locate_vgg_weights(explicit)
     except CheckpointError:
-        if explicit or not loss_cfg.get("perceptual_allow_random", False):
+        if explicit or not loss.perceptual_allow_random:
             raise  # a named file that is missing is a mistake, never a reason to go random
         warnings.warn("perceptual loss uses RANDOM VGG16 weights (loss.perceptual_allow_random: true); results are not comparable", stacklevel=2)
         return VGG16Features(None, allow_random=True)
@@ -113,7 +115,7 @@ def build_vgg_features(loss_cfg: Mapping[str, Any]) -> VGG16Features:
 class PerceptualLoss(nn.Module):
     """Mean L1 distance between VGG16 relu1_2, relu2_2 and relu3_3 maps, summed over the three."""
 
-    def __init__(self, loss_cfg: Mapping[str, Any]) -> None:
+    def __init__(self, loss_cfg: LossSection | Mapping[str, Any]) -> None:
         super().__init__()
         self.features = build_vgg_features(loss_cfg)
 

@@ -1,6 +1,7 @@
-"""Model factory: configs name their networks (``model.generator``, ``model.discriminator``,
-``model.dmfb``) and these registries turn the names into modules, so a new architecture is one
-registry entry and a typo is a clear :class:`~inpaint.core.errors.ConfigError`, not a KeyError."""
+"""Model factory: a config's ``model.generator`` / ``model.discriminator`` name an architecture
+and hold its typed parameters (:mod:`inpaint.core.architectures`, torch-free); these registries
+turn each name's parameters into a module, so a new architecture is its parameter record there
+and one builder here, and a typo is a clear :class:`~inpaint.core.errors.ConfigError`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from inpaint.core.config import ModelSection, complete_section
+from inpaint.core.architectures import ArchitectureParams, GatedUNetParams, SNPatchGANParams
+from inpaint.core.config import ModelSection, as_section
 from inpaint.core.errors import ConfigError
 from inpaint.models.discriminator import SNPatchGAN
 from inpaint.models.dmfb import DMFB_VARIANTS, DenseMultiscaleFusionBlock
@@ -22,50 +24,39 @@ __all__ = [
 ]
 
 
-def _gated_unet(cfg: Mapping[str, Any]) -> nn.Module:
-    if cfg["dmfb"] not in DMFB_VARIANTS:
-        raise ConfigError(f"unknown model.dmfb '{cfg['dmfb']}': use one of {', '.join(sorted(DMFB_VARIANTS))}")
-    return GatedUNet(
-        widths=tuple(cfg["widths"]), dmfb=cfg["dmfb"], dmfb_blocks=cfg["dmfb_blocks"],
-        dmfb_inner=cfg["dmfb_inner"], batch_norm=cfg["batch_norm"],
-    )
+def _gated_unet(params: GatedUNetParams) -> nn.Module:
+    if params.dmfb not in DMFB_VARIANTS:
+        raise ConfigError(f"unknown model.generator.dmfb '{params.dmfb}': use one of {', '.join(sorted(DMFB_VARIANTS))}")
+    return GatedUNet(widths=tuple(params.widths), dmfb=params.dmfb, dmfb_blocks=params.dmfb_blocks,
+                     dmfb_inner=params.dmfb_inner, batch_norm=params.batch_norm)
 
 
-def _sn_patchgan(cfg: Mapping[str, Any]) -> nn.Module:
-    return SNPatchGAN(widths=tuple(cfg["disc_widths"]))
+def _sn_patchgan(params: SNPatchGANParams) -> nn.Module:
+    return SNPatchGAN(widths=tuple(params.widths))
 
 
-GENERATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"gated_unet": _gated_unet}
-DISCRIMINATORS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"sn_patchgan": _sn_patchgan}
+Builder = Callable[[Any], nn.Module]
+#: Architecture name → builder from its parameter record (the names of inpaint.core.architectures).
+GENERATORS: dict[str, Builder] = {"gated_unet": _gated_unet}
+DISCRIMINATORS: dict[str, Builder] = {"sn_patchgan": _sn_patchgan}
 
 
-def _complete(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The schema's model defaults overlaid with ``model_cfg``; unknown keys and combinations the
-    schema refuses (e.g. a residual without a fill) are a ConfigError."""
-    cfg = complete_section("model", model_cfg)
-    problem = ModelSection(**cfg).check()
-    if problem:
-        raise ConfigError(problem)
-    return cfg
+def _build(registry: Mapping[str, Builder], role: str, params: ArchitectureParams) -> nn.Module:
+    if params.name not in registry:
+        raise ConfigError(f"unknown model.{role}.name '{params.name}': this facefill builds {', '.join(sorted(registry))}")
+    return registry[params.name](params)
 
 
-def _build(registry: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]], key: str, cfg: Mapping[str, Any]) -> nn.Module:
-    name = cfg[key]
-    if name not in registry:
-        raise ConfigError(f"unknown model.{key} '{name}': use one of {', '.join(sorted(registry))}")
-    return registry[name](cfg)
+def build_generator(model: ModelSection | Mapping[str, Any]) -> nn.Module:
+    """The generator ``model.generator`` names, behind the classical fill of its
+    ``prefill``/``residual`` when they ask for one."""
+    params = as_section("model", model).generator
+    return with_prefill(_build(GENERATORS, "generator", params), params.prefill, params.residual)
 
 
-def build_generator(model_cfg: Mapping[str, Any]) -> nn.Module:
-    """The generator named by ``model_cfg["generator"]`` (the ``model`` section of a config),
-    behind the classical fill of ``model.prefill``/``model.residual`` when they ask for one."""
-    cfg = _complete(model_cfg)
-    return with_prefill(_build(GENERATORS, "generator", cfg), cfg["prefill"], cfg["residual"])
-
-
-def build_discriminator(model_cfg: Mapping[str, Any]) -> nn.Module:
-    """The discriminator named by ``model_cfg["discriminator"]``."""
-    return _build(DISCRIMINATORS, "discriminator", _complete(model_cfg))
+def build_discriminator(model: ModelSection | Mapping[str, Any]) -> nn.Module:
+    """The discriminator ``model.discriminator`` names."""
+    return _build(DISCRIMINATORS, "discriminator", as_section("model", model).discriminator)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

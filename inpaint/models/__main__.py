@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from inpaint.core.cli import OneLineParser, run_cli
-from inpaint.core.config import load_config
+from inpaint.core.config import Config, load_config
 from inpaint.models import build_discriminator, build_generator, count_parameters
 
 
@@ -22,15 +22,15 @@ def forward_gflops(model: nn.Module, *inputs: torch.Tensor) -> float:
     return counter.get_total_flops() / 1e9 / inputs[0].shape[0]
 
 
-def model_summary(cfg: dict[str, Any], size: int | None = None) -> dict[str, Any]:
+def model_summary(cfg: Config, size: int | None = None) -> dict[str, Any]:
     """Parameter counts and per-image forward GFLOPs of G and D at ``size`` (default data.size)."""
-    size = size or cfg["data"]["size"]
-    generator = build_generator(cfg["model"]).eval()
-    discriminator = build_discriminator(cfg["model"]).eval()
+    size = size or cfg.data.size
+    generator = build_generator(cfg.model).eval()
+    discriminator = build_discriminator(cfg.model).eval()
     image = torch.zeros(1, 3, size, size)
     mask = torch.zeros(1, 1, size, size)
     return {
-        "name": cfg["name"], "size": size,
+        "name": cfg.name, "size": size,
         "g_params": count_parameters(generator), "d_params": count_parameters(discriminator),
         "g_gflops": forward_gflops(generator, image, mask), "d_gflops": forward_gflops(discriminator, image, mask),
     }
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = args.overrides + ([f"data.size={args.size}"] if args.size else [])
     configs = [load_config(name, overrides) for name in args.config]  # all errors before output
-    w = max(10, *(len(cfg["name"]) for cfg in configs))
+    w = max(10, *(len(cfg.name) for cfg in configs))
     print(f"{'config':<{w}} {'px':>4} {'G params':>12} {'D params':>11} {'G GFLOP/img':>12} {'D GFLOP/img':>12}")
     for cfg in configs:
         s = model_summary(cfg)

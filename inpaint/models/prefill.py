@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from inpaint.classical import METHODS, classical_fill, require
-from inpaint.core.config import NO_PREFILL
+from inpaint.core.architectures import NO_PREFILL
 from inpaint.core.errors import ConfigError
 
 
@@ -55,9 +55,9 @@ def with_prefill(net: nn.Module, prefill: str, residual: bool) -> nn.Module:
     if prefill == NO_PREFILL:  # (a residual without a fill is refused by the config schema)
         return net
     if prefill not in METHODS:
-        raise ConfigError(f"unknown model.prefill '{prefill}': use one of {', '.join((NO_PREFILL, *METHODS))}")
+        raise ConfigError(f"unknown model.generator.prefill '{prefill}': use one of {', '.join((NO_PREFILL, *METHODS))}")
     try:
         require(prefill)
     except ConfigError as exc:
-        raise ConfigError(f"model.prefill = {prefill}: {exc}") from None
+        raise ConfigError(f"model.generator.prefill = {prefill}: {exc}") from None
     return ClassicalPrefill(net, prefill, residual)

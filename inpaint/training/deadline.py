@@ -14,9 +14,9 @@ from collections import deque
 import torch
 
 
-def safety_margin(budget_s: float) -> float:
-    """Slack kept in reserve on top of the measured costs (for process exit, log flushing,
-    timing noise): 1 % of the budget, at least 2 s, at most 2 min."""
+def reserve_seconds(budget_s: float) -> float:
+    """Seconds kept in reserve before the end on top of the measured step and checkpoint costs
+    (for process exit, log flushing, timing noise): 1 % of the budget, at least 2 s, at most 2 min."""
     return min(120.0, max(2.0, 0.01 * budget_s))
 
 
@@ -39,7 +39,7 @@ class Deadline:
                  step_s: float | None = None, checkpoint_s: float | None = None) -> None:
         self.start = time.time() if start is None else start
         self.end = end
-        self.margin = safety_margin(end - self.start) if end is not None else 0.0
+        self.reserve_s = reserve_seconds(end - self.start) if end is not None else 0.0
         self._steps: deque[float] = deque(maxlen=window)
         if step_s:
             self._steps.append(step_s)
@@ -84,7 +84,7 @@ class Deadline:
         """True when one more step plus a checkpoint might not fit before the end."""
         if self.end is None:
             return False
-        return self.remaining(now) < self.step_estimate + self.checkpoint_estimate + self.margin
+        return self.remaining(now) < self.step_estimate + self.checkpoint_estimate + self.reserve_s
 
     def summary(self) -> dict[str, float]:
         return {"step_s": self.step_estimate, "checkpoint_s": self.checkpoint_estimate}

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
+from inpaint.core.config import TrainSection
 from inpaint.core.errors import ConfigError
 
 log = logging.getLogger("facefill.train")
@@ -89,11 +90,11 @@ class SpeedPaths:
     compile: bool
 
 
-def speed_paths(train_cfg: Mapping[str, Any], device: torch.device) -> SpeedPaths:
+def speed_paths(train_cfg: TrainSection, device: torch.device) -> SpeedPaths:
     """``train.precision/channels_last/compile`` as this device can use them (CPU: plain fp32)."""
     cuda = device.type == "cuda"
-    if train_cfg["compile"] and not cuda:
+    if train_cfg.compile and not cuda:
         log.info("train.compile is for CUDA runs: ignored on %s", device)
-    return SpeedPaths(amp_dtype=autocast_dtype(train_cfg["precision"], device),
-                      channels_last=cuda and bool(train_cfg["channels_last"]),
-                      fused_adam=cuda, compile=cuda and bool(train_cfg["compile"]))
+    return SpeedPaths(amp_dtype=autocast_dtype(train_cfg.precision, device),
+                      channels_last=cuda and train_cfg.channels_last,
+                      fused_adam=cuda, compile=cuda and train_cfg.compile)

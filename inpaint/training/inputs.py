@@ -10,18 +10,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from inpaint.core.config import Config
 from inpaint.core.errors import DataError
 from inpaint.training.signals import STOP_SIGNALS
 
 SAMPLE_COUNT = 8
 
 
-def open_training_data(data_root: Path, cfg: dict[str, Any], world_size: int) -> tuple[dict[str, Any], Dataset, Dataset]:
+def open_training_data(data_root: Path, cfg: Config, world_size: int) -> tuple[dict[str, Any], Dataset, Dataset]:
     """The train splits of the shard set, checked against the config; DataError when unusable."""
     from inpaint.io.shards import FaceShards, MaskShards, read_index  # the reader validates the shards
 
     index = read_index(data_root)
-    size = cfg["data"]["size"]
+    size = cfg.data.size
     if int(index.get("size", size)) != size:
         raise DataError(
             f"shards in {data_root} are {index.get('size')} px but the config trains at data.size = {size}: "
@@ -32,7 +33,7 @@ def open_training_data(data_root: Path, cfg: dict[str, Any], world_size: int) ->
         raise DataError(f"shards in {data_root} hold no training faces (split 'train' is empty): repack with faces in the train split")
     if len(masks) == 0:
         raise DataError(f"shards in {data_root} hold no training masks (split 'train' is empty): repack with masks in the train split")
-    batch = cfg["train"]["batch_size"]
+    batch = cfg.train.batch_size
     if len(faces) < batch * world_size:
         raise DataError(
             f"shards in {data_root} hold {len(faces)} training faces, fewer than one batch "

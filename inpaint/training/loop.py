@@ -9,7 +9,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import traceback
@@ -22,13 +21,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inpaint.io.checkpoint import (
-    CHECKPOINT_FORMAT, CheckpointWarning, DiskFullError, bare_module, find_checkpoints, format_bytes, load_latest,
+    CheckpointWarning, DiskFullError, find_checkpoints, format_bytes, load_latest,
     read_checkpoint, save_checkpoint,
 )
-from inpaint.core.config import resolve_config, save_config
+from inpaint.core.config import Config, save_config
+from inpaint.models.wrappers import bare_module
 from inpaint.core.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
 from inpaint.core.disk import free_bytes, is_disk_full
-from inpaint.core.errors import ConfigError, FacefillError
+from inpaint.core.errors import FacefillError
 from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
 from inpaint.training.cpu_time import CpuMeter, process_tree_cpu_seconds
@@ -40,11 +40,11 @@ from inpaint.training.inputs import open_training_data, sample_batch
 from inpaint.training.metrics_log import RunningLosses, all_finite, append_metrics, truncate_metrics_after
 from inpaint.training.networks import TrainingModels
 from inpaint.training.pairs import EpochBatches, TrainingPairs
-from inpaint.training.resume import check_config, check_data, data_fingerprint
-from inpaint.training.rng import capture_rng_state, restore_rng_state, seed_everything
 from inpaint.training.schedule import lr_factor
+from inpaint.training.step import autocast, train_step
 from inpaint.training.run_dir import RunDir
 from inpaint.training.signals import StopRequest
+from inpaint.training.state import Position, data_fingerprint, dump_state, restore_state, seed_everything
 from inpaint.training.tensorboard_log import TensorBoardLog
 from inpaint.training.train_log import format_duration
 
@@ -55,7 +55,7 @@ log = logging.getLogger("facefill.train")
 class TrainOptions:
     """Everything a training process needs besides the config; mirrors the CLI."""
 
-    config: dict[str, Any]
+    config: Config
     data_root: Path
     run_dir: Path
     device: str | None = None          # "cpu", "cuda", "cuda:1"; None = cuda if available
@@ -67,16 +67,6 @@ class TrainOptions:
     # CPU seconds of this process not to bill to the run: what it had used when the options were
     # made (an in-process caller's own work); the CLI passes 0, so start-up and imports count too.
     cpu_baseline: float = field(default_factory=process_tree_cpu_seconds)
-
-
-@dataclass
-class Position:
-    """Where in training we are: ``step`` optimizer steps done, ``epoch`` = index of the epoch in
-    progress (= epochs completed), ``epoch_step`` = batches of it done."""
-
-    epoch: int = 0
-    step: int = 0
-    epoch_step: int = 0
 
 
 @dataclass
@@ -95,6 +85,15 @@ class TrainingData:
     @property
     def steps_per_epoch(self) -> int:
         return self.sampler.steps_per_epoch
+
+
+class NonFinite(Exception):
+    """The losses since the last check, or the weights, hold NaN or inf (on any process): the run
+    ends as failed, and nothing is saved, so the newest checkpoint stays the last good one."""
+
+    def __init__(self, values: dict[str, float]) -> None:
+        super().__init__(", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+        self.values = values
 
 
 # --- the trainer -----------------------------------------------------------------------------
@@ -122,23 +121,23 @@ class Trainer:
         """Read the run dir's newest valid checkpoint (if any), open the shards, build the
         networks and load the checkpoint into them (refusing a changed config or shard set)."""
         cfg = opts.config
-        tcfg = cfg["train"]
+        tcfg = cfg.train
         found = _newest_valid_checkpoint(run, dist)  # first: a failure below still reports its step
 
         index, faces, masks = open_training_data(opts.data_root, cfg, dist.world_size)
-        sampler = EpochBatches(len(faces), tcfg["batch_size"], tcfg["seed"], dist.rank, dist.world_size)
-        total_steps = tcfg["epochs"] * sampler.steps_per_epoch
-        if tcfg["max_steps"] is not None:
-            total_steps = min(total_steps, tcfg["max_steps"])
+        sampler = EpochBatches(len(faces), tcfg.batch_size, tcfg.seed, dist.rank, dist.world_size)
+        total_steps = tcfg.epochs * sampler.steps_per_epoch
+        if tcfg.max_steps is not None:
+            total_steps = min(total_steps, tcfg.max_steps)
         run.total_steps = total_steps
         fingerprint = data_fingerprint(index, len(faces), len(masks), opts.data_root)
 
-        seed_everything(tcfg["seed"])  # model initialisation depends on it
+        seed_everything(tcfg.seed)  # model initialisation depends on it
         models = TrainingModels.build(cfg, device, dist)
         if found is None:
             pos, timing = Position(), {}
             log.info("starting a new run in %s (%d steps: %d epochs x %d steps/epoch%s)", run.path, total_steps,
-                     tcfg["epochs"], sampler.steps_per_epoch, f", capped at {tcfg['max_steps']}" if tcfg["max_steps"] else "")
+                     tcfg.epochs, sampler.steps_per_epoch, f", capped at {tcfg.max_steps}" if tcfg.max_steps else "")
         else:
             pos, timing = _resume(found, opts, models, fingerprint, sampler.steps_per_epoch, dist)
             log.info("resumed from step %d/%d (%s, epoch %d)", pos.step, total_steps, found[1], pos.epoch + 1)
@@ -146,8 +145,8 @@ class Trainer:
             truncate_metrics_after(run.path, pos.step)  # steps logged after the checkpoint are retrained
             save_config(cfg, run.path / CONFIG_FILE)
 
-        pairs = TrainingPairs(faces, masks, tcfg["seed"], cfg["data"]["mask_flip_p"])
-        loader = make_loader(pairs, sampler, cfg["data"]["workers"], tcfg["seed"], pin_memory=device.type == "cuda")
+        pairs = TrainingPairs(faces, masks, tcfg.seed, cfg.data.mask_flip_p)
+        loader = make_loader(pairs, sampler, cfg.data.workers, tcfg.seed, pin_memory=device.type == "cuda")
         samples = sample_batch(opts.data_root, index, faces, masks) if dist.is_main else None
         data = TrainingData(index, faces, masks, sampler, fingerprint, loader, samples)
 
@@ -166,64 +165,18 @@ class Trainer:
             self.board.close()
 
     # one step ----------------------------------------------------------------------------
-    def _autocast(self):
-        if self.models.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.models.amp_dtype)
-
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device, non_blocking=True)
         return t.contiguous(memory_format=torch.channels_last) if self.models.channels_last else t
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One D update then one G update; returns detached losses (still on the device)."""
-        m = self.models
-        image, mask = self._to_device(batch["image"]), self._to_device(batch["mask"])
-        masked = image * (1 - mask)
-        with self._autocast():
-            fake = m.g_train(masked, mask)
-            # Real and fake in one discriminator pass: one DDP forward per backward, half the launches.
-            logits = m.d_train(torch.cat((image, fake.detach())), torch.cat((mask, mask)))
-            real_logits, fake_logits = logits.chunk(2)
-            d_loss = m.discriminator_loss(real_logits, fake_logits)
-        m.opt_d.zero_grad(set_to_none=True)
-        m.scaler.scale(d_loss).backward()
-        m.scaler.step(m.opt_d)
-
-        # The generator step goes through the bare discriminator with frozen weights: no wasted
-        # D gradients, and no DDP reducer waiting for gradients that never come.
-        d_bare = bare_module(m.discriminator)
-        d_bare.requires_grad_(False)
-        try:
-            with self._autocast():
-                adv_logits = d_bare(fake, mask) if m.uses_adversarial else None
-                losses = m.generator_loss(fake, image, mask, adv_logits)
-            m.opt_g.zero_grad(set_to_none=True)
-            m.scaler.scale(losses["total"]).backward()
-            m.scaler.step(m.opt_g)
-            m.scaler.update()
-        finally:
-            d_bare.requires_grad_(True)
-        out = {f"g_{k}" if k == "total" else k: v.detach() for k, v in losses.items()}
-        out["d_loss"] = d_loss.detach()
-        return out
+        """One D update then one G update (:func:`inpaint.training.step.train_step`)."""
+        return train_step(self.models, self._to_device(batch["image"]), self._to_device(batch["mask"]))
 
     # persistence -------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": self.cfg,
-            **self.models.state(),
-            "epoch": self.pos.epoch,
-            "step": self.pos.step,
-            "epoch_step": self.pos.epoch_step,
-            "rng": capture_rng_state(),
-            "time": time.time(),
-            "data": self.data.fingerprint,
-            "timing": self.deadline.summary(),
-            "world_size": self.dist.world_size,
-            "cpu_seconds": self.cpu_seconds,
-        }
+        return dump_state(self.cfg, self.models, self.pos, self.data.fingerprint, self.deadline.summary(),
+                          self.dist.world_size, self.cpu_seconds)
 
     def save(self) -> None:
         """Checkpoint now (rank 0 writes, the others wait); the duration feeds the deadline."""
@@ -232,7 +185,7 @@ class Trainer:
         t0 = time.time()
         self.cpu_seconds = sum_over_ranks(self.cpu.total(), self.dist, self.device)
         if self.dist.is_main:
-            path = save_checkpoint(self.run_dir.path, self.checkpoint_state(), keep=self.cfg["train"]["checkpoint_keep"])
+            path = save_checkpoint(self.run_dir.path, self.checkpoint_state(), keep=self.cfg.train.checkpoint_keep)
             self.run_dir.mark_checkpoint(path, self.pos.epoch, self.pos.step)
         barrier(self.dist)
         seconds = time.time() - t0
@@ -252,7 +205,7 @@ class Trainer:
         was_training = g.training
         g.eval()
         try:
-            with torch.no_grad(), self._autocast():
+            with torch.no_grad(), autocast(self.models, self.device):
                 image = self._to_device(samples["image"])
                 mask = self._to_device(samples["mask"])
                 output = g(image * (1 - mask), mask).float()
@@ -270,10 +223,21 @@ class Trainer:
                                     total_steps=self.total_steps, images_per_s=rate, cpu_seconds=self.cpu_seconds)
 
     def run(self) -> Outcome:
-        tcfg, total, deadline, stop = self.cfg["train"], self.total_steps, self.deadline, self.stop
+        """Train until done, told to stop or out of time (a checkpoint first); losses or weights
+        that stop being finite end it without one (:class:`NonFinite`)."""
+        try:
+            return self._train()
+        except NonFinite as exc:
+            last = self.run_dir.checkpoint
+            keep = f"last good checkpoint {last.path}" if last else "no checkpoint was written"
+            return self.outcome(EXIT_FAILED, f"non-finite values by step {self.pos.step} ({exc}); {keep}; "
+                                             "lower optim.lr or check the data before resuming")
+
+    def _train(self) -> Outcome:
+        tcfg, total, deadline, stop = self.cfg.train, self.total_steps, self.deadline, self.stop
         if self.pos.step >= total:
             return self.outcome(EXIT_FINISHED, f"already finished ({self.pos.step} steps); raise train.epochs or --max-steps to train longer")
-        images_per_step = tcfg["batch_size"] * self.dist.world_size
+        images_per_step = tcfg.batch_size * self.dist.world_size
         running = RunningLosses()
         log_t0, log_step0 = time.time(), self.pos.step
         self.models.generator.train()
@@ -286,11 +250,9 @@ class Trainer:
             if any_rank(want_stop, self.dist, self.device):
                 reason = (f"received {stop.signal_name}" if stop.requested else
                           f"time budget: {deadline.remaining():.0f} s left, next step + checkpoint need "
-                          f"~{deadline.step_estimate + deadline.checkpoint_estimate + deadline.margin:.0f} s"
+                          f"~{deadline.step_estimate + deadline.checkpoint_estimate + deadline.reserve_s:.0f} s"
                           if deadline.must_stop() else "another process was told to stop")
-                failure = self._check_finite(running)
-                if failure:
-                    return failure
+                self._check_finite(running)
                 self.save()
                 return self.outcome(EXIT_STOPPED, f"stopped early ({reason}) with a checkpoint at step {self.pos.step}; run again to continue")
             t0 = time.time()
@@ -302,8 +264,8 @@ class Trainer:
                 continue
             except FacefillError as exc:  # raised in a DataLoader worker: the one line it was
                 raise worker_error(exc) from None
-            ocfg = self.cfg["optim"]
-            self.models.set_lr(ocfg["lr"] * lr_factor(self.pos.step, total, ocfg["lr_decay"], ocfg["lr_decay_start"]))
+            ocfg = self.cfg.optim
+            self.models.set_lr(ocfg.lr * lr_factor(self.pos.step, total, ocfg.lr_decay, ocfg.lr_decay_start))
             losses = self.train_step(batch)
             running.add(losses)
             self.pos.step += 1
@@ -311,10 +273,8 @@ class Trainer:
             self.images_trained += images_per_step
 
             done = self.pos.step >= total
-            if self.pos.step % tcfg["log_every_steps"] == 0 or done:
-                failure = self._log_progress(running, log_t0, log_step0, images_per_step)
-                if failure:
-                    return failure
+            if self.pos.step % tcfg.log_every_steps == 0 or done:
+                self._log_progress(running, log_t0, log_step0, images_per_step)
                 log_t0, log_step0 = time.time(), self.pos.step
             if self.pos.epoch_step >= self.data.steps_per_epoch and not done:
                 self._end_epoch()
@@ -323,14 +283,10 @@ class Trainer:
             seconds = time.time() - t0
             deadline.record_step(seconds)
             self.step_seconds += seconds
-            if self.pos.step % tcfg["checkpoint_every_steps"] == 0 and not done:
-                failure = self._check_finite(running)
-                if failure:
-                    return failure
+            if self.pos.step % tcfg.checkpoint_every_steps == 0 and not done:
+                self._check_finite(running)
                 self.save()
-        failure = self._check_finite(running)
-        if failure:
-            return failure
+        self._check_finite(running)
         if self.pos.epoch_step >= self.data.steps_per_epoch:
             self._end_epoch()
         else:
@@ -344,31 +300,23 @@ class Trainer:
         self.pos.epoch_step = 0
         self.data.sampler.set_epoch(self.pos.epoch, 0)
 
-    def _nan_outcome(self, values: dict[str, float]) -> Outcome:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        last = self.run_dir.checkpoint
-        keep = f"last good checkpoint {last.path}" if last else "no checkpoint was written"
-        return self.outcome(EXIT_FAILED, f"non-finite values by step {self.pos.step} ({shown}); {keep}; "
-                                         "lower optim.lr or check the data before resuming")
-
-    def _check_finite(self, running: RunningLosses) -> Outcome | None:
+    def _check_finite(self, running: RunningLosses) -> None:
         """Before anything is saved: are the losses since the last log and the weights finite?
         (An overflowing gradient can ruin the weights one step before the loss shows it.)"""
         values = running.peek()
         if not self._finite_everywhere(values):
-            return self._nan_outcome(values)
+            raise NonFinite(values)
         if any_rank(not self.models.weights_finite(), self.dist, self.device):
-            return self._nan_outcome({"weights": float("nan")})
-        return None
+            raise NonFinite({"weights": float("nan")})
 
     def _finite_everywhere(self, values: dict[str, float]) -> bool:
         # Collective: a rank that stopped alone would leave the others waiting forever.
         return not any_rank(not all_finite(values), self.dist, self.device)
 
-    def _log_progress(self, running: RunningLosses, t0: float, step0: int, images_per_step: int) -> Outcome | None:
+    def _log_progress(self, running: RunningLosses, t0: float, step0: int, images_per_step: int) -> None:
         values = running.pop()
         if not self._finite_everywhere(values):
-            return self._nan_outcome(values)
+            raise NonFinite(values)
         total = self.total_steps
         seconds = max(time.time() - t0, 1e-9)
         steps = self.pos.step - step0
@@ -383,9 +331,8 @@ class Trainer:
                 self.board.scalars(self.pos.step, {**values, "img_per_s": img_s, "lr": lr})
             terms = " ".join(f"{k.replace('_l1', '')} {values[k]:.4f}" for k in ("global_l1", "hole_l1", "adversarial", "perceptual") if k in values)
             log.info("epoch %d/%d step %d/%d (%.1f%%) | %.1f img/s | ETA %s | G %.4f (%s) | D %.4f",
-                     self.pos.epoch + 1, self.cfg["train"]["epochs"], self.pos.step, total, 100 * self.pos.step / total,
+                     self.pos.epoch + 1, self.cfg.train.epochs, self.pos.step, total, 100 * self.pos.step / total,
                      img_s, format_duration(eta), values["g_total"], terms, values["d_loss"])
-        return None
 
 
 # --- resuming ----------------------------------------------------------------------------------
@@ -415,25 +362,15 @@ def _resume(found: tuple[dict[str, Any], Path], opts: TrainOptions, models: Trai
             fingerprint: dict[str, Any], steps_per_epoch: int, dist: DistInfo) -> tuple[Position, dict[str, float]]:
     """Check the checkpoint against the config and shards, load it; its position and timing."""
     state, path = found
-    cfg = opts.config
-    try:  # fill in keys added to the defaults since the checkpoint was written
-        saved_cfg = resolve_config(state["config"], source=str(path))
-    except ConfigError:
-        saved_cfg = state["config"]
-    for diff in check_config(saved_cfg, cfg, path, opts.force):
+    restored = restore_state(state, path, opts.config, models, fingerprint, opts.data_root, steps_per_epoch, opts.force)
+    for diff in restored.config_changes:
         log.warning("--force: continuing with changed %s", diff)
-    for diff in check_data(state.get("data"), fingerprint, opts.data_root, path, opts.force):
+    for diff in restored.data_changes:
         log.warning("--force: continuing on changed shards (%s)", diff)
-    models.load_state(state, path, cfg["optim"])
-    saved_world = int(state.get("world_size", 1))
-    if saved_world != dist.world_size:
+    if restored.saved_world_size != dist.world_size:
         log.warning("checkpoint was written by %d processes, this run has %d: the epoch continues with a "
-                    "different batch order than an uninterrupted run would use", saved_world, dist.world_size)
-    restore_rng_state(state["rng"])
-    pos = Position(epoch=int(state["epoch"]), step=int(state["step"]), epoch_step=int(state["epoch_step"]))
-    if pos.epoch_step >= steps_per_epoch:  # shard set changed under --force
-        pos = Position(epoch=pos.epoch + 1, step=pos.step, epoch_step=0)
-    return pos, dict(state.get("timing") or {})
+                    "different batch order than an uninterrupted run would use", restored.saved_world_size, dist.world_size)
+    return restored.position, restored.timing
 
 
 # --- one training process ----------------------------------------------------------------------
