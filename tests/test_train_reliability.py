@@ -104,7 +104,7 @@ def test_full_disk_ends_with_one_line_and_keeps_the_last_good_checkpoint(shards6
     assert proc.returncode == EXIT_FAILED, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "step-000000004.pt" in lines[0] and "disk is full" in lines[0] and "needed" in lines[0] and "KB" in lines[0]
+    assert "step-000000004.pt" in lines[0] and "disk is full" in lines[0] and "needed" in lines[0] and " MB" in lines[0]
     assert "enforce fail" not in proc.stderr + proc.stdout
     kept = run / "checkpoints" / "step-000000002.pt"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [kept.name]  # no temporaries left

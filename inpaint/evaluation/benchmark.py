@@ -164,7 +164,7 @@ def evaluate(args: argparse.Namespace) -> int:
     # Baselines first: the anchor column every model is read against.
     columns = named_columns([(method, None, baseline_generator(method), baseline_info(method)) for method in baselines]
                             + [(model_name(kind, path), path, module_generator(model),
-                                {"kind": kind, "config_name": cfg.get("name"), "config": cfg})
+                                {"kind": kind, "config_name": cfg.name, "config": cfg.to_dict()})
                                for kind, path, model, cfg, _ in loaded])
     records = dict(zip((c.name for c in columns[len(baselines):]), (record for *_, record in loaded)))
     scorers = Scorers(lpips=lpips_model, identity=describer)
@@ -204,7 +204,7 @@ def load_models(sources: Sequence[tuple[str, Path]], benchmarks: Sequence[Benchm
             opened = open_generator(path, device)
         cfg = opened.config
         for bench in benchmarks:
-            model_size = int(cfg.get("data", {}).get("size", bench.size))
+            model_size = cfg.data.size
             if model_size != bench.size:
                 raise ConfigError(f"{path} is a {model_size}-px model but the shards {bench.root} are {bench.size} px: "
                                   f"evaluate on shards packed at {model_size} px")

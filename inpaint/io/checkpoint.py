@@ -26,7 +26,7 @@ import torch
 
 from inpaint.core.atomic import TMP_MARK, atomic_open
 from inpaint.core.contract import CHECKPOINT_DIR, CHECKPOINT_NAME, CORRUPT_SUFFIX, find_checkpoints
-from inpaint.core.disk import free_bytes, is_disk_full
+from inpaint.core.disk import disk_full_message, free_bytes, is_disk_full
 from inpaint.core.errors import CheckpointError
 from inpaint.core.process import pid_alive
 from inpaint.training.state import CHECKPOINT_FORMAT, missing_keys
@@ -38,28 +38,20 @@ class CheckpointWarning(UserWarning):
     """A checkpoint was skipped because it could not be read; an older one is used instead."""
 
 
+RUN_DIR_FIX = "free space there or move the run dir to a larger file system"
+
+
 class DiskFullError(OSError):
     """A file did not fit on its file system. The message is one line: the file, that the disk
     is full, how much was free and roughly how much was needed (an ``OSError`` with ``ENOSPC``,
     so callers that handle a full disk in general handle this one too)."""
 
     def __init__(self, path: Path, needed: int | None, free: int | None) -> None:
-        need = f", about {format_bytes(needed)} needed" if needed else ""
-        room = f"{format_bytes(free)} free" if free is not None else "no space left"
-        super().__init__(errno.ENOSPC, f"{path} does not fit: the disk is full ({room}{need}); "
-                                       "free space there or move the run dir to a larger file system")
+        super().__init__(errno.ENOSPC, disk_full_message(path, free, needed, fix=RUN_DIR_FIX))
         self.filename = str(path)
 
     def __str__(self) -> str:
         return self.strerror
-
-
-def format_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def tensor_bytes(obj: Any) -> int:

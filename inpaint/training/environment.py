@@ -14,23 +14,8 @@ from typing import Any
 import torch
 
 from inpaint.core.config import TrainSection
-from inpaint.core.errors import ConfigError
 
 log = logging.getLogger("facefill.train")
-
-
-def resolve_device(requested: str | None) -> torch.device:
-    if requested is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device {requested} is not a device name: use cpu or cuda") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {requested} asked for, but this machine has no usable CUDA GPU: use --device cpu or run on a GPU node")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {requested} is not supported: use cpu or cuda")
-    return device
 
 
 def configure_backends(device: torch.device, deterministic: bool) -> None:

@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from inpaint.io.checkpoint import (
-    CheckpointWarning, DiskFullError, find_checkpoints, format_bytes, load_latest,
+    CheckpointWarning, DiskFullError, RUN_DIR_FIX, find_checkpoints, load_latest,
     read_checkpoint, save_checkpoint,
 )
 from inpaint.core.config import Config, save_config
 from inpaint.models.wrappers import bare_module
 from inpaint.core.contract import CONFIG_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED, SAMPLES_DIR, Outcome
-from inpaint.core.disk import free_bytes, is_disk_full
+from inpaint.core.disk import disk_full_message, free_bytes, is_disk_full
 from inpaint.core.errors import FacefillError
 from inpaint.training.batches import make_loader, stop_workers, worker_error
 from inpaint.training.deadline import Deadline, estimated_checkpoint_seconds
@@ -35,7 +35,8 @@ from inpaint.training.cpu_time import CpuMeter, process_tree_cpu_seconds
 from inpaint.training.distributed import (
     DistInfo, any_rank, barrier, broadcast_from_main, init_distributed, shutdown, sum_over_ranks,
 )
-from inpaint.training.environment import backend_flags, configure_backends, resolve_device, restore_backend_flags
+from inpaint.device import resolve_device
+from inpaint.training.environment import backend_flags, configure_backends, restore_backend_flags
 from inpaint.training.inputs import open_training_data, sample_batch
 from inpaint.training.metrics_log import RunningLosses, all_finite, append_metrics, truncate_metrics_after
 from inpaint.training.networks import TrainingModels
@@ -375,7 +376,7 @@ def _resume(found: tuple[dict[str, Any], Path], opts: TrainOptions, models: Trai
 
 # --- one training process ----------------------------------------------------------------------
 
-def disk_full_message(exc: BaseException, run: RunDir) -> str:
+def full_disk_failure(exc: BaseException, run: RunDir) -> str:
     """One line: which file, that the disk is full, how much was free (and needed, for a checkpoint),
     and what was kept."""
     if isinstance(exc, DiskFullError):
@@ -383,8 +384,7 @@ def disk_full_message(exc: BaseException, run: RunDir) -> str:
     else:
         target = getattr(exc, "filename", None) or run.path
         free = free_bytes(target)
-        what = (f"{target} could not be written: the disk is full ({format_bytes(free) if free is not None else 'no space'} free); "
-                "free space there or move the run dir to a larger file system")
+        what = disk_full_message(target, free, fix=RUN_DIR_FIX)
     last = run.checkpoint
     return f"{what}; {f'last good checkpoint {last.path} kept' if last else 'no checkpoint was written'}"
 
@@ -442,7 +442,7 @@ def train(opts: TrainOptions, stop: StopRequest | None = None) -> Outcome:
             result = outcome(EXIT_FAILED, "CUDA out of memory: lower train.batch_size or data.size, or use a GPU with more memory")
         except Exception as exc:
             if is_disk_full(exc):
-                return run.finish(outcome(EXIT_FAILED, disk_full_message(exc, run)), to_stderr=True)
+                return run.finish(outcome(EXIT_FAILED, full_disk_failure(exc, run)), to_stderr=True)
             traceback.print_exc()  # a bug or a crash: keep the traceback, report failure
             if run.log_file is not None:
                 run.log_file.write_line(traceback.format_exc())
