@@ -6,8 +6,8 @@ link, a node that dies under a running job. Here each node is a Linux network na
 the fixture creates (``ip netns add``), and the two are joined by one veth pair whose two ends
 carry the only addresses of the cluster::
 
-    ns <ff2n{pid}-1>  node ffnode1   ffveth 10.241.0.1/30   slurmctld, slurmd -N ffnode1
-    ns <ff2n{pid}-2>  node ffnode2   ffveth 10.241.0.2/30   slurmd -N ffnode2
+    netns ff2n<pid>-<n>-1   node ffnode1   ffveth 10.241.0.1/30   slurmctld, slurmd -N ffnode1
+    netns ff2n<pid>-<n>-2   node ffnode2   ffveth 10.241.0.2/30   slurmd -N ffnode2
 
 Both ends of the pair are created directly inside the namespaces, so the host namespace never
 sees an interface, an address or a route of the cluster; the daemons bind any address *inside*
@@ -40,6 +40,7 @@ reason; in CI (``CI=true``) they must run, so an unavailable cluster is a failur
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -65,7 +66,8 @@ PARTITION = "two"
 SLURMD_TIMEOUT_S = 5  # a node that stops answering is marked down after this (kept low for the tests)
 MESSAGE_TIMEOUT_S = 5  # how long one message may take (default 10): a dead node is noticed in ~15 s, not ~25
 CLIENTS = ("sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo", "salloc", "sacct")
-NS_PREFIX = "ff2n"
+NS_PREFIX = "ff2n"  # namespaces are named ff2n<pid>-<cluster>-<node>
+_clusters = itertools.count(1)
 WRAPPER = """#!/bin/sh
 # {name} of the two-node test cluster: run inside node 1's network namespace, where slurmctld is.
 [ "$(ip netns identify 2>/dev/null)" = "{ns}" ] || exec nsenter --net=/run/netns/{ns} {real} "$@"
@@ -165,7 +167,7 @@ def delete_namespace(ns: str) -> None:
 def _remove_stale_namespaces() -> None:
     """Namespaces of an earlier session that died without its teardown (its pid is in their name)."""
     for ns in _namespaces():
-        m = re.fullmatch(rf"{NS_PREFIX}(\d+)-\d+", ns)
+        m = re.fullmatch(rf"{NS_PREFIX}(\d+)-\d+-\d+", ns)
         if m and int(m.group(1)) != os.getpid() and not alive(int(m.group(1))):
             delete_namespace(ns)
 
@@ -173,8 +175,9 @@ def _remove_stale_namespaces() -> None:
 def _make_network(cluster: TwoNodeCluster) -> None:
     """Two namespaces joined by a veth pair created inside them; only ``lo`` and ``ffveth`` there."""
     _remove_stale_namespaces()
+    serial = next(_clusters)
     for i, node in enumerate(cluster.nodes, start=1):
-        ns = f"{NS_PREFIX}{os.getpid()}-{i}"
+        ns = f"{NS_PREFIX}{os.getpid()}-{serial}-{i}"
         _ip("netns", "add", ns)
         cluster.namespaces[node] = ns  # recorded at once: deleted at teardown whatever fails next
         cluster.addresses[node] = f"{SUBNET}.{i}"
@@ -233,6 +236,8 @@ def start_two_nodes(root: Path) -> TwoNodeCluster:
         _write_wrappers(cluster)
         start_munged(cluster, munge_socket)
         start_daemon(cluster, "slurmctld", cluster.node_cmd(cluster.nodes[0], [_which("slurmctld"), "-D", "-f", str(cluster.conf)]))
+        wait_for("slurmctld to listen", lambda: any(
+            a.endswith(f":{CTLD_PORT}") for a in listening_addresses({cluster.pids["slurmctld"]})), cluster)
         for node in cluster.nodes:
             cluster.start_slurmd(node)
         wait_for("both nodes to be idle", lambda: all(s == "idle" for s in cluster.states().values()), cluster)

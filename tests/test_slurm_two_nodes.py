@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from slurm_cluster import _our_processes
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
             "PREEMPTED")
@@ -55,6 +59,34 @@ def run_job(cluster, tmp_path: Path, body: str, *options: str, timeout: float = 
     state = wait_job(cluster, job, timeout)
     out = tmp_path / f"{job}.out"
     return state, out.read_text(errors="replace") if out.is_file() else ""
+
+
+def test_without_root_the_two_nodes_cannot_start_and_say_why(monkeypatch, tmp_path):
+    import slurm_two_nodes
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(slurm_two_nodes.ClusterUnavailable, match="needs root"):
+        slurm_two_nodes.start_two_nodes(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written, no namespace made
+
+
+def test_a_failed_start_leaves_no_daemon_namespace_or_link(monkeypatch):
+    import slurm_two_nodes
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, like the cluster")
+    real = slurm_two_nodes._which
+    monkeypatch.setattr(slurm_two_nodes, "_which", lambda name: "/bin/false" if name == "slurmctld" else real(name))
+    before = set(slurm_two_nodes._namespaces())
+    root = Path(tempfile.mkdtemp(prefix="facefill-slurm2-"))  # munged (user munge) must reach it
+    root.chmod(0o755)
+    try:
+        with pytest.raises(slurm_two_nodes.ClusterUnavailable, match="slurmctld exited"):
+            slurm_two_nodes.start_two_nodes(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert set(slurm_two_nodes._namespaces()) == before
+    assert _our_processes(root / "slurm.conf") == []  # munged and both slurmds stopped too
 
 
 def test_a_job_runs_one_step_on_each_node(slurm_two_nodes, tmp_path):
