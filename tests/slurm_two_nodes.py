@@ -31,6 +31,14 @@ controller unchanged, and an ``srun`` started from the host runs on node 1's sid
 where the steps on both nodes can connect back to it. ``cluster.client_cmd([...])`` gives the
 same prefix for any other command.
 
+Choices forced by SLURM 22.05 here: the namespaces are entered with ``nsenter --net`` only, not
+``ip netns exec``, which also remounts /sys privately and so hides /sys/fs/cgroup, without which
+slurmd refuses to start; no ``NoInAddrAny``, since srun would then bind to the address of its
+host's name, and the nodes' names resolve nowhere (as on clusters whose private link has no DNS:
+whatever needs an address, torchrun's rendezvous for one, must be given it); KillWait is 5 s and a
+node that stops answering is DOWN after about three MessageTimeouts (5 s each), to keep the tests
+short; cgroups are not available, so processes are tracked with proctrack/linuxproc.
+
 Teardown, also after a failed test or a failed start: jobs cancelled, each daemon stopped by its
 pid, every process still in a namespace (job steps) stopped by its pid, then both namespaces
 deleted, which deletes the veth pair with them. Namespaces left by a session that died (their
