@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from slurm_cluster import slurm_cluster  # noqa: F401  (a real one-node SLURM cluster, session scope)
+from slurm_two_nodes import slurm_two_nodes  # noqa: F401  (two SLURM nodes in network namespaces, session scope)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

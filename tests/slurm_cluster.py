@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -113,50 +113,66 @@ def _mem_mb() -> int:
     return int(re.search(r"MemTotal:\s+(\d+)", text).group(1)) // 1024
 
 
+def base_settings(root: Path, munge_socket: Path) -> dict[str, str]:
+    """The slurm.conf settings every test cluster shares (no accounting, quick kills, root daemons
+    writing into ``root``); a cluster adds its hosts, ports and nodes, or overrides one."""
+    return {
+        "ClusterName": "facefilltest",
+        "AuthType": "auth/munge",
+        "CredType": "cred/munge",
+        "AuthInfo": f"socket={munge_socket},cred_expire=10",
+        "SlurmUser": "root",
+        "SlurmdUser": "root",
+        "StateSaveLocation": f"{root}/state",
+        "SlurmdSpoolDir": f"{root}/spool",
+        "SlurmctldPidFile": f"{root}/run/slurmctld.pid",
+        "SlurmdPidFile": f"{root}/run/slurmd.pid",
+        "SlurmctldLogFile": f"{root}/log/slurmctld.log",
+        "SlurmdLogFile": f"{root}/log/slurmd.log",
+        "SlurmctldDebug": "info",
+        "SlurmdDebug": "info",
+        "ProctrackType": "proctrack/pgid",
+        "TaskPlugin": "task/none",
+        "MpiDefault": "none",
+        "SwitchType": "switch/none",
+        "JobAcctGatherType": "jobacct_gather/none",
+        "AccountingStorageType": "accounting_storage/none",
+        "JobCompType": "jobcomp/none",
+        "SchedulerType": "sched/builtin",
+        "SchedulerParameters": "sched_interval=2",
+        "SelectType": "select/cons_tres",
+        "SelectTypeParameters": "CR_CPU",
+        "SlurmdParameters": "config_overrides",
+        "ReturnToService": "2",
+        "KillWait": "15",
+        "MinJobAge": "300",
+        "InactiveLimit": "0",
+    }
+
+
+def conf_text(settings: dict[str, str], *lines: str) -> str:
+    """``Key=value`` lines in order, then the node and partition ``lines``."""
+    return "".join(f"{key}={value}\n" for key, value in settings.items()) + "".join(f"{line}\n" for line in lines)
+
+
 def slurm_conf(root: Path, ports: list[int], munge_socket: Path) -> str:
     """slurm.conf of a loopback-only cluster tuned for fast tests (no accounting, quick kills)."""
-    return f"""\
-ClusterName=facefilltest
-SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort={ports[0]}
-SlurmdPort={ports[1]}
-CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket={munge_socket},cred_expire=10
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
-SlurmctldPidFile={root}/run/slurmctld.pid
-SlurmdPidFile={root}/run/slurmd.pid
-SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ProctrackType=proctrack/pgid
-TaskPlugin=task/none
-MpiDefault=none
-SwitchType=switch/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SlurmdParameters=config_overrides
-ReturnToService=2
-KillWait=15
-MinJobAge=300
-InactiveLimit=0
-GresTypes=gpu
-NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=32 RealMemory={max(1024, _mem_mb() // 2)} Gres=gpu:1 State=UNKNOWN
-PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
-"""
+    settings = {
+        "SlurmctldHost": "localhost(127.0.0.1)",
+        "SlurmctldPort": str(ports[0]),
+        "SlurmdPort": str(ports[1]),
+        "CommunicationParameters": "NoCtldInAddrAny,NoInAddrAny",
+        **base_settings(root, munge_socket),
+        "GresTypes": "gpu",
+    }
+    return conf_text(
+        settings,
+        f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=32 RealMemory={max(1024, _mem_mb() // 2)} "
+        "Gres=gpu:1 State=UNKNOWN",
+        f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP")
 
 
-def _start(cluster: SlurmCluster, name: str, cmd: list[str], **kwargs) -> None:
+def start_daemon(cluster: SlurmCluster, name: str, cmd: list[str], **kwargs) -> None:
     log = open(cluster.root / "log" / f"{name}.out", "ab")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cluster.env,
                             start_new_session=True, **kwargs)
@@ -164,11 +180,11 @@ def _start(cluster: SlurmCluster, name: str, cmd: list[str], **kwargs) -> None:
     cluster.pids[name] = proc.pid
 
 
-def _wait(what: str, ready, cluster: SlurmCluster, timeout: float = START_TIMEOUT_S) -> None:
+def wait_for(what: str, ready, cluster: SlurmCluster, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         for name, pid in cluster.pids.items():
-            if not _alive(pid):
+            if not alive(pid):
                 raise ClusterUnavailable(f"{name} exited while waiting for {what}: "
                                          f"{(cluster.log(name) + _read(cluster.root / 'log' / f'{name}.out'))[-600:]}")
         if time.monotonic() > deadline:
@@ -180,7 +196,7 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.is_file() else ""
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child if it has exited
         if waited == pid:
@@ -207,9 +223,11 @@ def _hex_address(text: str) -> str:
 
 def listening_addresses(pids: set[int]) -> list[str]:
     """Every ``address:port`` a process in ``pids`` listens on (TCP) or is bound to (UDP), read
-    from /proc as ``ss -ltunp`` would show it (no iproute2 needed)."""
-    inodes: set[str] = set()
-    for pid in pids:
+    from /proc as ``ss -ltunp`` would show it (no iproute2 needed), each in the process's own
+    network namespace (``/proc/<pid>/net``)."""
+    found: dict[str, None] = {}
+    for pid in sorted(pids):
+        inodes: set[str] = set()
         try:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 target = os.readlink(fd)
@@ -217,53 +235,71 @@ def listening_addresses(pids: set[int]) -> list[str]:
                     inodes.add(target[8:-1])
         except OSError:
             continue
-    found = []
-    for table, listen_only in (("tcp", True), ("tcp6", True), ("udp", False), ("udp6", False)):
-        try:
-            rows = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            if cols[9] in inodes and (not listen_only or cols[3] == "0A"):  # 0A: LISTEN
-                found.append(_hex_address(cols[1]))
-    return found
+        for table, listen_only in (("tcp", True), ("tcp6", True), ("udp", False), ("udp6", False)):
+            try:
+                rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                cols = row.split()
+                if cols[9] in inodes and (not listen_only or cols[3] == "0A"):  # 0A: LISTEN
+                    found[_hex_address(cols[1])] = None
+    return list(found)
 
 
-def start_cluster(root: Path) -> SlurmCluster:
-    """Start munged, slurmctld and slurmd in ``root``; return once the node is idle."""
+def munge_user() -> pwd.struct_passwd:
+    """The ``munge`` account munged runs as (root only: checked first, nothing written before)."""
     if os.geteuid() != 0:
         raise ClusterUnavailable("starting a SLURM cluster needs root (munged runs as user munge, slurmd as root)")
     ensure_packages()
     try:
-        munge_user = pwd.getpwnam("munge")
+        return pwd.getpwnam("munge")
     except KeyError:
         raise ClusterUnavailable("no `munge` user: the munge package is not installed properly") from None
+
+
+def prepare_root(root: Path) -> Path:
+    """The cluster's folders in ``root``; returns the path its munge socket will have."""
+    user = munge_user()
     for sub in ("state", "spool", "run", "log"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     munge_dir = root / "munge"
     munge_dir.mkdir(mode=0o755)
-    os.chown(munge_dir, munge_user.pw_uid, munge_user.pw_gid)
+    os.chown(munge_dir, user.pw_uid, user.pw_gid)
     Path("/run/munge").mkdir(mode=0o755, exist_ok=True)  # munged's default home for its pid and seed
-    munge_socket = munge_dir / "munge.socket"
+    return munge_dir / "munge.socket"
+
+
+def start_munged(cluster: SlurmCluster, munge_socket: Path) -> None:
+    """munged as user munge on a unix socket in the cluster's folder (its own fresh key); returns
+    once the socket exists. It binds no network address: every daemon and client reaches it by path."""
+    user = munge_user()
+    munge_dir = munge_socket.parent
+    start_daemon(cluster, "munged", [_which("munged"), "--foreground", f"--socket={munge_socket}",
+                                     f"--log-file={munge_dir}/munged.log", f"--pid-file={munge_dir}/munged.pid",
+                                     f"--seed-file={munge_dir}/munged.seed"],
+                 user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    wait_for("the munge socket", munge_socket.exists, cluster)
+
+
+def node_state(cluster: SlurmCluster, node: str) -> str:
+    """``sinfo``'s state of ``node`` (``idle``, ``down``, ...; ``*`` when not responding), or ``""``."""
+    out = cluster.run("sinfo", "-h", "-n", node, "-o", "%T", timeout=20)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def start_cluster(root: Path) -> SlurmCluster:
+    """Start munged, slurmctld and slurmd in ``root``; return once the node is idle."""
+    munge_socket = prepare_root(root)
     conf = root / "slurm.conf"
     conf.write_text(slurm_conf(root, _free_ports(2), munge_socket))
     (root / "gres.conf").write_text(f"NodeName={NODE} Name=gpu File=/dev/null\n")  # a fake GPU
     cluster = SlurmCluster(root=root, conf=conf)
     try:
-        _start(cluster, "munged", [_which("munged"), "--foreground", f"--socket={munge_socket}",
-                                   f"--log-file={munge_dir}/munged.log", f"--pid-file={munge_dir}/munged.pid",
-                                   f"--seed-file={munge_dir}/munged.seed"],
-               user=munge_user.pw_uid, group=munge_user.pw_gid, extra_groups=[])
-        _wait("the munge socket", munge_socket.exists, cluster)
-        _start(cluster, "slurmctld", [_which("slurmctld"), "-D", "-f", str(conf)])
-        _start(cluster, "slurmd", [_which("slurmd"), "-D", "-f", str(conf), "-N", NODE])
-
-        def node_idle() -> bool:
-            out = cluster.run("sinfo", "-h", "-n", NODE, "-o", "%T", timeout=20)
-            return out.returncode == 0 and out.stdout.strip().rstrip("*") == "idle"
-
-        _wait(f"node {NODE} to be idle", node_idle, cluster)
+        start_munged(cluster, munge_socket)
+        start_daemon(cluster, "slurmctld", [_which("slurmctld"), "-D", "-f", str(conf)])
+        start_daemon(cluster, "slurmd", [_which("slurmd"), "-D", "-f", str(conf), "-N", NODE])
+        wait_for(f"node {NODE} to be idle", lambda: node_state(cluster, NODE).rstrip("*") == "idle", cluster)
         outside = [a for a in listening_addresses(set(cluster.pids.values()))
                    if not a.startswith(("127.0.0.1:", "[::1]:"))]
         if outside:
@@ -290,27 +326,27 @@ def _our_processes(conf: Path) -> list[int]:
     return pids
 
 
-def _terminate(pids: list[int], timeout: float = 10) -> None:
+def terminate(pids: list[int], timeout: float = 10) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in pids:
-        if _alive(pid):
+        if alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _alive(pid)
+            alive(pid)
 
 
 def stop_cluster(cluster: SlurmCluster) -> None:
     """Cancel every job, then stop each daemon (slurmd, slurmctld, munged) and any straggler by pid."""
-    if cluster.pids.get("slurmctld") and _alive(cluster.pids["slurmctld"]):
+    if cluster.pids.get("slurmctld") and alive(cluster.pids["slurmctld"]):
         cluster.run("scancel", "--user", "root", timeout=20)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -318,21 +354,22 @@ def stop_cluster(cluster: SlurmCluster) -> None:
             if out.returncode != 0 or not out.stdout.strip():
                 break
             time.sleep(0.3)
-    for name in ("slurmd", "slurmctld"):
+    for name in [n for n in cluster.pids if n.startswith("slurmd")] + ["slurmctld"]:  # every node's slurmd
         if name in cluster.pids:
-            _terminate([cluster.pids[name]])
-    _terminate([p for p in _our_processes(cluster.conf) if p != cluster.pids.get("munged")])
+            terminate([cluster.pids[name]])
+    terminate([p for p in _our_processes(cluster.conf) if p != cluster.pids.get("munged")])
     if "munged" in cluster.pids:
-        _terminate([cluster.pids["munged"]])
+        terminate([cluster.pids["munged"]])
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
-    """A started cluster for the session; skips with the reason where it cannot start (fails in CI)."""
-    root = Path(tempfile.mkdtemp(prefix="facefill-slurm-"))
+def serve_cluster(prefix: str, start: Callable[[Path], SlurmCluster],
+                  stop: Callable[[SlurmCluster], None]) -> Iterator[SlurmCluster]:
+    """Body of a session fixture: ``start(root)`` in a fresh private folder, yield the cluster, then
+    ``stop`` it and remove the folder; skips with the reason where it cannot start (fails in CI)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)  # munged (user munge) must reach its socket folder inside
     try:
-        cluster = start_cluster(root)
+        cluster = start(root)
     except ClusterUnavailable as exc:
         shutil.rmtree(root, ignore_errors=True)
         if in_ci():
@@ -341,5 +378,11 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     try:
         yield cluster
     finally:
-        stop_cluster(cluster)
+        stop(cluster)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A started cluster for the session; skips with the reason where it cannot start (fails in CI)."""
+    yield from serve_cluster("facefill-slurm-", start_cluster, stop_cluster)
