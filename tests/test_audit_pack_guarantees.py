@@ -68,7 +68,7 @@ def test_every_size_the_packer_accepts_is_one_the_models_train_at() -> None:
     from inpaint.core.config import load_config
 
     for size in (MIN_SIZE, MAX_SIZE):
-        assert load_config("smoke", [f"data.size={size}"]).data["size"] == size
+        assert load_config("smoke", [f"data.size={size}"]).data.size == size
     with pytest.raises(ConfigError):
         load_config("smoke", [f"data.size={MIN_SIZE + SIZE_MULTIPLE // 2}"])
 
