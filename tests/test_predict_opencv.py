@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from eval_support import make_weights
 from test_models_prefill import NO_OPENCV
 
-RESIDUAL = ["model.prefill=navier-stokes", "model.residual=true"]
+RESIDUAL = ["model.generator.prefill=navier-stokes", "model.generator.residual=true"]
 
 
 def _predict_without_opencv(weights: Path, photo: Path, mask: Path, out: Path) -> subprocess.CompletedProcess:
@@ -38,6 +38,6 @@ def test_without_opencv_predict_works_and_a_fill_based_model_names_the_extra(dat
     residual = _predict_without_opencv(make_weights(tmp_path / "residual.pt", seed=0, overrides=RESIDUAL), photo,
                                        tmp_path / "mask.png", tmp_path / "residual.png")
     assert residual.returncode == 2
-    assert residual.stderr.startswith("error: model.prefill") and "facefill[baselines]" in residual.stderr
+    assert residual.stderr.startswith("error: model.generator.prefill") and "facefill[baselines]" in residual.stderr
     assert len(residual.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "residual.png").exists()
