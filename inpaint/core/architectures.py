@@ -9,11 +9,21 @@ config at submit time. A new architecture is a parameter record registered here 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from inpaint.core.records import (
-    Record, boolean, clip, key, non_empty_str, nonneg_int, positive_int, positive_int_list, read_record, record_dict,
+    Record,
+    boolean,
+    clip,
+    key,
+    non_empty_str,
+    nonneg_int,
+    positive_int,
+    positive_int_list,
+    read_record,
+    record_dict,
 )
 
 #: ``prefill`` of a generator that gets the zeroed holes, as the reference does.
@@ -38,12 +48,14 @@ class GeneratorParams(ArchitectureParams):
     factory, which knows the fills; here only that they are names)."""
 
     prefill: str = key(NO_PREFILL, non_empty_str)  # none | navier-stokes | telea | biharmonic: classical fill of the holes first
-    residual: bool = key(False, boolean)           # output = classical fill + learned correction (zero at init)
+    residual: bool = key(False, boolean)  # output = classical fill + learned correction (zero at init)
 
     def check(self) -> str | None:
         if self.residual and self.prefill == NO_PREFILL:
-            return ("model.generator.residual = true adds a correction to a classical fill, but model.generator.prefill "
-                    "is none: set model.generator.prefill: navier-stokes (or telea)")
+            return (
+                "model.generator.residual = true adds a correction to a classical fill, but model.generator.prefill "
+                "is none: set model.generator.prefill: navier-stokes (or telea)"
+            )
         return None
 
 
@@ -61,6 +73,7 @@ def _register(catalogue: dict[str, Any], name: str) -> Callable[[type[P]], type[
         cls.name = name
         catalogue[name] = cls
         return cls
+
     return register
 
 
@@ -95,15 +108,17 @@ class SNPatchGANParams(DiscriminatorParams):
     widths: tuple[int, ...] = key([64, 128, 256, 256], positive_int_list(None))
 
 
-def read_architecture(catalogue: Mapping[str, type[P]], default: str, value: Any, source: str, path: str,
-                      error: type[Exception]) -> P:
+def read_architecture(
+    catalogue: Mapping[str, type[P]], default: str, value: Any, source: str, path: str, error: type[Exception]
+) -> P:
     """The parameter record of ``{name: ..., <params>}`` (name defaulting to ``default``)."""
     if not isinstance(value, Mapping):
-        raise error(f"{source}: {path} must be a mapping with a '{NAME_KEY}' and that architecture's parameters "
-                    f"(e.g. {NAME_KEY}: {default})")
+        raise error(
+            f"{source}: {path} must be a mapping with a '{NAME_KEY}' and that architecture's parameters "
+            f"(e.g. {NAME_KEY}: {default})"
+        )
     name = value.get(NAME_KEY, default)
     if name not in catalogue:
         raise error(f"{source}: unknown {path}.{NAME_KEY} '{clip(str(name), 60)}': use one of {', '.join(sorted(catalogue))}")
     params = {k: v for k, v in value.items() if k != NAME_KEY}
     return read_record(catalogue[name], params, source, f"{path}.", error)
-

@@ -13,7 +13,8 @@ import difflib
 import re
 import sys
 import warnings
-from typing import Callable, Iterator, NoReturn, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
 
 from inpaint.core.errors import FacefillError
 
@@ -28,7 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
     log one line is easier to spot. Subparsers inherit the class.
     """
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(self, args=None, namespace=None):
         # Kept for error(): a mistyped *required* option is reported as a missing one, and the
         # typo itself is only in the command line.
         self._argv = list(sys.argv[1:] if args is None else args)
@@ -47,7 +48,7 @@ class OneLineParser(argparse.ArgumentParser):
             return f"{message}: did you mean {close[0]}?" if close else message
         known = sorted(set(self._all_option_strings()))
         unrecognized = message.startswith("unrecognized arguments: ")
-        tokens = message[len("unrecognized arguments: "):].split() if unrecognized else getattr(self, "_argv", [])
+        tokens = message[len("unrecognized arguments: ") :].split() if unrecognized else getattr(self, "_argv", [])
         pairs = []
         for token in tokens:
             option = token.split("=", 1)[0]

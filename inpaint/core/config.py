@@ -19,21 +19,45 @@ Torch-free on purpose: the job layer and CLIs read configs without importing tor
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from inpaint.core.architectures import (
-    DISCRIMINATORS, GENERATORS, NAME_KEY, DiscriminatorParams, GeneratorParams, read_architecture,
+    DISCRIMINATORS,
+    GENERATORS,
+    NAME_KEY,
+    DiscriminatorParams,
+    GeneratorParams,
+    read_architecture,
 )
 from inpaint.core.atomic import atomic_open
 from inpaint.core.errors import ConfigError
 from inpaint.core.merge import deep_merge
 from inpaint.core.records import (
-    Record, anything, boolean, choice, clip, int_range, is_number, is_int, key, non_empty_str, nonneg_int, nonneg_number, optional_path,
-    optional_positive_int, positive_int, probability, read_fields, read_record, resume_free_fields, shown,
+    Record,
+    anything,
+    boolean,
+    choice,
+    clip,
+    int_range,
+    is_int,
+    is_number,
+    key,
+    non_empty_str,
+    nonneg_int,
+    nonneg_number,
+    optional_path,
+    optional_positive_int,
+    positive_int,
+    probability,
+    read_fields,
+    read_record,
+    resume_free_fields,
+    shown,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -50,9 +74,11 @@ MAX_SIZE = 4096
 
 # --- the schema: one record per section; defaults are the reference Model 2 --------------------
 
+
 def _architecture_field(catalogue: Mapping[str, type], default: str) -> Any:
     def read(value: Any, source: str, path: str, error: type[Exception]) -> Any:
         return read_architecture(catalogue, default, value, source, path, error)
+
     return key(catalogue[default](), anything, read=read)
 
 
@@ -78,7 +104,9 @@ class DataSection(Record):
     def check(self) -> str | None:
         # the U-Net halves the size twice and the discriminator four times
         fits = self.size % 16 == 0
-        return None if fits else f"data.size = {self.size} must be a multiple of 16 (the U-Net and discriminator downsample by 16)"
+        return (
+            None if fits else f"data.size = {self.size} must be a multiple of 16 (the U-Net and discriminator downsample by 16)"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +115,10 @@ class LossSection(Record):
     hole_l1: float = key(1.0, nonneg_number)
     adversarial: float = key(1.0, nonneg_number)
     perceptual: float = key(0.0, nonneg_number)
-    perceptual_weights: str | None = key(None, optional_path, resume_free=True)  # null: $FACEFILL_WEIGHTS, ../shared/weights, torch cache
-    perceptual_allow_random: bool = key(False, boolean)                          # true only for smoke tests
+    perceptual_weights: str | None = key(
+        None, optional_path, resume_free=True
+    )  # null: $FACEFILL_WEIGHTS, ../shared/weights, torch cache
+    perceptual_allow_random: bool = key(False, boolean)  # true only for smoke tests
 
     def check(self) -> str | None:
         if sum(getattr(self, t) for t in LOSS_TERMS) <= 0:
@@ -132,7 +162,11 @@ class TrainSection(Record):
 
 
 SECTIONS: dict[str, type[Record]] = {
-    "model": ModelSection, "data": DataSection, "loss": LossSection, "optim": OptimSection, "train": TrainSection,
+    "model": ModelSection,
+    "data": DataSection,
+    "loss": LossSection,
+    "optim": OptimSection,
+    "train": TrainSection,
 }
 DEFAULT_NAME = "unnamed"
 
@@ -153,10 +187,10 @@ class Config(Record):
     def to_dict(self) -> dict[str, Any]:
         return {NAME_KEY: self.name, **{section: getattr(self, section).to_dict() for section in SECTIONS}}
 
-    def with_values(self, section: str, **values: Any) -> "Config":
+    def with_values(self, section: str, **values: Any) -> Config:
         """A copy with ``section``'s ``values`` replaced (checked like a config file's)."""
         merged = {**getattr(self, section).to_dict(), **values}
-        return replace(self, **{section: read_section(section, merged, self.name)})
+        return replace(self, **{section: read_section(section, merged, self.name)})  # type: ignore[arg-type]
 
 
 def default_config() -> Config:
@@ -167,8 +201,12 @@ def default_config() -> Config:
 def resume_free_keys() -> frozenset[str]:
     """Dotted names (``train.epochs``) that may change between the jobs of one run: they change
     how fast, how visibly or how long a run trains, not what it computes."""
-    return frozenset({*resume_free_fields(Config),
-                      *(f"{section}.{name}" for section, cls in SECTIONS.items() for name in resume_free_fields(cls))})
+    return frozenset(
+        {
+            *resume_free_fields(Config),
+            *(f"{section}.{name}" for section, cls in SECTIONS.items() for name in resume_free_fields(cls)),
+        }
+    )
 
 
 # --- old files: one migration ------------------------------------------------------------------
@@ -189,8 +227,7 @@ def migrate_model_section(model: Any) -> Any:
     flat_names = [role for role in ("generator", "discriminator") if isinstance(model.get(role), str)]
     if not flat_names and not any(k in model for k in (*FLAT_GENERATOR_KEYS, *FLAT_DISCRIMINATOR_KEYS)):
         return dict(model)
-    moved = {"generator": dict(model.get("generator") if isinstance(model.get("generator"), Mapping) else {}),
-             "discriminator": dict(model.get("discriminator") if isinstance(model.get("discriminator"), Mapping) else {})}
+    moved = {role: dict(part) if isinstance(part := model.get(role), Mapping) else {} for role in ("generator", "discriminator")}
     out: dict[str, Any] = {}
     for name, value in model.items():
         if name in flat_names:
@@ -223,6 +260,7 @@ def as_section(section: str, values: Record | Mapping[str, Any]) -> Any:
 
 # --- files and bases ---------------------------------------------------------------------------
 
+
 def packaged_configs() -> list[str]:
     """Names accepted in place of a path (``model1``, ``smoke``, …)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
@@ -242,8 +280,7 @@ def config_path(path_or_name: str | os.PathLike) -> Path:
     if packaged is not None:
         return packaged
     raise ConfigError(
-        f"config {path_or_name} not found: give a YAML file path or one of the packaged names "
-        f"({', '.join(packaged_configs())})"
+        f"config {path_or_name} not found: give a YAML file path or one of the packaged names ({', '.join(packaged_configs())})"
     )
 
 
@@ -299,16 +336,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = safe_load(f)
     except AliasError as exc:
-        raise ConfigError(f"config {path} line {exc.problem_mark.line + 1} uses the YAML alias *{clip(exc.alias, 40)}: "
-                          "aliases are not allowed in configs (a few of them can expand to millions of values); "
-                          "write the value out") from None
+        raise ConfigError(
+            f"config {path} line {exc.problem_mark.line + 1} uses the YAML alias *{clip(exc.alias, 40)}: "
+            "aliases are not allowed in configs (a few of them can expand to millions of values); "
+            "write the value out"
+        ) from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"config {path}{line} is not valid YAML: fix the syntax") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
-                          "give a YAML text file") from None
+        raise ConfigError(
+            f"config {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): give a YAML text file"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"config {path} cannot be read ({exc.strerror}): check the path and permissions") from exc
     if data is None:
@@ -322,7 +362,7 @@ def _layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[dict[str, An
     """``(data, source)`` of ``path`` and its bases, the root base first."""
     here = path.resolve()
     if here in chain:
-        cycle = " → ".join(str(p) for p in (*chain[chain.index(here):], here))
+        cycle = " → ".join(str(p) for p in (*chain[chain.index(here) :], here))
         raise ConfigError(f"config {path}: its base chain is a cycle ({cycle}): remove one of these 'base:' lines")
     data = _read_yaml(path)
     base = data.pop(BASE_KEY, None)
@@ -331,6 +371,7 @@ def _layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[dict[str, An
 
 
 # --- merging and checking ----------------------------------------------------------------------
+
 
 def _checked_model(values: Mapping[str, Any], below: Mapping[str, Any], source: str) -> dict[str, Any]:
     """A model layer (migrated) with each architecture's keys checked against the architecture
@@ -343,11 +384,15 @@ def _checked_model(values: Mapping[str, Any], below: Mapping[str, Any], source: 
             continue
         layer, under = out[role], below.get(role, {})
         if not isinstance(layer, Mapping):
-            raise ConfigError(f"{source}: model.{role} must be a mapping with a '{NAME_KEY}' and that architecture's "
-                              f"parameters (e.g. {NAME_KEY}: {under.get(NAME_KEY)})")
+            raise ConfigError(
+                f"{source}: model.{role} must be a mapping with a '{NAME_KEY}' and that architecture's "
+                f"parameters (e.g. {NAME_KEY}: {under.get(NAME_KEY)})"
+            )
         name = layer.get(NAME_KEY, under.get(NAME_KEY))
         if name not in catalogue:
-            raise ConfigError(f"{source}: unknown model.{role}.{NAME_KEY} {shown(name)}: use one of {', '.join(sorted(catalogue))}")
+            raise ConfigError(
+                f"{source}: unknown model.{role}.{NAME_KEY} {shown(name)}: use one of {', '.join(sorted(catalogue))}"
+            )
         given = read_fields(catalogue[name], {k: v for k, v in layer.items() if k != NAME_KEY}, source, f"model.{role}.")
         out[role] = {NAME_KEY: name, **given} if name != under.get(NAME_KEY) else given
     return out
@@ -363,7 +408,9 @@ def _merge_layer(merged: dict[str, Any], layer: Mapping[str, Any], source: str) 
             continue
         if name not in SECTIONS:
             hint = f" ('{BASE_KEY}' belongs in a config file)" if name == BASE_KEY else ""
-            raise ConfigError(f"{source}: unknown section {shown(name)}{hint}: use one of {', '.join([NAME_KEY, BASE_KEY, *SECTIONS])}")
+            raise ConfigError(
+                f"{source}: unknown section {shown(name)}{hint}: use one of {', '.join([NAME_KEY, BASE_KEY, *SECTIONS])}"
+            )
         if not isinstance(value, Mapping):
             raise ConfigError(f"{source}: section '{name}' must be a mapping of keys to values")
         if name == "model":
@@ -387,8 +434,10 @@ def parse_override(text: str) -> dict[str, Any]:
     try:
         value = safe_load(raw) if raw.strip() else None
     except AliasError:
-        raise ConfigError(f"override '{clip(text)}': YAML aliases (*name) are not allowed in a --set value "
-                          f"(a few of them can expand to millions of values): write the value of {clip(dotted, 60)} out") from None
+        raise ConfigError(
+            f"override '{clip(text)}': YAML aliases (*name) are not allowed in a --set value "
+            f"(a few of them can expand to millions of values): write the value of {clip(dotted, 60)} out"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{clip(text)}': the value is not valid YAML") from exc
     if dotted == NAME_KEY:
@@ -396,9 +445,10 @@ def parse_override(text: str) -> dict[str, Any]:
     names = dotted.split(".")
     if len(names) < 2 or not all(names):
         raise ConfigError(f"override '{clip(text)}' must name section.key (e.g. train.max_steps=100)")
-    for name in reversed(names):
-        value = {name: value}
-    return value
+    nested: dict[str, Any] = {names[-1]: value}
+    for name in reversed(names[:-1]):
+        nested = {name: nested}
+    return nested
 
 
 def _config_from(merged: Mapping[str, Any], source: str) -> Config:
@@ -410,8 +460,9 @@ def _config_from(merged: Mapping[str, Any], source: str) -> Config:
     return Config(name=name, **sections)  # type: ignore[arg-type]
 
 
-def _resolve(layers: Sequence[tuple[Mapping[str, Any], str]], overrides: Sequence[str] | None,
-             source: str, name: str | None = None) -> Config:
+def _resolve(
+    layers: Sequence[tuple[Mapping[str, Any], str]], overrides: Sequence[str] | None, source: str, name: str | None = None
+) -> Config:
     merged = default_config().to_dict()
     for data, where in layers:
         merged = _merge_layer(merged, data, f"config {where}")

@@ -19,9 +19,9 @@ from inpaint.core.atomic import write_json
 
 # Exit codes of ``python -m inpaint.train``.
 EXIT_FINISHED = 0
-EXIT_FAILED = 1       # training failure (NaN, crash, disk full): the last good checkpoint is kept
-EXIT_BAD_INPUT = 2    # bad config, data or arguments: fix and run again
-EXIT_STOPPED = 75     # EX_TEMPFAIL: stopped early with a valid checkpoint, run again to continue
+EXIT_FAILED = 1  # training failure (NaN, crash, disk full): the last good checkpoint is kept
+EXIT_BAD_INPUT = 2  # bad config, data or arguments: fix and run again
+EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped early with a valid checkpoint, run again to continue
 
 STATE_OF_EXIT = {EXIT_FINISHED: "finished", EXIT_STOPPED: "stopped"}
 
@@ -34,10 +34,10 @@ CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 CHECKPOINT_NAME = "step-{step:09d}.pt"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{9})\.pt$")
-LOCK_FILE = "train.lock"           # flock'ed by the trainer for its whole run: one trainer per run dir
-TENSORBOARD_DIR = "tensorboard"    # event files, when tensorboard is installed
-EVAL_DIR = "eval"                  # inpaint.evaluate --run-dir writes its report here by default
-CORRUPT_SUFFIX = ".corrupt"        # an unreadable checkpoint set aside: step-….pt.corrupt
+LOCK_FILE = "train.lock"  # flock'ed by the trainer for its whole run: one trainer per run dir
+TENSORBOARD_DIR = "tensorboard"  # event files, when tensorboard is installed
+EVAL_DIR = "eval"  # inpaint.evaluate --run-dir writes its report here by default
+CORRUPT_SUFFIX = ".corrupt"  # an unreadable checkpoint set aside: step-….pt.corrupt
 
 
 @dataclass
@@ -49,9 +49,9 @@ class Outcome:
     epoch: int | None = None
     step: int | None = None
     total_steps: int | None = None
-    images_per_s: float | None = None   # measured training throughput of this process, if any step ran
-    checkpoint: str | None = None       # newest valid checkpoint, relative to the run dir
-    cpu_seconds: float | None = None    # user+sys of the whole run so far: every part, rank and loader worker
+    images_per_s: float | None = None  # measured training throughput of this process, if any step ran
+    checkpoint: str | None = None  # newest valid checkpoint, relative to the run dir
+    cpu_seconds: float | None = None  # user+sys of the whole run so far: every part, rank and loader worker
 
     @property
     def state(self) -> str:
@@ -121,6 +121,9 @@ def resume_step(run_dir: str | os.PathLike) -> int | None:
     is rewritten only when a trainer exits, so after one was killed outright it names an older
     step; the later of the two is taken (a run without checkpoint files: status.json's)."""
     newest = find_checkpoints(run_dir)
-    steps = [s for s in (checkpoint_step(newest[0]) if newest else None, read_status(run_dir).get("step"))
-             if isinstance(s, int) and not isinstance(s, bool)]
+    steps = [
+        s
+        for s in (checkpoint_step(newest[0]) if newest else None, read_status(run_dir).get("step"))
+        if isinstance(s, int) and not isinstance(s, bool)
+    ]
     return max(steps) if steps else None

@@ -23,11 +23,12 @@ _FULL_MESSAGES = ("No space left on device", "Disk quota exceeded")
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it was raised from) says the file system or quota is full."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and (exc.errno in _FULL or any(m in str(exc) for m in _FULL_MESSAGES)):
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and (link.errno in _FULL or any(m in str(link) for m in _FULL_MESSAGES)):
             return True
-        exc = exc.__cause__ or exc.__context__
+        link = link.__cause__ or link.__context__
     return False
 
 
@@ -49,8 +50,9 @@ def format_bytes(n: int) -> str:
     return f"{n / MB:.1f} MB"
 
 
-def disk_full_message(path: str | os.PathLike, free: int | None, needed: int | None = None, *,
-                      fix: str, needed_detail: str = "") -> str:
+def disk_full_message(
+    path: str | os.PathLike, free: int | None, needed: int | None = None, *, fix: str, needed_detail: str = ""
+) -> str:
     """One line for a write that did not fit: the path, that the disk is full, how much was free and
     roughly how much was needed (``needed_detail`` goes right after that), and ``fix``."""
     room = f"{format_bytes(free)} free" if free is not None else "no space left"

@@ -24,8 +24,8 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from inpaint.core.contract import LOCK_FILE
 from inpaint.core.errors import FacefillError
@@ -44,7 +44,7 @@ class FileLock:
         self.path, self._fd = path, fd
 
     @classmethod
-    def acquire(cls, path: str | os.PathLike, busy: Callable[[str], Exception]) -> "FileLock":
+    def acquire(cls, path: str | os.PathLike, busy: Callable[[str], Exception]) -> FileLock:
         """Take the lock on ``path`` (created if missing) now, or raise ``busy(holder)``, where
         ``holder`` is the holder's note ("pid 12 on node3 since …"). OSError when the file cannot
         be created or opened (an unwritable or full folder)."""
@@ -84,8 +84,10 @@ def lock_run_dir(run_dir: Path) -> FileLock:
     path = Path(run_dir) / LOCK_FILE
 
     def busy(holder: str) -> RunDirBusy:
-        return RunDirBusy(f"run dir {run_dir} is in use by another trainer ({holder}, lock {path}): wait for it "
-                          "to finish or stop it, or use another --run-dir")
+        return RunDirBusy(
+            f"run dir {run_dir} is in use by another trainer ({holder}, lock {path}): wait for it "
+            "to finish or stop it, or use another --run-dir"
+        )
 
     return FileLock.acquire(path, busy)
 

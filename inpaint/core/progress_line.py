@@ -15,8 +15,7 @@ from typing import TextIO
 class ProgressLine:
     """``update(done)`` → "label 120/3000 (4 %) 12.3 items/s, eta 3m55s"."""
 
-    def __init__(self, label: str, total: int, unit: str = "items", stream: TextIO | None = None,
-                 enabled: bool = True) -> None:
+    def __init__(self, label: str, total: int, unit: str = "items", stream: TextIO | None = None, enabled: bool = True) -> None:
         self.label, self.total, self.unit = label, max(total, 0), unit
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled

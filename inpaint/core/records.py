@@ -18,8 +18,9 @@ import copy
 import dataclasses
 import math
 import reprlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, field, fields
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from inpaint.core.errors import ConfigError
 
@@ -35,6 +36,7 @@ R = TypeVar("R", bound="Record")
 
 
 # --- quoting values in one-line errors ---------------------------------------------------------
+
 
 def _shown_repr() -> reprlib.Repr:
     shown_repr = reprlib.Repr()
@@ -62,6 +64,7 @@ def clip(text: str, limit: int = SHOWN_CHARS) -> str:
 
 
 # --- value checks: each returns an error fragment ("must be …") or None ------------------------
+
 
 def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -93,6 +96,7 @@ def optional_positive_int(v: Any) -> str | None:
 def int_range(low: int, high: int, why: str = "") -> Check:
     def check(v: Any) -> str | None:
         return None if is_int(v) and low <= v <= high else f"must be an integer from {low} to {high}{why}"
+
     return check
 
 
@@ -118,26 +122,31 @@ def optional_path(v: Any) -> str | None:
 
 def optional_of(kind: type | tuple[type, ...], what: str) -> Check:
     """None or an instance of ``kind`` (a bool is no number here); ``what`` names it in the error."""
+
     def check(v: Any) -> str | None:
         ok = v is None or (isinstance(v, kind) and not isinstance(v, bool))
         return None if ok else f"must be {what} or null"
+
     return check
 
 
 def positive_int_list(length: int | None) -> Check:
     """A list of positive integers: ``length`` of them, or at least one when None."""
+
     def check(v: Any) -> str | None:
         ok = isinstance(v, (list, tuple)) and all(is_int(x) and 0 < x <= MAX_INT for x in v)
         if ok and (length is None and len(v) > 0 or len(v) == length):
             return None
         n = f"{length} " if length else ""
         return f"must be a list of {n}positive integers"
+
     return check
 
 
 def choice(options: Sequence[str]) -> Check:
     def check(v: Any) -> str | None:
         return None if v in options else f"must be one of {', '.join(options)}"
+
     return check
 
 
@@ -146,6 +155,7 @@ def anything(v: Any) -> str | None:
 
 
 # --- fields and records ------------------------------------------------------------------------
+
 
 def key(default: Any, check: Check, *, resume_free: bool = False, read: Callable[..., Any] | None = None) -> Any:
     """A record field: its default and its check in one place.
@@ -195,7 +205,9 @@ def record_fields(cls: type) -> dict[str, dataclasses.Field]:
 
 
 def field_default(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+    if f.default is MISSING and f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def resume_free_fields(cls: type) -> list[str]:
@@ -221,8 +233,7 @@ def unknown_key_message(source: str, key: str, known: Sequence[str]) -> str:
     return f"{source}: unknown key '{clip(key, 60)}': use one of {', '.join(known)}"
 
 
-def read_value(f: dataclasses.Field, value: Any, source: str, path: str,
-               error: type[Exception] = ConfigError) -> Any:
+def read_value(f: dataclasses.Field, value: Any, source: str, path: str, error: type[Exception] = ConfigError) -> Any:
     """One field's value from a mapping: float-like strings read, checked, frozen. ``path`` is the
     dotted name the error shows (``train.seed``)."""
     reader = f.metadata.get("read")
@@ -235,8 +246,9 @@ def read_value(f: dataclasses.Field, value: Any, source: str, path: str,
     return _frozen(value)
 
 
-def read_fields(cls: type, values: Mapping[str, Any], source: str, prefix: str = "",
-                error: type[Exception] = ConfigError) -> dict[str, Any]:
+def read_fields(
+    cls: type, values: Mapping[str, Any], source: str, prefix: str = "", error: type[Exception] = ConfigError
+) -> dict[str, Any]:
     """The checked values of the keys ``values`` gives (no defaults added): for layers that are
     merged before a record is made. ``prefix`` goes before each key in errors (``"train."``)."""
     if not isinstance(values, Mapping):
@@ -250,8 +262,9 @@ def read_fields(cls: type, values: Mapping[str, Any], source: str, prefix: str =
     return out
 
 
-def read_record(cls: type[R], values: Mapping[str, Any], source: str, prefix: str = "",
-                error: type[Exception] = ConfigError) -> R:
+def read_record(
+    cls: type[R], values: Mapping[str, Any], source: str, prefix: str = "", error: type[Exception] = ConfigError
+) -> R:
     """A record of ``cls`` from ``values`` laid over its defaults: unknown keys, values their
     check refuses, and the record's own rule are ``error`` lines naming ``source``."""
     record = cls(**read_fields(cls, values, source, prefix, error))
@@ -263,4 +276,4 @@ def read_record(cls: type[R], values: Mapping[str, Any], source: str, prefix: st
 
 def record_dict(record: Record) -> dict[str, Any]:
     """A record as a plain dict (tuples as lists, nested records as dicts), for YAML and JSON."""
-    return {f.name: _thawed(getattr(record, f.name)) for f in fields(record)}
+    return {f.name: _thawed(getattr(record, f.name)) for f in fields(record)}  # type: ignore[arg-type]

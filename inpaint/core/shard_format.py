@@ -67,8 +67,9 @@ FACE_IMAGES = DatasetSpec("images", "uint8", (SIZE, SIZE, 3), chunk_rows=1, chec
 FACE_IMAGES_ENCODED = DatasetSpec("images_encoded", BYTES, chunk_rows=256)  # one png/jpeg file per row
 FACE_LABELS = DatasetSpec("labels", "int16", (3,))  # age, gender, race codes; -1 unknown
 FACE_HASHES = DatasetSpec("hashes", TEXT)  # SHA-256 of the source file
-MASKS = DatasetSpec("masks", "uint8", (SIZE, SIZE), chunk_rows=1, compression="gzip", compression_level=4,
-                    checksum=True)  # 1 = hole
+MASKS = DatasetSpec(
+    "masks", "uint8", (SIZE, SIZE), chunk_rows=1, compression="gzip", compression_level=4, checksum=True
+)  # 1 = hole
 MASK_RATIO = DatasetSpec("ratio", "float32")  # hole fraction of the mask
 MASK_BUCKET = DatasetSpec("bucket", "int8")  # hole-ratio bucket (inpaint.core.buckets)
 SOURCE_PATHS = DatasetSpec("paths", TEXT)  # the sample's source file, relative to its input folder
@@ -78,8 +79,7 @@ def shard_attributes(kind: str, split: str, size: int, encoding: str, plan_diges
     """The attributes a shard gets when it is created (a resumed pack recognises its own shards by
     ``plan_digest``); ``skipped`` (JSON list of the plan's files not stored) and ``count`` are added
     when it is sealed."""
-    return {"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size, "encoding": encoding,
-            "plan_digest": plan_digest}
+    return {"format": SHARD_FORMAT, "kind": kind, "split": split, "size": size, "encoding": encoding, "plan_digest": plan_digest}
 
 
 def sample_dataset(kind: str, encoding: str) -> DatasetSpec:
@@ -131,8 +131,7 @@ def damaged_shard_message(path: str | os.PathLike, exc: BaseException, root: str
     (truncated, overwritten, not HDF5) is called damaged and points at ``verify`` and a repack."""
     if is_lock_error(exc):
         return f"{path}: HDF5 cannot lock the file ({exc}); {LOCK_HINT} (shards are read-only)"
-    return (f"{path}: truncated or damaged HDF5 shard ({exc}); check the folder with {VERIFY_COMMAND} {root} "
-            f"and {REPACK_HINT}")
+    return f"{path}: truncated or damaged HDF5 shard ({exc}); check the folder with {VERIFY_COMMAND} {root} and {REPACK_HINT}"
 
 
 def read_index(root: str | os.PathLike) -> dict:
