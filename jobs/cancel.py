@@ -9,8 +9,6 @@ only when the recorded pid is still that process on this host.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 from pathlib import Path
 from typing import Sequence
 
@@ -20,50 +18,12 @@ from jobs import ledger, lock
 from jobs.chain import CANCELLED_REASON
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
 from jobs.paths import LEDGER, OWNER, under
-
-
-def descendants(pid: int) -> list[int]:
-    """Child processes of ``pid``, deepest first (so the trainer is signalled before its parents)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    order: list[int] = []
-
-    def walk(p: int) -> None:
-        for child in children.get(p, []):
-            walk(child)
-            order.append(child)
-
-    walk(pid)
-    return order
+from jobs.scheduler import get
 
 
 def _open_parts(run: Path, chain: str | None) -> list[dict]:
     """The parts of ``chain`` with a job and no end record yet: queued or running."""
     return [p for p in ledger.parts_of(ledger.read_parts(run), chain) if p.get("job_id") and "exit_code" not in p]
-
-
-def _signal_local(owner: dict) -> list[str]:
-    """SIGTERM the local part's process tree, if the owner's pid is still that process on this
-    host (as ``lock.owner_alive`` decides); otherwise say why nothing was signalled."""
-    pid, how = lock.local_process(owner)
-    if pid is None:
-        print(f"not signalled: {how}")
-        return []
-    done = []
-    for target in [*descendants(pid), pid]:
-        try:
-            os.kill(target, signal.SIGTERM)
-            done.append(str(target))
-        except ProcessLookupError:
-            pass
-    return done
 
 
 def cancel(run_dir: Path | str) -> list[str]:
@@ -93,24 +53,12 @@ def cancel(run_dir: Path | str) -> list[str]:
     part = newest.get("part") or int(state.get("part") or 0)
     write_chain_state(run, "cancelled", CANCELLED_REASON, part, state.get("exit_code"), job_id,
                       owner.get("executor") or state.get("executor"), chain=chain)
-    executor = owner.get("executor") or state.get("executor")
     ids = list(dict.fromkeys([str(p["job_id"]) for p in open_parts]
-                             + ([str(owner["job_id"])] if owner.get("job_id") and executor != "local" else [])))
+                             + ([str(owner["job_id"])] if owner.get("job_id") else [])))
     done: list[str] = [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
-    if executor == "pbs":
-        from jobs.pbs_commands import qdel
-        deleted, err = qdel(ids)
-        done += deleted
-        if err:
-            print(f"qdel: {err}")
-    elif executor == "slurm":
-        from jobs.slurm_commands import scancel
-        cancelled, err = scancel(ids)
-        done += cancelled
-        if err:
-            print(f"scancel: {err}")
-    elif executor == "local" and owner:
-        done += _signal_local(owner)
+    found = get(owner.get("executor") or state.get("executor"))
+    if found is not None:
+        done += found.cancel(owner, ids)
     lock.release(run)
     return done
 

@@ -1,15 +1,15 @@
 """One part of a chain, from its start to the hand-over: every decision and every record.
 
-The PBS script keeps only what must be shell (directives, ``cd``, staging, the container call,
-``qsub``) and calls this module around the trainer with the node's plain ``python3`` and the
-project on ``PYTHONPATH``; the local and SLURM parts (``jobs.submitit_chain``) call the same
-functions in-process. Standard library + the project only: no torch, numpy or yaml here.
+The PBS script keeps only what must be shell (directives, ``cd``, staging, the container call)
+and calls this module around the trainer with the node's plain ``python3`` and the project on
+``PYTHONPATH``; the local and SLURM parts (``jobs.submitit_chain``) call the same functions
+in-process. Standard library + the project only: no torch, numpy or yaml here.
 
     python3 -m jobs.part start     RUN --part N --kind K --job-id ID   # prints why to skip, or nothing
     python3 -m jobs.part command   RUN ... --data DIR                   # the CLI to run, one word a line
-    python3 -m jobs.part end       RUN ... --exit-code C                # qsub arguments of the successor, if any;
-                                                                        #   exits with the job's exit code
-    python3 -m jobs.part submitted RUN ... (--next-job-id ID | --error TEXT)
+    python3 -m jobs.part end       RUN ... --exit-code C                # decides, submits the successor (if
+                                                                        #   any); exits with the job's exit code
+    python3 -m jobs.part submitted RUN ... (--next-job-id ID | --error TEXT)  # a successor queued elsewhere
 
 Every call names its chain (``--chain``, from the job's ``FACEFILL_CHAIN``): a part of an older
 chain of the same run dir, still ending after the run dir was submitted again, records its own end
@@ -34,10 +34,9 @@ from jobs import chain, disk_reserve, interruption, ledger, lock
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
 from jobs.part_lock import part_lock
 from inpaint.core.contract import EVAL_DIR
-from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
-from jobs.pbs_commands import one_line
+from jobs.paths import under
+from jobs.scheduler import one_line, scheduler
 from jobs.spec import JobSpec
-from jobs.walltime import format_walltime
 
 TRAIN, EVALUATE = "train", "evaluate"
 T = TypeVar("T")
@@ -95,7 +94,7 @@ def record_submission(spec: JobSpec, part: int, kind: str, job_id: str) -> None:
 
 
 def _local_pid(spec: JobSpec, job_id: str) -> int | None:
-    return int(job_id) if spec.executor == "local" and job_id.isdigit() else None
+    return scheduler(spec.executor).owner_pid(job_id)
 
 
 def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = None) -> str | None:
@@ -163,7 +162,7 @@ def _end_evaluation(spec: JobSpec, part: int, job_id: str, exit_code: int, statu
         decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, EVAL_DIR)}")
         _chain_state(spec, "evaluated", decision.reason, part, exit_code, job_id)
     else:
-        logs = under(run_dir, SUBMITIT_DIR if spec.executor != "pbs" else LOGS_DIR)
+        logs = scheduler(spec.executor).logs_dir(run_dir)
         decision = chain.Decision(chain.STOP, f"evaluation failed (exit {exit_code}): read the job log in {logs}")
         if not cancelled:
             _chain_state(spec, "stopped", decision.reason, part, exit_code, job_id)
@@ -213,17 +212,6 @@ def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_
     return Ending(decision, None, job_exit)
 
 
-def qsub_args(spec: JobSpec, part: int, kind: str) -> list[str]:
-    """``qsub`` arguments of part ``part`` (the first ones and every successor): its number, mode
-    and chain, which the script reads as FACEFILL_PART, FACEFILL_MODE and FACEFILL_CHAIN; an
-    evaluation gets its own walltime (the command line overrides the script's ``#PBS -l walltime``)."""
-    variables = f"FACEFILL_PART={part},FACEFILL_MODE={kind}" + (f",FACEFILL_CHAIN={spec.chain_id}" if spec.chain_id else "")
-    args = ["-v", variables]
-    if kind == EVALUATE and spec.eval_walltime_s:
-        args += ["-l", f"walltime={format_walltime(spec.eval_walltime_s)}"]
-    return args
-
-
 def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = None, error: str | None = None) -> None:
     """The successor of ``part`` was queued as ``next_job_id``, or the scheduler refused it."""
     run_dir = spec.run_dir
@@ -253,6 +241,19 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
     _chain_state(spec, "stopped", f"could not submit part {part + 1}: {one_line(str(error))}; "
                  "run jobs.submit again to continue", part, code, job_id)
     lock.release(run_dir, job_id)
+
+
+def hand_on(spec: JobSpec, part: int, job_id: str, kind: str) -> tuple[str | None, str | None]:
+    """Submit the successor of ``part`` (of ``kind``) with the chain's scheduler and record it:
+    (its job id, None), or (None, why the scheduler refused it — then the chain has stopped)."""
+    try:
+        next_id = scheduler(spec.executor).submit_successor(spec, part + 1, kind)
+    except Exception as exc:  # the scheduler refused: say so in the run dir, do not lose the run
+        error = str(exc)
+        guarded(spec, part, job_id, lambda: submitted(spec, part, job_id, error=error))
+        return None, error
+    guarded(spec, part, job_id, lambda: submitted(spec, part, job_id, next_job_id=next_id))
+    return next_id, None
 
 
 def guarded(spec: JobSpec, part: int, job_id: str, step: Callable[[], T]) -> T:
@@ -303,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = a.exit_code if a.exit_code is not None else 1
         ending = guarded(spec, a.part, a.job_id, lambda: end(spec, a.part, a.kind, a.job_id, code))
         if ending.next_kind:
-            print("\n".join(qsub_args(spec, a.part + 1, ending.next_kind)))
+            hand_on(spec, a.part, a.job_id, ending.next_kind)
         return ending.job_exit
     else:
         guarded(spec, a.part, a.job_id,

@@ -1,8 +1,8 @@
 """``python -m jobs.status RUN_DIR``: where a chain stands, part by part.
 
-Each part's job is looked up where it ran: PBS in one batched ``qstat -x -f -F json`` call
-(finished jobs included; ids a server leaves unanswered are asked alone), SLURM with ``squeue``
-then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``), a local part by its pid. A
+Each part's job is looked up where it ran (``Scheduler.states``): PBS in one batched ``qstat -x -f
+-F json`` call (finished jobs included; ids a server leaves unanswered are asked alone), SLURM with
+``squeue`` then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``), a local part by its pid. A
 scheduler that cannot answer is reported as "unknown", never as a lost job. A part whose job
 ended without recording its end (killed at walltime, node failure, ``scancel -s KILL``) is found
 from the scheduler's state, and the chain is reported stopped instead of "running" or
@@ -15,94 +15,35 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 from inpaint.core.cli import run_cli
 from inpaint.core.contract import SAMPLES_DIR, read_status
 from inpaint.core.errors import ConfigError
-from inpaint.core.process import pid_alive
 from jobs import ledger, lock
 from jobs.chain_state import ENDED, read_chain_state
 from inpaint.core.contract import EVAL_DIR
 from jobs.paths import LEDGER, under
 from jobs.progress import Position, last_metrics, position, status_epoch
-
-PBS_WORDS = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What a scheduler says of one job: words for people, whether the job has ended, and what
-    else it reports (PBS: state, Exit_status, walltime used and requested) for the table and --json."""
-
-    words: str
-    ended: bool
-    detail: dict | None = None
-
-    def usage(self) -> str:
-        """`` · Exit_status -29 · walltime 00:00:12 of 00:00:10`` (what PBS reported), or ""."""
-        d = self.detail or {}
-        out = f" · Exit_status {d['exit_status']}" if d.get("exit_status") is not None else ""
-        if d.get("walltime_used"):
-            out += f" · walltime {d['walltime_used']}" + (f" of {d['walltime_limit']}" if d.get("walltime_limit") else "")
-        return out
-
-
-def _pbs_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
-    from jobs.pbs_commands import QstatError, describe_exit, job_states
-
-    try:
-        found = job_states(ids)
-    except QstatError as exc:
-        return {}, f"qstat did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
-    seen: dict[str, Seen] = {}
-    for job_id in ids:
-        st = found.get(job_id)
-        if st is None:
-            seen[job_id] = Seen("gone from PBS history", True)
-            continue
-        detail = {"state": st.state, "exit_status": st.exit_status, "walltime_used": st.walltime_used,
-                  "walltime_limit": st.walltime_limit}
-        if st.finished:
-            seen[job_id] = Seen(f"F: {describe_exit(st.exit_status)}", True, detail)
-        else:
-            comment = f" ({st.comment})" if st.state == "Q" and st.comment else ""
-            seen[job_id] = Seen(f"{st.state}: {PBS_WORDS.get(st.state, st.state)}{comment}", False, detail)
-    return seen, None
-
-
-def _slurm_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
-    from jobs.slurm_commands import SlurmQueryError, job_state
-
-    seen: dict[str, Seen] = {}
-    try:
-        for job_id in ids:
-            job = job_state(job_id)
-            seen[job_id] = (Seen("gone from SLURM (ended longer ago than its MinJobAge, 5 min by default)", True)
-                            if job is None else Seen(job.describe(), job.ended))
-    except SlurmQueryError as exc:
-        return {}, f"SLURM did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
-    return seen, None
+from jobs.scheduler import Seen, names, scheduler
 
 
 def scheduler_states(parts: list[dict]) -> tuple[dict[str, Seen], list[str]]:
-    """job id -> what its scheduler says, for every part that has a job; (states, warnings)."""
+    """job id -> what its scheduler says, for every part that has a job (for a scheduler that
+    cannot tell how an ended job went, only the parts still open); (states, warnings)."""
     seen: dict[str, Seen] = {}
     warnings: list[str] = []
-    for executor, ask in (("pbs", _pbs_states), ("slurm", _slurm_states)):
-        ids = [str(p["job_id"]) for p in parts if p.get("executor") == executor and p.get("job_id")]
+    for name in names():
+        asked = scheduler(name)
+        ids = [str(p["job_id"]) for p in parts if p.get("executor") == name and p.get("job_id")
+               and (asked.tracks_ended_jobs or "exit_code" not in p)]
         if ids:
-            found, warning = ask(ids)
+            found, warning = asked.states(ids)
             seen.update(found)
             if warning:
                 warnings.append(warning)
-    for p in parts:
-        if p.get("executor") == "local" and p.get("job_id") and "exit_code" not in p:
-            job = str(p["job_id"])
-            alive = pid_alive(int(job)) if job.isdigit() else False
-            seen[job] = Seen("running", False) if alive else Seen("gone", True)
     return seen, warnings
 
 

@@ -21,7 +21,7 @@ from jobs.part import command
 from jobs.part import end as end_part
 from jobs.profiles import load_profile
 from jobs.spec import JobSpec
-from jobs.submit import write_script
+from jobs.pbs import write_script
 from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 
@@ -184,8 +184,8 @@ def test_stalled_part_stops_instead_of_looping(tmp_path):
 def test_refused_successor_stops_the_chain_with_qsubs_words(tmp_path):
     spec = _spec(tmp_path)
     write_script(spec)
-    refusing = {"qsub": "#!/bin/bash\necho 'qsub: Unknown queue' >&2\nexit 170\n", "sleep": "#!/bin/bash\nexit 0\n"}
-    proc = _run_part(spec, tmp_path, 1, "75", "1.vm", stubs_extra=refusing)
+    refusing = {"qsub": "#!/bin/bash\necho 'qsub: Unknown queue' >&2\nexit 170\n"}
+    proc = _run_part(spec, tmp_path, 1, "75", "1.vm", stubs_extra=refusing, FACEFILL_QSUB_RETRY_DELAYS="0,0")
     state = read_chain_state(spec.run_dir)
     assert state["state"] == "stopped" and "could not submit part 2: qsub: Unknown queue" in state["reason"], proc.stdout
     assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()

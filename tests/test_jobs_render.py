@@ -17,7 +17,7 @@ from inpaint.core.errors import ConfigError, DataError
 from jobs import submit
 from jobs.chain_state import read_chain_state
 from jobs.options import parse, resolve
-from jobs.pbs_commands import QsubError
+from jobs.pbs import QsubError
 from jobs.pbs_script import render
 from test_jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
 
