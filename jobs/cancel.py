@@ -16,7 +16,7 @@ from inpaint.core.cli import run_cli
 from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
 from jobs.chain import CANCELLED_REASON
-from jobs.chain_state import ENDED, read_chain_state, write_chain_state
+from jobs.chain_state import ChainState, read_chain_state, write_chain_state
 from jobs.paths import LEDGER, OWNER, under
 from jobs.scheduler import get
 
@@ -40,23 +40,24 @@ def cancel(run_dir: Path | str) -> list[str]:
             return [f"{under(run, OWNER)} ({damaged}) removed"]
         raise ConfigError(f"{under(run, LEDGER)}: no chain recorded here; is {run} a run dir made by jobs.submit?")
     state = read_chain_state(run)
-    owner = lock.read_owner(run) or {}
-    if state.get("state") in ENDED and not owner:  # nothing runs; a damaged owner file just goes
+    owner = lock.read_owner(run)
+    if state is not None and state.state.ended and owner is None:  # nothing runs; a damaged owner file just goes
         lock.release(run)
         return [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
-    chain = ledger.current_chain(ledger.read_parts(run), state.get("chain"))
+    chain = ledger.current_chain(ledger.read_parts(run), state.chain if state else None)
     open_parts = _open_parts(run, chain)
     # the job being cancelled is the one that owns the run dir (or the newest open part), never
     # the previous part that wrote chain.json when it handed on
     newest = open_parts[-1] if open_parts else {}
-    job_id = owner.get("job_id") or newest.get("job_id") or state.get("job_id")
-    part = newest.get("part") or int(state.get("part") or 0)
-    write_chain_state(run, "cancelled", CANCELLED_REASON, part, state.get("exit_code"), job_id,
-                      owner.get("executor") or state.get("executor"), chain=chain)
+    job_id = (owner.job_id if owner else None) or newest.get("job_id") or (state.job_id if state else None)
+    part = newest.get("part") or (state.part if state else 0)
+    executor = (owner.executor if owner else None) or (state.executor if state else None)
+    write_chain_state(run, ChainState.CANCELLED, CANCELLED_REASON, part, state.exit_code if state else None, job_id,
+                      executor, chain=chain)
     ids = list(dict.fromkeys([str(p["job_id"]) for p in open_parts]
-                             + ([str(owner["job_id"])] if owner.get("job_id") else [])))
+                             + ([owner.job_id] if owner and owner.job_id else [])))
     done: list[str] = [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
-    found = get(owner.get("executor") or state.get("executor"))
+    found = get(executor)
     if found is not None:
         done += found.cancel(owner, ids)
     lock.release(run)

@@ -13,6 +13,7 @@ from typing import Any
 
 from inpaint.core.process import pid_alive
 from jobs.ledger import iso_seconds
+from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
 from jobs.spec import JobSpec
 from jobs.submitit_chain import SubmititParts
@@ -35,20 +36,20 @@ def process_start(pid: int) -> float | None:
         return None
 
 
-def local_process(owner: dict[str, Any]) -> tuple[int | None, str]:
+def local_process(owner: OwnerRecord) -> tuple[int | None, str]:
     """(pid, how we know) of the local process an owner record names, when it is on this host,
     alive and still the one recorded; (None, why not) otherwise. A pid started after the record
     was written is another program that got the number back: it must never be signalled."""
-    job_id = str(owner.get("job_id", ""))
-    if owner.get("host") not in (None, socket.gethostname()):
-        return None, f"local process {job_id} is on another host ({owner.get('host')})"
+    job_id = owner.job_id
+    if owner.host not in (None, socket.gethostname()):
+        return None, f"local process {job_id} is on another host ({owner.host})"
     try:
-        pid = int(owner.get("pid") or job_id or 0)
+        pid = int(owner.pid or job_id or 0)
     except ValueError:
         return None, f"no pid in the owner record ({job_id!r})"
     if pid <= 0 or not pid_alive(pid):
         return None, f"local process {pid} has ended" if pid > 0 else "no pid in the owner record"
-    started, recorded = process_start(pid), owner.get("time")
+    started, recorded = process_start(pid), owner.time
     try:
         recorded_s = iso_seconds(recorded) if isinstance(recorded, str) else None
     except ValueError:
@@ -113,9 +114,9 @@ class Local(SubmititParts):
             seen[job] = Seen("running", False) if alive else Seen("gone", True)
         return seen, None
 
-    def is_alive(self, owner: dict[str, Any]) -> tuple[bool, str]:
-        if owner.get("host") not in (None, socket.gethostname()):
-            return True, f"local process {owner.get('job_id', '')} on another host ({owner.get('host')})"
+    def is_alive(self, owner: OwnerRecord) -> tuple[bool, str]:
+        if owner.host not in (None, socket.gethostname()):
+            return True, f"local process {owner.job_id} on another host ({owner.host})"
         pid, how = local_process(owner)
         return pid is not None, how
 
@@ -125,7 +126,7 @@ class Local(SubmititParts):
     def ending_cause(self, job_id: str) -> tuple[str, str] | None:
         return None
 
-    def cancel(self, owner: dict[str, Any], ids: list[str]) -> list[str]:
+    def cancel(self, owner: OwnerRecord | None, ids: list[str]) -> list[str]:
         """SIGTERM the part's process tree, if the owner's pid is still that process on this host;
         otherwise say why nothing was signalled (the chain's other pids are not ours to judge)."""
         if not owner:

@@ -18,6 +18,7 @@ from inpaint.core.atomic import tmp_name, write_json
 from inpaint.core.errors import FacefillError
 from jobs.ledger import now_iso
 from jobs.paths import OWNER, under
+from jobs.records import OwnerRecord
 from jobs.scheduler import get
 
 
@@ -25,12 +26,12 @@ class RunDirLockedError(FacefillError):
     """The run dir belongs to a job that is still queued or running."""
 
 
-def read_owner(run_dir: Path | str) -> dict | None:
+def read_owner(run_dir: Path | str) -> OwnerRecord | None:
     try:
         data = json.loads(under(run_dir, OWNER).read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return OwnerRecord.from_dict(data) if isinstance(data, dict) else None
 
 
 def owner_unreadable(run_dir: Path | str) -> str | None:
@@ -52,12 +53,12 @@ def owner_unreadable(run_dir: Path | str) -> str | None:
     return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
 
 
-def owner_record(executor: str, job_id: str, pid: int | None = None) -> dict:
-    return {"executor": executor, "job_id": str(job_id), "pid": pid, "host": socket.gethostname(), "time": now_iso()}
+def owner_record(executor: str, job_id: str, pid: int | None = None) -> OwnerRecord:
+    return OwnerRecord(executor, str(job_id), pid, socket.gethostname(), now_iso())
 
 
 def write_owner(run_dir: Path | str, executor: str, job_id: str, pid: int | None = None) -> None:
-    write_json(under(run_dir, OWNER), owner_record(executor, job_id, pid))
+    write_json(under(run_dir, OWNER), owner_record(executor, job_id, pid).to_dict())
 
 
 def release(run_dir: Path | str, job_id: str | None = None) -> None:
@@ -66,7 +67,7 @@ def release(run_dir: Path | str, job_id: str | None = None) -> None:
     owner = read_owner(run_dir)
     if owner is None and (job_id is not None or owner_unreadable(run_dir) is None):
         return
-    if owner is not None and job_id is not None and owner.get("job_id") != str(job_id):
+    if owner is not None and job_id is not None and owner.job_id != str(job_id):
         return
     try:
         under(run_dir, OWNER).unlink()
@@ -74,12 +75,11 @@ def release(run_dir: Path | str, job_id: str | None = None) -> None:
         pass
 
 
-def owner_alive(owner: dict) -> tuple[bool, str]:
+def owner_alive(owner: OwnerRecord) -> tuple[bool, str]:
     """(alive, how we know), asked of the owner's scheduler. Unanswerable questions count as alive."""
-    executor = owner.get("executor")
-    found = get(executor if isinstance(executor, str) else None)
+    found = get(owner.executor)
     if found is None:
-        return False, f"unknown executor {executor!r}"
+        return False, f"unknown executor {owner.executor!r}"
     return found.is_alive(owner)
 
 
@@ -89,11 +89,11 @@ def _locked_error(run_dir: Path | str, how: str) -> RunDirLockedError:
         f"`python -m jobs.cancel {run_dir}`, or pick another --run-dir")
 
 
-def _create(path: Path, record: dict) -> bool:
+def _create(path: Path, record: OwnerRecord) -> bool:
     """Create ``path`` holding ``record`` unless it exists: written under a temporary name, then
     hard-linked (``link`` fails on an existing name, like ``O_EXCL``), so it is never seen half-written."""
     tmp = tmp_name(path)
-    write_json(tmp, record)
+    write_json(tmp, record.to_dict())
     try:
         os.link(tmp, path)
         return True
@@ -103,7 +103,7 @@ def _create(path: Path, record: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def _take_over(path: Path, stale: dict) -> None:
+def _take_over(path: Path, stale: OwnerRecord) -> None:
     """Move a dead owner's file aside; put back what was moved if it was not the stale one (another
     submit took the run dir in between)."""
     aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
@@ -115,7 +115,7 @@ def _take_over(path: Path, stale: dict) -> None:
         moved = json.loads(aside.read_text())
     except (OSError, json.JSONDecodeError):
         moved = None
-    if moved != stale:
+    if not isinstance(moved, dict) or OwnerRecord.from_dict(moved) != stale:
         try:
             os.link(aside, path)
         except FileExistsError:

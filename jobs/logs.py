@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not parts:
             raise ConfigError(f"{run}: no chain recorded (jobs/ledger.jsonl missing); pass a run dir made by jobs.submit")
         # part N of the current chain (a run dir submitted again holds earlier chains too), else the latest N
-        current = ledger.parts_of(parts, ledger.current_chain(parts, read_chain_state(run).get("chain"))) or parts
+        recorded = read_chain_state(run)
+        current = ledger.parts_of(parts, ledger.current_chain(parts, recorded.chain if recorded else None)) or parts
         if args.part:
             chosen = next((x for x in [*reversed(current), *reversed(parts)] if x["part"] == args.part), None)
         else:

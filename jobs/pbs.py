@@ -21,6 +21,7 @@ from inpaint.core.atomic import atomic_open
 from inpaint.core.errors import ConfigError
 from jobs import pbs_commands
 from jobs.paths import LOGS_DIR, PBS_SCRIPT, under
+from jobs.records import OwnerRecord
 from jobs.pbs_commands import (JOB_ID_RE, SIGNAL_EXIT_BASE, WALLTIME_EXIT, JobState, QstatError, QsubError,
                                describe_exit, job_states, parse_job_id, parse_qstat_json)
 from jobs.scheduler import Seen, SiteDefaults, job_name
@@ -193,8 +194,8 @@ class PBS:
                 seen[job_id] = Seen(f"{st.state}: {WORDS.get(st.state, st.state)}{comment}", False, detail)
         return seen, None
 
-    def is_alive(self, owner: dict[str, Any]) -> tuple[bool, str]:
-        job_id = str(owner.get("job_id", ""))
+    def is_alive(self, owner: OwnerRecord) -> tuple[bool, str]:
+        job_id = owner.job_id
         try:
             state = job_states([job_id]).get(job_id)
         except QstatError as exc:
@@ -209,7 +210,7 @@ class PBS:
     def ending_cause(self, job_id: str) -> tuple[str, str] | None:
         return pbs_commands.ending_cause(job_id)
 
-    def cancel(self, owner: dict[str, Any], ids: list[str]) -> list[str]:
+    def cancel(self, owner: OwnerRecord | None, ids: list[str]) -> list[str]:
         deleted, err = qdel(ids)
         if err:
             print(f"qdel: {err}")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from inpaint.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from jobs.records import OwnerRecord
     from jobs.spec import JobSpec
 
 # name -> the module whose SCHEDULER implements it; the order is the order of --executor's choices
@@ -103,7 +104,7 @@ class Scheduler(Protocol):
     def states(self, ids: list[str]) -> tuple[dict[str, Seen], str | None]:
         """job id -> what the scheduler says of it; (states, a warning when it could not answer)."""
 
-    def is_alive(self, owner: dict[str, Any]) -> tuple[bool, str]:
+    def is_alive(self, owner: "OwnerRecord") -> tuple[bool, str]:
         """(alive, how we know) for an owner record; a question that cannot be answered is "alive"."""
 
     def owner_pid(self, job_id: str) -> int | None:
@@ -112,7 +113,7 @@ class Scheduler(Protocol):
     def ending_cause(self, job_id: str) -> tuple[str, str] | None:
         """Why the scheduler is ending ``job_id``, asked by the job itself (see jobs.interruption)."""
 
-    def cancel(self, owner: dict[str, Any], ids: list[str]) -> list[str]:
+    def cancel(self, owner: "OwnerRecord | None", ids: list[str]) -> list[str]:
         """End the chain's live jobs ``ids`` (the owner's included); what was deleted or signalled."""
 
     def logs_dir(self, run_dir: Path | str) -> Path:

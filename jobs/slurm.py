@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
 from jobs.spec import JobSpec
 from jobs.submitit_chain import SubmititParts
@@ -84,10 +85,10 @@ class SLURM(SubmititParts):
             return {}, f"SLURM did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
         return seen, None
 
-    def is_alive(self, owner: dict[str, Any]) -> tuple[bool, str]:
+    def is_alive(self, owner: OwnerRecord) -> tuple[bool, str]:
         from jobs.slurm_commands import SlurmQueryError, job_state
 
-        job_id = str(owner.get("job_id", ""))
+        job_id = owner.job_id
         try:
             job = job_state(job_id)
         except SlurmQueryError as exc:
@@ -104,7 +105,7 @@ class SLURM(SubmititParts):
 
         return ending_cause(job_id)
 
-    def cancel(self, owner: dict[str, Any], ids: list[str]) -> list[str]:
+    def cancel(self, owner: OwnerRecord | None, ids: list[str]) -> list[str]:
         from jobs.slurm_commands import scancel
 
         cancelled, err = scancel(ids)

@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +23,7 @@ from inpaint.core.cli import run_cli
 from inpaint.core.contract import SAMPLES_DIR, read_status
 from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
-from jobs.chain_state import ENDED, read_chain_state
+from jobs.chain_state import ChainRecord, ChainState, read_chain_state
 from inpaint.core.contract import EVAL_DIR
 from jobs.paths import LEDGER, under
 from jobs.progress import Position, last_metrics, position, status_epoch
@@ -53,10 +53,11 @@ def unrecorded_end(part: dict, seen: dict[str, Seen]) -> Seen | None:
     return state if state is not None and state.ended and "exit_code" not in part else None
 
 
-def effective_chain(run_dir: Path, chain: dict, parts: list[dict], seen: dict[str, Seen]) -> dict:
+def effective_chain(run_dir: Path, chain: ChainRecord | None, parts: list[dict],
+                    seen: dict[str, Seen]) -> ChainRecord | None:
     """chain.json, unless the newest part of its chain ended without a word: then the chain has stopped."""
-    parts = ledger.parts_of(parts, ledger.current_chain(parts, chain.get("chain")))
-    if not parts or chain.get("state") in ENDED:
+    parts = ledger.parts_of(parts, ledger.current_chain(parts, chain.chain if chain else None))
+    if not parts or (chain is not None and chain.state.ended):
         return chain
     last = parts[-1]
     ended = unrecorded_end(last, seen)
@@ -65,8 +66,10 @@ def effective_chain(run_dir: Path, chain: dict, parts: list[dict], seen: dict[st
     how = "ended without an end record" if last.get("start_time") else "ended before it started"
     reason = (f"part {last['part']} ({last.get('kind', 'train')}) {how} ({ended.words}); read its log with "
               f"`python -m jobs.logs {run_dir} --part {last['part']}`, then submit again")
-    return {**chain, "state": "stopped", "reason": reason, "recorded_state": chain.get("state"),
-            "recorded_reason": chain.get("reason")}
+    recorded = {"recorded_state": chain.state.value if chain else None, "recorded_reason": chain.reason if chain else None}
+    if chain is None:
+        return ChainRecord(ChainState.STOPPED, reason, extra=recorded)
+    return replace(chain, state=ChainState.STOPPED, reason=reason, extra={**chain.extra, **recorded})
 
 
 def summarize_outputs(run_dir: Path | str) -> str:
@@ -138,9 +141,9 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     warnings = problems + warnings
     recorded = read_chain_state(run)
     chain = effective_chain(run, recorded, parts, seen)
-    current = ledger.current_chain(parts, recorded.get("chain"))
+    current = ledger.current_chain(parts, recorded.chain if recorded else None)
     several = len(ledger.chains(parts)) > 1
-    lines = [f"chain: {chain.get('state', '?')} — {chain.get('reason', '')}"]
+    lines = [f"chain: {chain.state.value if chain else '?'} — {chain.reason if chain else ''}"]
     lines += [f"warning: {w}" for w in warnings]
     lines.append(f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action")
     for p in ledger.parts_of(parts, current):
@@ -156,9 +159,9 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
             lines.append(_row(p, p, _part_state(p, seen)))
     owner = lock.read_owner(run)
     if owner:
-        lines.append(f"owner: {owner.get('executor')} job {owner.get('job_id')}")
+        lines.append(f"owner: {owner.executor} job {owner.job_id}")
     lines.append(summarize_outputs(run))
-    data = {"chain": chain, "parts": parts, "scheduler": {job: s.words for job, s in seen.items()},
+    data = {"chain": chain.to_dict() if chain else {}, "parts": parts, "scheduler": {job: s.words for job, s in seen.items()},
             "jobs": {job: s.detail for job, s in seen.items() if s.detail},
             "warning": "; ".join(warnings) or None}
     return "\n".join(lines), data

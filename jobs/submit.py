@@ -13,7 +13,7 @@ from inpaint.core.cli import run_cli
 from inpaint.core.contract import TRAIN_LOG
 from inpaint.core.errors import FacefillError
 from jobs import disk_reserve, ledger, lock
-from jobs.chain_state import write_chain_state
+from jobs.chain_state import ChainState, write_chain_state
 from jobs.log_tail import LogTail
 from jobs.options import parse, resolve
 from jobs.part import TRAIN, record_submission
@@ -57,7 +57,7 @@ def submit_first(spec: JobSpec) -> list[str]:
     previous_text = previous.read_text() if previous.is_file() else None
     spec.chain_id = ledger.new_chain_id()
     # A new chain must not inherit the end state of an old one (parts skip an ended chain).
-    write_chain_state(spec.run_dir, "submitted", "first part submitted", 0, None, None, spec.executor,
+    write_chain_state(spec.run_dir, ChainState.SUBMITTED, "first part submitted", 0, None, None, spec.executor,
                       chain=spec.chain_id)
     disk_reserve.make(spec.run_dir)
     try:
@@ -113,9 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jobs.follow import follow
     from jobs.status import summarize_outputs
     final = follow(spec.run_dir, sys.stdout, chain=spec.chain_id or None, log=train_log)
-    print(f"[facefill] chain {final.get('state')}: {final.get('reason')}")
+    print(f"[facefill] chain {final.state.value}: {final.reason}")
     print(summarize_outputs(spec.run_dir))
-    return 0 if final.get("state") in ("done", "evaluated") else 1
+    return 0 if final.state.finished else 1
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def test_chain_of_three_parts_finishes_and_ledger_lists_every_part(tmp_path):
     assert [c["argv"][c["argv"].index("--deadline") + 1] for c in calls] == [str(int(e["deadline"])) for e in starts]
     assert all(53 <= e["deadline"] - ledger.iso_seconds(e["time"]) <= 55 for e in starts)
     assert all(c["argv"][c["argv"].index("--run-dir") + 1] == str(tmp_path / "run") for c in calls)
-    assert read_chain_state(tmp_path / "run")["state"] == "done"
+    assert read_chain_state(tmp_path / "run").state == "done"
     assert not (tmp_path / "run" / "jobs" / "owner.json").exists()
     out = proc.stdout
     assert "part 3: exit 0 at step 30 -> done" in out and "chain done" in out
@@ -65,7 +65,7 @@ def test_trainer_crash_stops_the_chain_with_the_reason_in_the_run_dir(tmp_path):
     parts = ledger.read_parts(tmp_path / "run")
     assert [p["exit_code"] for p in parts] == [75, 1]
     state = read_chain_state(tmp_path / "run")
-    assert state["state"] == "stopped" and "train.log" in state["reason"] and state["exit_code"] == 1
+    assert state.state == "stopped" and "train.log" in state.reason and state.exit_code == 1
     assert "chain stopped" in proc.stdout
 
 
@@ -73,7 +73,7 @@ def test_max_resubmits_is_respected(tmp_path):
     _submit(tmp_path, "--walltime", "60", "--max-resubmits", "1", "--max-steps", "100", plan="75", check_rc=1)
     parts = ledger.read_parts(tmp_path / "run")
     assert len(parts) == 2 and parts[-1]["action"] == "stop"
-    assert "--max-resubmits 1 reached" in read_chain_state(tmp_path / "run")["reason"]
+    assert "--max-resubmits 1 reached" in read_chain_state(tmp_path / "run").reason
 
 
 def test_second_submit_on_a_live_run_dir_is_refused_then_cancel_frees_it(tmp_path):
@@ -91,7 +91,7 @@ def test_second_submit_on_a_live_run_dir_is_refused_then_cancel_frees_it(tmp_pat
     cancel = subprocess.run([sys.executable, "-m", "jobs.cancel", str(run)], capture_output=True, text=True,
                             cwd=REPO_ROOT, timeout=60)
     assert cancel.returncode == 0, cancel.stderr
-    assert read_chain_state(run)["state"] == "cancelled"
+    assert read_chain_state(run).state == "cancelled"
     deadline = time.monotonic() + 30
     while (run / "jobs" / "owner.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -138,7 +138,7 @@ def test_real_trainer_split_into_parts_ends_where_an_uninterrupted_run_ends(tmp_
         proc = _submit(split, "--data", str(shards64), "--max-steps", str(steps), "--walltime", str(walltime),
                        "--max-resubmits", "8", *REAL_TRAIN, stub=False)
         parts = ledger.read_parts(split / "run")
-        return proc.returncode == 0 and len(parts) >= 3, parts, str(read_chain_state(split / "run").get("reason"))
+        return proc.returncode == 0 and len(parts) >= 3, parts, str(read_chain_state(split / "run").reason)
 
     ok, parts, tries = bisect_part_walltime(run_split, walltime, attempts=5)
     split = tmp_path / f"split{len(tries) - 1}"

@@ -117,13 +117,13 @@ def test_submitting_a_used_run_dir_again_keeps_the_chains_apart_and_cancel_finds
     pbs.wait_running(1)  # part 2 (job 2.vm), submitted by part 1
     first = pbs.cli("jobs.cancel", str(pbs.run))
     assert first.returncode == 0 and "2.vm" in first.stdout, first.stdout + first.stderr
-    assert read_chain_state(pbs.run)["job_id"] == "2.vm"  # the job cancelled, not the previous part
+    assert read_chain_state(pbs.run).job_id == "2.vm"  # the job cancelled, not the previous part
     _wait_for("job 2.vm to end", lambda: pbs.job_ended("2.vm"))
 
     pbs.submit()  # a new chain, part 1 again (job 3.vm), which hands on to its own part 2 (job 4.vm)
     pbs.wait_running(3)
-    _wait_for("part 2 to be recorded as submitted", lambda: read_chain_state(pbs.run).get("next_job_id") == "4.vm")
-    assert read_chain_state(pbs.run)["state"] == "running"
+    _wait_for("part 2 to be recorded as submitted", lambda: read_chain_state(pbs.run).next_job_id == "4.vm")
+    assert read_chain_state(pbs.run).state == "running"
     shown = pbs.cli("jobs.status", "--json", str(pbs.run))
     data = json.loads(shown.stdout)
     old, new = ledger.chains(data["parts"])
@@ -135,7 +135,7 @@ def test_submitting_a_used_run_dir_again_keeps_the_chains_apart_and_cancel_finds
     _wait_for("job 4.vm to end", lambda: pbs.job_ended("4.vm"))
 
     state = read_chain_state(pbs.run)
-    assert (state["state"], state["job_id"], state["chain"]) == ("cancelled", "4.vm", new)
+    assert (state.state, state.job_id, state.chain) == ("cancelled", "4.vm", new)
     parts = ledger.read_parts(pbs.run)
     assert [(p["part"], p["action"], p["start_time"] <= p["end_time"]) for p in parts] == [
         (1, "resubmit", True), (2, "stop", True), (1, "resubmit", True), (2, "stop", True)]
@@ -170,7 +170,7 @@ def test_a_raw_qdel_stops_the_chain_and_says_so(tmp_path):
     assert (part["exit_code"], part["action"], part["interrupted"]) == (75, "stop", "signal"), pbs.job_output("1.vm")
     assert "SIGTERM" in part["reason"] and "qdel" in part["reason"] and "time limit" not in part["reason"].split(",")[0]
     state = read_chain_state(pbs.run)
-    assert state["state"] == "stopped" and "submit again to continue" in state["reason"]
+    assert state.state == "stopped" and "submit again to continue" in state.reason
     assert calls(pbs.log, "qsub") == [calls(pbs.log, "qsub")[0]]  # no successor
     assert not (pbs.run / "jobs" / "owner.json").exists()
 
@@ -186,7 +186,7 @@ def _queued_run(tmp_path: Path, monkeypatch) -> tuple[Path, Path, dict]:
     run = tmp_path / "run"
     assert submit.main(["--executor", "pbs", "--profile", "generic-pbs", "--container", "none", "--model", "smoke",
                         "--data", str(fake_shards(tmp_path / "shards")), "--run-dir", str(run)]) == 0
-    chain = read_chain_state(run).get("chain")
+    chain = read_chain_state(run).chain
     started = _part(env, "start", run, chain)
     assert started.returncode == 0, started.stderr
     (run / "status.json").write_text(json.dumps({"state": "stopped", "exit_code": 75, "step": 10, "time": time.time(),
@@ -210,7 +210,7 @@ def test_one_bad_ledger_line_is_skipped_and_reported_and_the_successor_still_sub
     run, log, env = _queued_run(tmp_path, monkeypatch)
     with open(run / "jobs" / "ledger.jsonl", "ab") as fh:
         fh.write(bad + b"\n")
-    ended = _part(env, "end", run, read_chain_state(run).get("chain"), "--exit-code", "75")
+    ended = _part(env, "end", run, read_chain_state(run).chain, "--exit-code", "75")
     assert ended.returncode == 0 and "submitted part 2 (train) as 102.vm" in ended.stderr, ended.stderr
     assert "FACEFILL_PART=2" in calls(log, "qsub")[-1]
     assert "ledger.jsonl line 3 skipped" in ended.stderr and "Traceback" not in ended.stderr
@@ -221,7 +221,7 @@ def test_one_bad_ledger_line_is_skipped_and_reported_and_the_successor_still_sub
 
 def test_two_ends_of_one_part_at_once_submit_one_successor(tmp_path, monkeypatch):
     run, log, env = _queued_run(tmp_path, monkeypatch)
-    chain = read_chain_state(run).get("chain")
+    chain = read_chain_state(run).chain
     procs = [_part(env, "end", run, chain, "--exit-code", "75", wait=False) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert sorted(p.returncode for p in procs) == [0, 0], outs
@@ -237,14 +237,14 @@ def test_a_full_disk_inside_jobs_part_is_one_line_and_stops_the_chain(tmp_path, 
     monkeypatch.chdir(small)
     run, log, env = _queued_run(small, monkeypatch)
     fill_disk(small)
-    chain = read_chain_state(run).get("chain")
+    chain = read_chain_state(run).chain
     # decide (an append may still fit in the ledger's last page), qsub, record: one of them meets the full disk
     ended = _part(env, "end", run, chain, "--exit-code", "75")
     assert ended.returncode == 2 and ended.stdout == "", ended.stdout + ended.stderr
     lines = ended.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and "disk is full" in lines[-1] and "Traceback" not in ended.stderr, ended.stderr
     state = read_chain_state(run)
-    assert state["state"] == "stopped" and "disk" in state["reason"] and "full" in state["reason"]
+    assert state.state == "stopped" and "disk" in state.reason and "full" in state.reason
 
 
 def test_jobs_part_on_a_copied_run_dir_refuses_instead_of_writing_into_the_original(tmp_path, monkeypatch):
@@ -252,7 +252,7 @@ def test_jobs_part_on_a_copied_run_dir_refuses_instead_of_writing_into_the_origi
     before = (run / "jobs" / "ledger.jsonl").read_bytes()
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    ended = _part(env, "end", copy, read_chain_state(run).get("chain"), "--exit-code", "75")
+    ended = _part(env, "end", copy, read_chain_state(run).chain, "--exit-code", "75")
     assert ended.returncode == 2 and ended.stdout == "", ended.stdout
     assert ended.stderr.startswith("error: ") and len(ended.stderr.strip().splitlines()) == 1, ended.stderr
     assert "spec.json" in ended.stderr and "copied" in ended.stderr and "--run-dir" in ended.stderr
@@ -281,7 +281,7 @@ def test_cancel_never_signals_a_process_that_is_not_the_chains(tmp_path, case):
         assert done.returncode == 0 and "not signalled" in done.stdout, done.stdout + done.stderr
         time.sleep(0.5)
         assert bystander.poll() is None, "jobs.cancel signalled a process that is not the chain's"
-        assert read_chain_state(run)["state"] == "cancelled"
+        assert read_chain_state(run).state == "cancelled"
     finally:
         bystander.kill()
         bystander.wait()
@@ -400,4 +400,4 @@ def test_the_local_executor_runs_the_trainer_in_the_image(tmp_path, runtime):
     assert call.startswith(f"exec -B {run} -B {tmp_path / 'shards'} -B {REPO_ROOT} {image} python -m stubtrainer "), call
     (env,) = calls(log, f"{runtime}.env")
     assert env == f"SINGULARITYENV_PYTHONPATH={REPO_ROOT} APPTAINERENV_PYTHONPATH={REPO_ROOT}"
-    assert (run / "stub_calls.jsonl").is_file() and read_chain_state(run)["state"] == "done"
+    assert (run / "stub_calls.jsonl").is_file() and read_chain_state(run).state == "done"

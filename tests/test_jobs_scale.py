@@ -53,7 +53,7 @@ def test_two_gpus_launch_two_ranks_of_the_real_trainer(tmp_path, shards64):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     part = ledger.read_parts(spec.run_dir)[0]
     assert (part["exit_code"], part["step"], part["action"]) == (0, 2, "done")
-    assert read_chain_state(spec.run_dir)["state"] == "done"
+    assert read_chain_state(spec.run_dir).state == "done"
     assert "2 processes" in (Path(spec.run_dir) / "train.log").read_text()  # the trainer saw world size 2
 
 

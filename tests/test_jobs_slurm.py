@@ -39,7 +39,7 @@ def test_slurm_chain_resubmits_itself_until_done(tmp_path):
     second = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert second.returncode == 2 and "owned by SLURM job 501 (RUNNING)" in second.stderr, second.stderr
     deadline = time.monotonic() + 120
-    while read_chain_state(run).get("state") != "done" and time.monotonic() < deadline:
+    while read_chain_state(run).state != "done" and time.monotonic() < deadline:
         time.sleep(0.3)
     parts = ledger.read_parts(run)
     assert [p["exit_code"] for p in parts] == [75, 75, 0]
@@ -62,7 +62,7 @@ def test_slurm_parts_run_the_trainer_in_the_image_and_their_shell_outlives_sigte
                           env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     deadline = time.monotonic() + 120
-    while read_chain_state(run).get("state") != "done" and time.monotonic() < deadline:
+    while read_chain_state(run).state != "done" and time.monotonic() < deadline:
         time.sleep(0.3)
     (call,) = calls(log, "singularity")
     assert call.startswith(f"exec --nv -B {run} -B {shards} -B {REPO_ROOT} {image} python -m stubtrainer "), call
@@ -200,7 +200,7 @@ def test_cancel_with_an_unreachable_controller_claims_nothing(tmp_path, monkeypa
     _slurm_ledger(run, kinds=("train",), ended=0)
     write_chain_state(run, "running", "part 1 is 501", 0, None, "501", "slurm")
     assert cancel.cancel(run) == []
-    assert calls(log, "scancel") == ["501"] and read_chain_state(run)["state"] == "cancelled"
+    assert calls(log, "scancel") == ["501"] and read_chain_state(run).state == "cancelled"
 
 
 def test_status_piped_into_head_ends_quietly(tmp_path):
@@ -303,7 +303,7 @@ def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluste
     _wait_for("the job to end", lambda: slurm_cluster.run("squeue", "-h", "-j", job, "-o", "%T").stdout.strip() == "")
     time.sleep(1)
     parts = ledger.read_parts(run)
-    assert len(parts) == 1 and read_chain_state(run)["state"] == "cancelled"  # no successor
+    assert len(parts) == 1 and read_chain_state(run).state == "cancelled"  # no successor
     # SLURM ends the job when its batch shell dies of the SIGTERM, so the part may not get to
     # record its end; if it does, the reason is the cancellation, never "made no progress"
     if "exit_code" in parts[0]:
@@ -360,7 +360,7 @@ def test_real_scancel_lets_the_part_checkpoint_record_why_and_stop(slurm_cluster
     assert len(parts) == 1 and slurm_cluster.run("squeue", "-h").stdout.strip() == "", (parts, log)
     assert (parts[0]["exit_code"], parts[0]["action"], parts[0]["interrupted"]) == (75, "stop", "scancel"), (parts, log)
     state = read_chain_state(run)
-    assert state["state"] == "stopped" and state["reason"].startswith(f"cancelled by the scheduler (SLURM job {job}"), state
+    assert state.state == "stopped" and state.reason.startswith(f"cancelled by the scheduler (SLURM job {job}"), state
     shown = _cli(slurm_cluster, "jobs.status", run)
     assert shown.stdout.startswith("chain: stopped — cancelled by the scheduler"), shown.stdout
 
@@ -370,7 +370,7 @@ REAL_TRAIN = ["--set", "data.workers=0", "--set", "train.batch_size=24", "--set"
 
 
 def _chain_ended(run) -> bool:
-    return read_chain_state(run).get("state") in ENDED
+    return read_chain_state(run).state in ENDED
 
 
 def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_ends(slurm_cluster, shards64, tmp_path):
@@ -386,7 +386,7 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _wait_for("the uninterrupted run", lambda: _chain_ended(whole), timeout=600)
     whole_parts = ledger.read_parts(whole)
-    assert read_chain_state(whole)["state"] == "done" and len(whole_parts) == 1 and whole_parts[0]["step"] == steps
+    assert read_chain_state(whole).state == "done" and len(whole_parts) == 1 and whole_parts[0]["step"] == steps
     times = [json.loads(line)["time"] for line in (whole / "metrics.jsonl").read_text().splitlines()]
     step_s = sorted(b - a for a, b in zip(times, times[1:]))[len(times) // 2 - 1]
     part_s = ledger.iso_seconds(whole_parts[0]["end_time"]) - ledger.iso_seconds(whole_parts[0]["start_time"]) + 1
@@ -401,8 +401,8 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
         assert proc.returncode == 0, proc.stdout + proc.stderr
         _wait_for("the split run", lambda: _chain_ended(split), timeout=600)
         parts = ledger.read_parts(split)
-        ok = read_chain_state(split)["state"] == "done" and len(parts) >= 2
-        return ok, parts, str(read_chain_state(split).get("reason"))
+        ok = read_chain_state(split).state == "done" and len(parts) >= 2
+        return ok, parts, str(read_chain_state(split).reason)
 
     ok, parts, tries = bisect_part_walltime(run_split, walltime, attempts=4)
     split = tmp_path / f"split{len(tries) - 1}"
