@@ -8,11 +8,10 @@ only when the recorded pid is still that process on this host.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
 from jobs.chain import CANCELLED_REASON
@@ -65,7 +64,7 @@ def cancel(run_dir: Path | str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.cancel", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m jobs.cancel", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     args = p.parse_args(argv)
     done = cancel(args.run_dir)

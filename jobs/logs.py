@@ -7,13 +7,12 @@ PBS writes ``run_dir/logs/<job id>.OU``-style files (``-o`` names the folder); s
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from inpaint.core.contract import TRAIN_LOG
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.errors import ConfigError
 from jobs import ledger
 from jobs.chain_state import read_chain_state
@@ -29,7 +28,7 @@ def log_files(run_dir: Path | str, job_id: str, executor: str | None = None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.logs", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m jobs.logs", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument("--part", type=int, help="part number (default: the latest)")
     p.add_argument("--train", action="store_true", help="show the trainer's train.log instead")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from inpaint.core.shard_format import INDEX_NAME
+from inpaint.core.cli import OneLineParser
 from inpaint.core.errors import ConfigError, DataError, FacefillError
 from jobs.scheduler import Scheduler, default_name, job_name, names, scheduler, unsafe_directive_text
 from jobs.spec import JobSpec
@@ -47,7 +48,7 @@ def model_name(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m jobs.submit",
         description="Carry a facefill training run to the end across as many batch jobs as it takes.")
     what = p.add_mutually_exclusive_group()

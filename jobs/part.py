@@ -18,7 +18,6 @@ but never touches the new chain's state, owner or successor.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
 import time
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.contract import read_status, resume_step
 from inpaint.core.disk import is_disk_full
 from inpaint.core.errors import FacefillError
@@ -286,7 +285,7 @@ def guarded(spec: JobSpec, part: int, job_id: str, step: Callable[[], T]) -> T:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python3 -m jobs.part", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python3 -m jobs.part", description=__doc__.splitlines()[0])
     p.add_argument("step", choices=("start", "command", "end", "submitted"))
     p.add_argument("run_dir")
     p.add_argument("--part", type=int, required=True)

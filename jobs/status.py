@@ -11,7 +11,6 @@ from the scheduler's state, and the chain is reported stopped instead of "runnin
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.contract import SAMPLES_DIR, read_status
 from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
@@ -168,7 +167,7 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.status", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m jobs.status", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)

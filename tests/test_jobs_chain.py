@@ -22,7 +22,7 @@ from jobs.part import end as end_part
 from jobs.profiles import load_profile
 from jobs.spec import JobSpec
 from jobs.pbs import write_script
-from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
+from jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 
 def test_decision_table():

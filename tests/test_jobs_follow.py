@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from jobs import ledger
-from test_jobs_support import REPO_ROOT, fake_shards, make_stub_trainer
+from jobs_support import REPO_ROOT, fake_shards, make_stub_trainer
 
 
 def _local(tmp_path: Path, *extra: str, plan: str = "0") -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jobs import ledger
 from jobs.chain_state import read_chain_state
-from test_jobs_support import REPO_ROOT, bisect_part_walltime, fake_shards, make_stub_trainer
+from jobs_support import REPO_ROOT, bisect_part_walltime, fake_shards, make_stub_trainer
 
 
 def _submit(tmp_path: Path, *extra: str, plan: str = "0", env_extra: dict | None = None,

@@ -9,7 +9,7 @@ import pytest
 from jobs import ledger, lock, pbs_commands, status
 from jobs.records import OwnerRecord
 from jobs.pbs_commands import QstatError, QsubError, describe_exit, job_states, parse_job_id, parse_qstat_json
-from test_jobs_support import FIXTURES, calls, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, calls, stub_bin, stub_env, write_exe
 
 QSTAT_JSON = FIXTURES / "qstat_x_f_F_json.json"
 

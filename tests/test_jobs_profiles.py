@@ -7,7 +7,7 @@ import pytest
 from inpaint.core.errors import ConfigError
 from jobs.options import parse, resolve
 from jobs.profiles import load_profile
-from test_jobs_support import fake_shards
+from jobs_support import fake_shards
 
 
 def _spec(tmp_path, *argv: str):

@@ -1,7 +1,7 @@
 """The job layer under reliability audit: a run dir submitted again, jobs ended by hand, and
 inputs or files that used to crash a part or reach a scheduler.
 
-Real processes throughout: the PBS stub server of ``test_jobs_support`` runs each ``qsub``'d script
+Real processes throughout: the PBS stub server of ``jobs_support`` runs each ``qsub``'d script
 under bash (its ``qdel`` sends SIGTERM like PBS), every ``jobs.part`` runs on a ``python3`` without
 site-packages, and the trainer stub answers SIGTERM the way the real one does (checkpoint, exit 75,
 "received SIGTERM" in status.json).
@@ -25,7 +25,7 @@ from jobs.chain_state import read_chain_state, write_chain_state
 from jobs.options import parse, resolve
 from jobs.pbs import QsubError
 from jobs.pbs_script import render
-from test_jobs_support import (REPO_ROOT, calls, fake_shards, stub_bin, stub_env, stub_pbs_server,
+from jobs_support import (REPO_ROOT, calls, fake_shards, stub_bin, stub_env, stub_pbs_server,
                                write_exe)
 
 # Like the real trainer: a stop asked for by SIGTERM is a checkpoint and exit 75 with "received
@@ -373,7 +373,7 @@ def test_an_image_that_is_not_one_path_is_refused(tmp_path, image):
 # --- --image with the local and SLURM executors ----------------------------------------------------
 
 def _local_image_chain(tmp_path: Path, runtime: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
-    from test_jobs_support import STUB_SINGULARITY, make_stub_trainer
+    from jobs_support import STUB_SINGULARITY, make_stub_trainer
 
     bindir, log = stub_bin(tmp_path)
     if runtime == "apptainer":

@@ -19,7 +19,7 @@ from jobs.chain_state import read_chain_state
 from jobs.options import parse, resolve
 from jobs.pbs import QsubError
 from jobs.pbs_script import render
-from test_jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "gpu_long.pbs.sh"
 RUN = "/storage/brno2/home/jdoe/facefill/runs"

@@ -15,7 +15,7 @@ from jobs.chain_state import read_chain_state
 from jobs.profiles import load_profile
 from jobs.spec import JobSpec
 from jobs.pbs import write_script
-from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
+from jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 STUB_PBSDSH = "#!/bin/bash\n" + 'printf "%s\\n" "$*" >> "$STUB_LOG/pbsdsh.calls"\n' + r'''
 [ "$1" = -u ] && shift; [ "$1" = -- ] && shift

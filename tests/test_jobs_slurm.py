@@ -14,7 +14,7 @@ import pytest
 
 from jobs import ledger, status
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
-from test_jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
+from jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
                                make_stub_trainer, stub_bin, stub_env, write_exe)
 
 

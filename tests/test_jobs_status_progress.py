@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jobs import ledger, status
 from jobs.chain_state import write_chain_state
-from test_jobs_support import FIXTURES, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, stub_bin, stub_env, write_exe
 
 
 def _status_json(run: Path, **fields) -> None:
