@@ -17,12 +17,13 @@ from jobs import ledger, lock
 from jobs.chain import CANCELLED_REASON
 from jobs.chain_state import ChainState, read_chain_state, write_chain_state
 from jobs.paths import LEDGER, OWNER, under
+from jobs.records import PartRecord
 from jobs.scheduler import get
 
 
-def _open_parts(run: Path, chain: str | None) -> list[dict]:
+def _open_parts(run: Path, chain: str | None) -> list[PartRecord]:
     """The parts of ``chain`` with a job and no end record yet: queued or running."""
-    return [p for p in ledger.parts_of(ledger.read_parts(run), chain) if p.get("job_id") and "exit_code" not in p]
+    return [p for p in ledger.parts_of(ledger.read_parts(run), chain) if p.job_id and not p.ended]
 
 
 def cancel(run_dir: Path | str) -> list[str]:
@@ -47,13 +48,13 @@ def cancel(run_dir: Path | str) -> list[str]:
     open_parts = _open_parts(run, chain)
     # the job being cancelled is the one that owns the run dir (or the newest open part), never
     # the previous part that wrote chain.json when it handed on
-    newest = open_parts[-1] if open_parts else {}
-    job_id = (owner.job_id if owner else None) or newest.get("job_id") or (state.job_id if state else None)
-    part = newest.get("part") or (state.part if state else 0)
+    newest = open_parts[-1] if open_parts else None
+    job_id = (owner.job_id if owner else None) or (newest.job_id if newest else None) or (state.job_id if state else None)
+    part = (newest.part if newest else 0) or (state.part if state else 0)
     executor = (owner.executor if owner else None) or (state.executor if state else None)
     write_chain_state(run, ChainState.CANCELLED, CANCELLED_REASON, part, state.exit_code if state else None, job_id,
                       executor, chain=chain)
-    ids = list(dict.fromkeys([str(p["job_id"]) for p in open_parts]
+    ids = list(dict.fromkeys([str(p.job_id) for p in open_parts]
                              + ([owner.job_id] if owner and owner.job_id else [])))
     done: list[str] = [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
     found = get(executor)

@@ -46,13 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         recorded = read_chain_state(run)
         current = ledger.parts_of(parts, ledger.current_chain(parts, recorded.chain if recorded else None)) or parts
         if args.part:
-            chosen = next((x for x in [*reversed(current), *reversed(parts)] if x["part"] == args.part), None)
+            chosen = next((x for x in [*reversed(current), *reversed(parts)] if x.part == args.part), None)
         else:
             chosen = current[-1]
         if chosen is None:
-            raise ConfigError(f"{run}: no part {args.part}; parts are {[x['part'] for x in parts]}")
-        label = f"part {chosen['part']} (job {chosen.get('job_id')})"
-        files = log_files(run, str(chosen.get("job_id", "")), chosen.get("executor"))
+            raise ConfigError(f"{run}: no part {args.part}; parts are {[x.part for x in parts]}")
+        label = f"part {chosen.part} (job {chosen.job_id})"
+        files = log_files(run, chosen.job_id or "", chosen.executor)
     if not files:
         print(f"no log yet for {label} in {run} (PBS copies the job log when the job ends)", file=sys.stderr)
         return 1

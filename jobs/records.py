@@ -1,10 +1,11 @@
 """The job layer's records in a run dir, typed: ``chain.json`` (:class:`ChainRecord`, its states
-:class:`ChainState`) and ``owner.json`` (:class:`OwnerRecord`).
+:class:`ChainState`), ``owner.json`` (:class:`OwnerRecord`) and the parts the ledger's events fold
+into (:class:`PartRecord`).
 
-Each is a frozen dataclass read with ``from_dict`` and written with ``to_dict``, which gives the
-JSON the files have always had, key for key and in the same order: a run dir written by an older
-version is read as it is, and one written now is read by it. Keys a record does not know are kept
-(``extra``) and written back.
+Each is a frozen dataclass read with ``from_dict`` and written (or shown) with ``to_dict``, which
+gives the JSON the files have always had, key for key and in the same order: a run dir written by
+an older version is read as it is, and one written now is read by it. Keys a record does not know
+are kept (``extra``) and written back. The ledger's lines themselves stay events (``jobs.ledger``).
 """
 
 from __future__ import annotations
@@ -106,3 +107,69 @@ class OwnerRecord:
         return cls(executor=_str_or_none(data.get("executor")), job_id=str(data.get("job_id", "")),
                    pid=_int_or_none(data.get("pid")), host=_str_or_none(data.get("host")),
                    time=_str_or_none(data.get("time")), extra={k: v for k, v in data.items() if k not in known})
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """One part of one chain, folded from its ledger events (``jobs.ledger.read_parts``): who ran
+    it, when, and how it ended. A field no event gave is None; ``ended`` says whether the part
+    recorded its end. A part that started more than once describes its latest run; the earlier
+    ones are ``attempts`` (same fields, oldest first). ``current`` is where a running training
+    part is now (``jobs.status`` adds it)."""
+
+    part: int
+    chain: str
+    job_id: str | None = None
+    executor: str | None = None
+    kind: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    start_step: int | None = None
+    deadline: float | None = None
+    exit_code: int | None = None
+    step: int | None = None
+    action: str | None = None
+    reason: str | None = None
+    status_line: str | None = None
+    interrupted: str | None = None
+    submit_time: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    attempts: tuple["PartRecord", ...] = ()
+    current: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        """The part recorded its end (every end event carries the exit code)."""
+        return self.end_time is not None
+
+    @property
+    def training(self) -> bool:
+        return (self.kind or "train") == "train"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as ``jobs.status --json`` shows it: the fields its events gave."""
+        out: dict[str, Any] = {"part": self.part, "chain": self.chain}
+        for name in _PART_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.attempts:
+            out["attempts"] = [{k: v for k, v in a.to_dict().items() if k not in ("part", "chain")} for a in self.attempts]
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PartRecord":
+        part, chain = int(data["part"]), str(data["chain"])
+        attempts = tuple(cls.from_dict({**a, "part": part, "chain": chain}) for a in data.get("attempts") or ())
+        known = {"part", "chain", "attempts", *_PART_FIELDS}
+        values = {name: data.get(name) for name in _PART_FIELDS}
+        if values["job_id"] is not None:
+            values["job_id"] = str(values["job_id"])
+        return cls(part=part, chain=chain, attempts=attempts, **values,
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+_PART_FIELDS = ("job_id", "executor", "kind", "host", "pid", "start_step", "deadline", "exit_code", "step", "action",
+                "reason", "status_line", "interrupted", "submit_time", "start_time", "end_time", "current")

@@ -92,9 +92,9 @@ def test_rendered_pbs_script_follows_the_python_decision(tmp_path, code, part, t
         # the chain record names the job carrying it on, so a part killed without an end is detectable
         assert (state.state, state.next_job_id) == ("evaluating" if evaluate else "running", "101.vm")
         assert json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())["job_id"] == "101.vm"
-        assert ledger.read_parts(spec.run_dir)[-1] == {"part": part + 1, "chain": "c1", "job_id": "101.vm", "executor": "pbs",
+        assert ledger.read_parts(spec.run_dir)[-1].to_dict() == {"part": part + 1, "chain": "c1", "job_id": "101.vm", "executor": "pbs",
                                                        "kind": "evaluate" if evaluate else "train",
-                                                       "submit_time": ledger.read_parts(spec.run_dir)[-1]["submit_time"]}
+                                                       "submit_time": ledger.read_parts(spec.run_dir)[-1].submit_time}
         assert proc.returncode == 0
     else:
         assert qsubs == []
@@ -138,9 +138,9 @@ def test_pbs_chain_runs_to_the_end_through_self_resubmission(tmp_path):
         part = int(re.search(r"FACEFILL_PART=(\d+)", args).group(1))
         job_id = f"{queued[0].suffix[1:]}.vm"
     parts = ledger.read_parts(spec.run_dir)
-    assert [p["exit_code"] for p in parts] == [75, 75, 0]
-    assert [p["job_id"] for p in parts] == ["100.vm", "101.vm", "102.vm"]
-    assert [(p.get("start_step"), p["step"]) for p in parts] == [(None, 10), (10, 20), (20, 30)]
+    assert [p.exit_code for p in parts] == [75, 75, 0]
+    assert [p.job_id for p in parts] == ["100.vm", "101.vm", "102.vm"]
+    assert [(p.start_step, p.step) for p in parts] == [(None, 10), (10, 20), (20, 30)]
     assert read_chain_state(spec.run_dir).state == "done"
     # shards were staged into scratch and the trainer read them from there; scratch was cleaned
     trainer_calls = [json.loads(l) for l in (Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()]
@@ -202,8 +202,8 @@ def test_evaluation_part_runs_through_the_script_and_reports_its_end(tmp_path):
     proc = _run_part(spec, tmp_path, 2, "0", "2.vm", mode="evaluate")
     state = read_chain_state(spec.run_dir)
     end = ledger.read_parts(spec.run_dir)[-1]
-    assert end["kind"] == "evaluate" and end["exit_code"] != 0 and proc.returncode == end["exit_code"], proc.stdout
-    assert state.state == "stopped" and f"evaluation failed (exit {end['exit_code']})" in state.reason
+    assert end.kind == "evaluate" and end.exit_code != 0 and proc.returncode == end.exit_code, proc.stdout
+    assert state.state == "stopped" and f"evaluation failed (exit {end.exit_code})" in state.reason
     assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
     assert calls(tmp_path / "stublog", "singularity")[0].endswith(
         f" python -m stubeval --run-dir {spec.run_dir} --data {spec.data} --out {spec.run_dir}/eval --baseline navier-stokes")

@@ -62,7 +62,7 @@ def test_local_run_streams_progress_on_a_terminal(tmp_path):
 def test_rerun_says_where_it_resumed_and_shows_only_its_own_chain(tmp_path):
     first = _local(tmp_path, "--max-steps", "30")
     assert first.returncode == 0, first.stdout + first.stderr
-    old_job = ledger.read_parts(tmp_path / "run")[0]["job_id"]
+    old_job = ledger.read_parts(tmp_path / "run")[0].job_id
     second = _local(tmp_path, "--max-steps", "30")
     assert second.returncode == 0, second.stdout + second.stderr
     out = second.stdout

@@ -53,3 +53,20 @@ def test_an_old_owner_record_reads_and_writes_back_byte_for_byte(tmp_path):
     assert lock.read_owner(tmp_path) == record
     lock.write_owner(tmp_path, "pbs", "9.vm")
     assert list(json.loads((tmp_path / "jobs" / "owner.json").read_text())) == ["executor", "job_id", "pid", "host", "time"]
+
+
+def test_ledger_parts_are_records_and_an_earlier_run_of_a_part_is_an_attempt(tmp_path):
+    from jobs import ledger
+
+    ledger.append_event(tmp_path, "submit", 1, chain="c1", job_id=7, executor="slurm", kind="train")
+    ledger.append_event(tmp_path, "start", 1, chain="c1", job_id="7", executor="slurm", kind="train", pid=None)
+    ledger.append_event(tmp_path, "end", 1, chain="c1", exit_code=75, step=10, action="continue", reason="r",
+                        kind="train", interrupted="requeued")
+    ledger.append_event(tmp_path, "start", 1, chain="c1", job_id="7", executor="slurm", kind="train", host="b")
+    (part,) = ledger.read_parts(tmp_path)
+    assert (part.job_id, part.host, part.ended, part.training) == ("7", "b", False, True)
+    (attempt,) = part.attempts
+    assert (attempt.ended, attempt.step, attempt.interrupted) == (True, 10, "requeued")
+    shown = part.to_dict()
+    assert shown["attempts"][0]["exit_code"] == 75 and "part" not in shown["attempts"][0] and "exit_code" not in shown
+    assert type(part).from_dict(shown) == part

@@ -126,7 +126,7 @@ def test_submitting_a_used_run_dir_again_keeps_the_chains_apart_and_cancel_finds
     assert read_chain_state(pbs.run).state == "running"
     shown = pbs.cli("jobs.status", "--json", str(pbs.run))
     data = json.loads(shown.stdout)
-    old, new = ledger.chains(data["parts"])
+    old, new = dict.fromkeys(p["chain"] for p in data["parts"])
     assert [(p["chain"], p["part"], p["job_id"], p.get("exit_code")) for p in data["parts"]] == [
         (old, 1, "1.vm", 75), (old, 2, "2.vm", 75), (new, 1, "3.vm", 75), (new, 2, "4.vm", None)], shown.stdout
     assert data["chain"]["chain"] == new
@@ -137,9 +137,9 @@ def test_submitting_a_used_run_dir_again_keeps_the_chains_apart_and_cancel_finds
     state = read_chain_state(pbs.run)
     assert (state.state, state.job_id, state.chain) == ("cancelled", "4.vm", new)
     parts = ledger.read_parts(pbs.run)
-    assert [(p["part"], p["action"], p["start_time"] <= p["end_time"]) for p in parts] == [
+    assert [(p.part, p.action, p.start_time <= p.end_time) for p in parts] == [
         (1, "resubmit", True), (2, "stop", True), (1, "resubmit", True), (2, "stop", True)]
-    assert all("cancelled with jobs.cancel" in parts[i]["reason"] for i in (1, 3))
+    assert all("cancelled with jobs.cancel" in parts[i].reason for i in (1, 3))
     assert len(calls(pbs.log, "qsub")) == 4 and calls(pbs.log, "qdel") == ["2.vm", "4.vm"]
     text = pbs.cli("jobs.status", str(pbs.run)).stdout
     assert text.startswith("chain: cancelled") and f"-- chain {old} (an earlier submission)" in text, text
@@ -153,7 +153,7 @@ def test_a_ledger_written_before_chain_ids_is_split_where_part_1_is_submitted_ag
         ledger.append_event(run, "end", part, exit_code=code, step=10, action="resubmit", reason="r", kind="train")
     ledger.append_event(run, "submit", 2, job_id="4.vm", executor="pbs", kind="train")
     parts = ledger.read_parts(run)
-    assert [(p["chain"], p["part"], p["job_id"], p.get("exit_code")) for p in parts] == [
+    assert [(p.chain, p.part, p.job_id, p.exit_code) for p in parts] == [
         ("legacy-1", 1, "1.vm", 75), ("legacy-1", 2, "2.vm", 75), ("legacy-2", 1, "3.vm", 75), ("legacy-2", 2, "4.vm", None)]
 
 
@@ -167,8 +167,8 @@ def test_a_raw_qdel_stops_the_chain_and_says_so(tmp_path):
     assert qdel.returncode == 0, qdel.stderr
     _wait_for("job 1.vm to end", lambda: pbs.job_ended("1.vm"))
     (part,) = ledger.read_parts(pbs.run)
-    assert (part["exit_code"], part["action"], part["interrupted"]) == (75, "stop", "signal"), pbs.job_output("1.vm")
-    assert "SIGTERM" in part["reason"] and "qdel" in part["reason"] and "time limit" not in part["reason"].split(",")[0]
+    assert (part.exit_code, part.action, part.interrupted) == (75, "stop", "signal"), pbs.job_output("1.vm")
+    assert "SIGTERM" in part.reason and "qdel" in part.reason and "time limit" not in part.reason.split(",")[0]
     state = read_chain_state(pbs.run)
     assert state.state == "stopped" and "submit again to continue" in state.reason
     assert calls(pbs.log, "qsub") == [calls(pbs.log, "qsub")[0]]  # no successor
