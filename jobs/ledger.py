@@ -124,7 +124,9 @@ def read_events(run_dir: Path | str, problems: list[str] | None = None) -> list[
 def _chain_keys(events: list[dict]) -> list[str]:
     """The chain of each event: its own id, or for events written before chain ids, a
     ``legacy-N`` chain that starts again wherever a part number is submitted a second time."""
-    keys, legacy, submitted = [], 1, set()
+    keys: list[str] = []
+    submitted: set[int] = set()
+    legacy = 1
     for ev in events:
         if ev.get("chain"):
             keys.append(ev["chain"])

@@ -228,7 +228,7 @@ def resources(args: argparse.Namespace, res: dict[str, Any]) -> dict[str, Any]:
     """ngpus, ncpus, mem, scratch, gpu_cap: the command line over the site's defaults ``res``."""
     ngpus = args.ngpus if args.ngpus is not None else int(res.get("ngpus") or 0)
     scratch = args.scratch if args.scratch is not None else res.get("scratch")
-    out = {"ngpus": ngpus, "ncpus": args.ncpus if args.ncpus is not None else int(res.get("ncpus") or max(1, ngpus * 4)),
+    out: dict[str, Any] = {"ngpus": ngpus, "ncpus": args.ncpus if args.ncpus is not None else int(res.get("ncpus") or max(1, ngpus * 4)),
            "mem": args.mem or res.get("mem"), "scratch": None if scratch in ("none", "") else scratch,
            "gpu_cap": args.gpu_cap or res.get("gpu_cap")}
     for key in ("mem", "scratch", "gpu_cap"):

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     detached = "--foreground-after-fork" in argv
     args = parse([a for a in argv if a != "--foreground-after-fork"])
     checks_only = args.dry_run or args.estimate
-    spec = resolve(args, **({"problem": _warn} if checks_only else {}))
+    spec = resolve(args, problem=_warn) if checks_only else resolve(args)
     if args.estimate:
         from jobs.estimate import print_estimate
         return print_estimate(spec, args.img_per_s, args.max_steps)
