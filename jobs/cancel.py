@@ -8,62 +8,22 @@ only when the recorded pid is still that process on this host.
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
 from jobs.chain import CANCELLED_REASON
-from jobs.chain_state import ENDED, read_chain_state, write_chain_state
+from jobs.chain_state import ChainState, read_chain_state, write_chain_state
 from jobs.paths import LEDGER, OWNER, under
+from jobs.records import PartRecord
+from jobs.scheduler import get
 
 
-def descendants(pid: int) -> list[int]:
-    """Child processes of ``pid``, deepest first (so the trainer is signalled before its parents)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    order: list[int] = []
-
-    def walk(p: int) -> None:
-        for child in children.get(p, []):
-            walk(child)
-            order.append(child)
-
-    walk(pid)
-    return order
-
-
-def _open_parts(run: Path, chain: str | None) -> list[dict]:
+def _open_parts(run: Path, chain: str | None) -> list[PartRecord]:
     """The parts of ``chain`` with a job and no end record yet: queued or running."""
-    return [p for p in ledger.parts_of(ledger.read_parts(run), chain) if p.get("job_id") and "exit_code" not in p]
-
-
-def _signal_local(owner: dict) -> list[str]:
-    """SIGTERM the local part's process tree, if the owner's pid is still that process on this
-    host (as ``lock.owner_alive`` decides); otherwise say why nothing was signalled."""
-    pid, how = lock.local_process(owner)
-    if pid is None:
-        print(f"not signalled: {how}")
-        return []
-    done = []
-    for target in [*descendants(pid), pid]:
-        try:
-            os.kill(target, signal.SIGTERM)
-            done.append(str(target))
-        except ProcessLookupError:
-            pass
-    return done
+    return [p for p in ledger.parts_of(ledger.read_parts(run), chain) if p.job_id and not p.ended]
 
 
 def cancel(run_dir: Path | str) -> list[str]:
@@ -80,43 +40,32 @@ def cancel(run_dir: Path | str) -> list[str]:
             return [f"{under(run, OWNER)} ({damaged}) removed"]
         raise ConfigError(f"{under(run, LEDGER)}: no chain recorded here; is {run} a run dir made by jobs.submit?")
     state = read_chain_state(run)
-    owner = lock.read_owner(run) or {}
-    if state.get("state") in ENDED and not owner:  # nothing runs; a damaged owner file just goes
+    owner = lock.read_owner(run)
+    if state is not None and state.state.ended and owner is None:  # nothing runs; a damaged owner file just goes
         lock.release(run)
         return [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
-    chain = ledger.current_chain(ledger.read_parts(run), state.get("chain"))
+    chain = ledger.current_chain(ledger.read_parts(run), state.chain if state else None)
     open_parts = _open_parts(run, chain)
     # the job being cancelled is the one that owns the run dir (or the newest open part), never
     # the previous part that wrote chain.json when it handed on
-    newest = open_parts[-1] if open_parts else {}
-    job_id = owner.get("job_id") or newest.get("job_id") or state.get("job_id")
-    part = newest.get("part") or int(state.get("part") or 0)
-    write_chain_state(run, "cancelled", CANCELLED_REASON, part, state.get("exit_code"), job_id,
-                      owner.get("executor") or state.get("executor"), chain=chain)
-    executor = owner.get("executor") or state.get("executor")
-    ids = list(dict.fromkeys([str(p["job_id"]) for p in open_parts]
-                             + ([str(owner["job_id"])] if owner.get("job_id") and executor != "local" else [])))
+    newest = open_parts[-1] if open_parts else None
+    job_id = (owner.job_id if owner else None) or (newest.job_id if newest else None) or (state.job_id if state else None)
+    part = (newest.part if newest else 0) or (state.part if state else 0)
+    executor = (owner.executor if owner else None) or (state.executor if state else None)
+    write_chain_state(run, ChainState.CANCELLED, CANCELLED_REASON, part, state.exit_code if state else None, job_id,
+                      executor, chain=chain)
+    ids = list(dict.fromkeys([str(p.job_id) for p in open_parts]
+                             + ([owner.job_id] if owner and owner.job_id else [])))
     done: list[str] = [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
-    if executor == "pbs":
-        from jobs.pbs_commands import qdel
-        deleted, err = qdel(ids)
-        done += deleted
-        if err:
-            print(f"qdel: {err}")
-    elif executor == "slurm":
-        from jobs.slurm_commands import scancel
-        cancelled, err = scancel(ids)
-        done += cancelled
-        if err:
-            print(f"scancel: {err}")
-    elif executor == "local" and owner:
-        done += _signal_local(owner)
+    found = get(executor)
+    if found is not None:
+        done += found.cancel(owner, ids)
     lock.release(run)
     return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.cancel", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m jobs.cancel", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     args = p.parse_args(argv)
     done = cancel(args.run_dir)

@@ -25,13 +25,13 @@ def measured_step_s(run_dir: str) -> float | None:
     seconds = steps = 0.0
     previous = 0
     for part in ledger.read_parts(run_dir):
-        if part.get("kind", "train") != "train" or not isinstance(part.get("step"), int):
+        if not part.training or part.step is None:
             continue
-        begun = part.get("start_step") if isinstance(part.get("start_step"), int) else previous
-        if part.get("start_time") and part.get("end_time") and part["step"] > begun:
-            seconds += ledger.iso_seconds(part["end_time"]) - ledger.iso_seconds(part["start_time"])
-            steps += part["step"] - begun
-        previous = part["step"]
+        begun = part.start_step if part.start_step is not None else previous
+        if part.start_time and part.end_time and part.step > begun:
+            seconds += ledger.iso_seconds(part.end_time) - ledger.iso_seconds(part.start_time)
+            steps += part.step - begun
+        previous = part.step
     return seconds / steps if steps and seconds > 0 else None
 
 

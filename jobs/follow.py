@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from jobs import ledger, lock
-from jobs.chain_state import ENDED, read_chain_state
+from jobs.chain_state import ChainRecord, ChainState, read_chain_state
 from jobs.log_tail import LogTail
+from jobs.records import OwnerRecord
 
 TRAIN_PREFIX = "[train] "  # a line of the trainer's log, beside the job layer's "[facefill]" lines
 DEAD_GRACE_S = 10.0  # an owner may vanish for a moment while a part hands over to the next
@@ -32,8 +33,8 @@ def describe_event(ev: dict) -> str:
 
 
 def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
-           is_alive: Callable[[dict], bool] | None = None, chain: str | None = None,
-           log: LogTail | None = None) -> dict:
+           is_alive: Callable[[OwnerRecord], bool] | None = None, chain: str | None = None,
+           log: LogTail | None = None) -> ChainRecord:
     """Block until the chain in ``run_dir`` ends; return its final chain state. With ``chain``,
     only that chain's events are printed (a run dir submitted again holds the earlier ones too);
     with ``log``, the new lines of that file too (the trainer's, opened before the chain started).
@@ -59,7 +60,7 @@ def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
         show_log()
         state = read_chain_state(run_dir)
         owner = lock.read_owner(run_dir)
-        if state.get("state") in ENDED and owner is None:
+        if state is not None and state.state.ended and owner is None:
             show_log()
             return state
         if owner is not None and alive(owner):
@@ -69,9 +70,9 @@ def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
             if time.monotonic() - dead_since > DEAD_GRACE_S:
                 state = read_chain_state(run_dir)
                 show_log()
-                if state.get("state") in ENDED:
+                if state is not None and state.state.ended:
                     return state
-                lost = owner.get("job_id") if owner else "?"
-                return {"state": "stopped", "reason": f"job {lost} ended without a decision (killed?); "
-                        f"see {Path(run_dir) / 'jobs' / 'submitit'} and submit again to resume"}
+                lost = owner.job_id if owner else "?"
+                return ChainRecord(ChainState.STOPPED, f"job {lost} ended without a decision (killed?); "
+                                   f"see {Path(run_dir) / 'jobs' / 'submitit'} and submit again to resume")
         time.sleep(poll_s)

@@ -10,16 +10,14 @@ job asks ``scontrol``: cancelled, preempted, requeued); PBS cannot, so there the
 
 from __future__ import annotations
 
-import importlib
 import time
 
 from inpaint.core.contract import stop_signal
 from inpaint.core.errors import FacefillError
 from jobs import chain
 from jobs.ledger import iso_seconds
+from jobs.scheduler import get
 
-# The module that knows each scheduler's word for its own job (``ending_cause(job_id)``).
-SCHEDULER_MODULES = {"pbs": "jobs.pbs_commands", "slurm": "jobs.slurm_commands"}
 CAUSES = {"scancel": chain.CANCELLED_BY_SCHEDULER, "preempted": chain.PREEMPTED, "requeued": chain.REQUEUED}
 
 
@@ -34,11 +32,11 @@ def _signal_name(exit_code: int, status: dict, started: float | None) -> str | N
 def scheduler_cause(executor: str, job_id: str) -> tuple[str, str] | None:
     """What the scheduler says is ending ``job_id`` (see ``ending_cause`` of each), or None when it
     says nothing or cannot answer (then the clock decides)."""
-    name = SCHEDULER_MODULES.get(executor)
-    if name is None:
+    found = get(executor)
+    if found is None:
         return None
     try:
-        return importlib.import_module(name).ending_cause(job_id)
+        return found.ending_cause(job_id)
     except FacefillError:
         return None
 

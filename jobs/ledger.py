@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.paths import LEDGER, under
+from jobs.records import PartRecord
 
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every event's "time": UTC, to the second
@@ -123,7 +124,9 @@ def read_events(run_dir: Path | str, problems: list[str] | None = None) -> list[
 def _chain_keys(events: list[dict]) -> list[str]:
     """The chain of each event: its own id, or for events written before chain ids, a
     ``legacy-N`` chain that starts again wherever a part number is submitted a second time."""
-    keys, legacy, submitted = [], 1, set()
+    keys: list[str] = []
+    submitted: set[int] = set()
+    legacy = 1
     for ev in events:
         if ev.get("chain"):
             keys.append(ev["chain"])
@@ -141,7 +144,7 @@ ATTEMPT_FIELDS = ("job_id", "host", "pid", "start_step", "deadline", "start_time
                   "action", "reason", "interrupted", "status_line")
 
 
-def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[dict]:
+def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[PartRecord]:
     """One record per part of every chain, in chain order (as first seen) then part number: chain,
     job id, executor, submit/start/end time, exit code, steps, action.
 
@@ -163,20 +166,20 @@ def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[d
             if kind == "submit" and key == "job_id" and "job_id" in rec:
                 continue  # the start event's own id wins over the id the submitter saw
             rec[key] = value
-    return [parts[k] for k in sorted(parts, key=lambda k: (order[k[0]], k[1]))]
+    return [PartRecord.from_dict(parts[k]) for k in sorted(parts, key=lambda k: (order[k[0]], k[1]))]
 
 
-def chains(parts: list[dict]) -> list[str]:
+def chains(parts: list[PartRecord]) -> list[str]:
     """The chain ids of ``parts``, oldest first."""
-    return list(dict.fromkeys(p["chain"] for p in parts))
+    return list(dict.fromkeys(p.chain for p in parts))
 
 
-def current_chain(parts: list[dict], recorded: str | None = None) -> str | None:
+def current_chain(parts: list[PartRecord], recorded: str | None = None) -> str | None:
     """The chain the run dir carries now: the one ``chain.json`` names, else the newest in the ledger."""
     if recorded:
         return recorded
-    return parts[-1]["chain"] if parts else None
+    return parts[-1].chain if parts else None
 
 
-def parts_of(parts: list[dict], chain: str | None) -> list[dict]:
-    return [p for p in parts if p["chain"] == chain]
+def parts_of(parts: list[PartRecord], chain: str | None) -> list[PartRecord]:
+    return [p for p in parts if p.chain == chain]

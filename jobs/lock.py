@@ -16,21 +16,22 @@ from pathlib import Path
 
 from inpaint.core.atomic import tmp_name, write_json
 from inpaint.core.errors import FacefillError
-from inpaint.core.process import pid_alive
-from jobs.ledger import iso_seconds, now_iso
+from jobs.ledger import now_iso
 from jobs.paths import OWNER, under
+from jobs.records import OwnerRecord
+from jobs.scheduler import get
 
 
 class RunDirLockedError(FacefillError):
     """The run dir belongs to a job that is still queued or running."""
 
 
-def read_owner(run_dir: Path | str) -> dict | None:
+def read_owner(run_dir: Path | str) -> OwnerRecord | None:
     try:
         data = json.loads(under(run_dir, OWNER).read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return OwnerRecord.from_dict(data) if isinstance(data, dict) else None
 
 
 def owner_unreadable(run_dir: Path | str) -> str | None:
@@ -52,12 +53,12 @@ def owner_unreadable(run_dir: Path | str) -> str | None:
     return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
 
 
-def owner_record(executor: str, job_id: str, pid: int | None = None) -> dict:
-    return {"executor": executor, "job_id": str(job_id), "pid": pid, "host": socket.gethostname(), "time": now_iso()}
+def owner_record(executor: str, job_id: str, pid: int | None = None) -> OwnerRecord:
+    return OwnerRecord(executor, str(job_id), pid, socket.gethostname(), now_iso())
 
 
 def write_owner(run_dir: Path | str, executor: str, job_id: str, pid: int | None = None) -> None:
-    write_json(under(run_dir, OWNER), owner_record(executor, job_id, pid))
+    write_json(under(run_dir, OWNER), owner_record(executor, job_id, pid).to_dict())
 
 
 def release(run_dir: Path | str, job_id: str | None = None) -> None:
@@ -66,7 +67,7 @@ def release(run_dir: Path | str, job_id: str | None = None) -> None:
     owner = read_owner(run_dir)
     if owner is None and (job_id is not None or owner_unreadable(run_dir) is None):
         return
-    if owner is not None and job_id is not None and owner.get("job_id") != str(job_id):
+    if owner is not None and job_id is not None and owner.job_id != str(job_id):
         return
     try:
         under(run_dir, OWNER).unlink()
@@ -74,69 +75,12 @@ def release(run_dir: Path | str, job_id: str | None = None) -> None:
         pass
 
 
-def process_start(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch, to about a second), from /proc; None
-    when it cannot be read."""
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, StopIteration):
-        return None
-
-
-def local_process(owner: dict) -> tuple[int | None, str]:
-    """(pid, how we know) of the local process an owner record names, when it is on this host,
-    alive and still the one recorded; (None, why not) otherwise. A pid started after the record
-    was written is another program that got the number back: it must never be signalled."""
-    job_id = str(owner.get("job_id", ""))
-    if owner.get("host") not in (None, socket.gethostname()):
-        return None, f"local process {job_id} is on another host ({owner.get('host')})"
-    try:
-        pid = int(owner.get("pid") or job_id or 0)
-    except ValueError:
-        return None, f"no pid in the owner record ({job_id!r})"
-    if pid <= 0 or not pid_alive(pid):
-        return None, f"local process {pid} has ended" if pid > 0 else "no pid in the owner record"
-    started, recorded = process_start(pid), owner.get("time")
-    try:
-        recorded_s = iso_seconds(recorded) if isinstance(recorded, str) else None
-    except ValueError:
-        recorded_s = None
-    if started is not None and recorded_s is not None and started > recorded_s + 2:
-        return None, f"pid {pid} now belongs to a process started after the owner record ({recorded})"
-    return pid, f"local process {pid}"
-
-
-def owner_alive(owner: dict) -> tuple[bool, str]:
-    """(alive, how we know). Unanswerable questions count as alive."""
-    executor = owner.get("executor")
-    job_id = str(owner.get("job_id", ""))
-    if executor == "local":
-        if owner.get("host") not in (None, socket.gethostname()):
-            return True, f"local process {job_id} on another host ({owner.get('host')})"
-        pid, how = local_process(owner)
-        return pid is not None, how
-    if executor == "pbs":
-        from jobs.pbs_commands import QstatError, job_states
-        try:
-            state = job_states([job_id]).get(job_id)
-        except QstatError as exc:
-            return True, f"PBS job {job_id} (qstat could not answer: {exc})"
-        if state is None or state.finished:
-            return False, f"PBS job {job_id}"
-        return True, f"PBS job {job_id} (state {state.state})"
-    if executor == "slurm":
-        from jobs.slurm_commands import SlurmQueryError, job_state
-        try:
-            job = job_state(job_id)
-        except SlurmQueryError as exc:
-            return True, f"SLURM job {job_id} (SLURM could not answer: {exc})"
-        if job is None or job.ended:
-            return False, f"SLURM job {job_id}"
-        return True, f"SLURM job {job_id} ({job.describe()})"
-    return False, f"unknown executor {executor!r}"
+def owner_alive(owner: OwnerRecord) -> tuple[bool, str]:
+    """(alive, how we know), asked of the owner's scheduler. Unanswerable questions count as alive."""
+    found = get(owner.executor)
+    if found is None:
+        return False, f"unknown executor {owner.executor!r}"
+    return found.is_alive(owner)
 
 
 def _locked_error(run_dir: Path | str, how: str) -> RunDirLockedError:
@@ -145,11 +89,11 @@ def _locked_error(run_dir: Path | str, how: str) -> RunDirLockedError:
         f"`python -m jobs.cancel {run_dir}`, or pick another --run-dir")
 
 
-def _create(path: Path, record: dict) -> bool:
+def _create(path: Path, record: OwnerRecord) -> bool:
     """Create ``path`` holding ``record`` unless it exists: written under a temporary name, then
     hard-linked (``link`` fails on an existing name, like ``O_EXCL``), so it is never seen half-written."""
     tmp = tmp_name(path)
-    write_json(tmp, record)
+    write_json(tmp, record.to_dict())
     try:
         os.link(tmp, path)
         return True
@@ -159,7 +103,7 @@ def _create(path: Path, record: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def _take_over(path: Path, stale: dict) -> None:
+def _take_over(path: Path, stale: OwnerRecord) -> None:
     """Move a dead owner's file aside; put back what was moved if it was not the stale one (another
     submit took the run dir in between)."""
     aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
@@ -171,7 +115,7 @@ def _take_over(path: Path, stale: dict) -> None:
         moved = json.loads(aside.read_text())
     except (OSError, json.JSONDecodeError):
         moved = None
-    if moved != stale:
+    if not isinstance(moved, dict) or OwnerRecord.from_dict(moved) != stale:
         try:
             os.link(aside, path)
         except FileExistsError:
@@ -184,7 +128,9 @@ def claim(run_dir: Path | str) -> None:
     live job or process owns it. A dead owner's file (killed job, crashed submit) is taken over."""
     path = under(run_dir, OWNER)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = owner_record("local", str(os.getpid()), os.getpid())
+    from jobs.local import NAME as LOCAL  # this process holds it until its first part is queued
+
+    record = owner_record(LOCAL, str(os.getpid()), os.getpid())
     for _ in range(5):
         if _create(path, record):
             return

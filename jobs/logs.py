@@ -7,33 +7,28 @@ PBS writes ``run_dir/logs/<job id>.OU``-style files (``-o`` names the folder); s
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from inpaint.core.contract import TRAIN_LOG
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.errors import ConfigError
 from jobs import ledger
 from jobs.chain_state import read_chain_state
-from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
+from jobs.scheduler import get, names, scheduler
 
 
-def log_files(run_dir: Path | str, job_id: str) -> list[Path]:
-    """Every file that holds output of ``job_id`` (seq number match for PBS, prefix for submitit)."""
-    run = Path(run_dir)
-    seq = job_id.split(".", 1)[0]
-    found = sorted(p for p in under(run, SUBMITIT_DIR).glob(f"{job_id}_*_log.*") if p.stat().st_size)
-    for p in sorted((run / LOGS_DIR).glob("*")):
-        stem = p.name
-        if stem.startswith(job_id) or stem.startswith(seq + ".") or stem.endswith(f".o{seq}") or stem.endswith(f".e{seq}"):
-            found.append(p)
-    return found
+def log_files(run_dir: Path | str, job_id: str, executor: str | None = None) -> list[Path]:
+    """Every file that holds output of ``job_id``, where its scheduler writes them (every
+    scheduler's places when the part does not name a known one)."""
+    found = get(executor)
+    every = [found] if found is not None else [scheduler(name) for name in names()]
+    return sorted(dict.fromkeys(path for each in every for path in each.log_files(run_dir, job_id)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.logs", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m jobs.logs", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument("--part", type=int, help="part number (default: the latest)")
     p.add_argument("--train", action="store_true", help="show the trainer's train.log instead")
@@ -48,15 +43,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not parts:
             raise ConfigError(f"{run}: no chain recorded (jobs/ledger.jsonl missing); pass a run dir made by jobs.submit")
         # part N of the current chain (a run dir submitted again holds earlier chains too), else the latest N
-        current = ledger.parts_of(parts, ledger.current_chain(parts, read_chain_state(run).get("chain"))) or parts
+        recorded = read_chain_state(run)
+        current = ledger.parts_of(parts, ledger.current_chain(parts, recorded.chain if recorded else None)) or parts
         if args.part:
-            chosen = next((x for x in [*reversed(current), *reversed(parts)] if x["part"] == args.part), None)
+            chosen = next((x for x in [*reversed(current), *reversed(parts)] if x.part == args.part), None)
         else:
             chosen = current[-1]
         if chosen is None:
-            raise ConfigError(f"{run}: no part {args.part}; parts are {[x['part'] for x in parts]}")
-        label = f"part {chosen['part']} (job {chosen.get('job_id')})"
-        files = log_files(run, str(chosen.get("job_id", "")))
+            raise ConfigError(f"{run}: no part {args.part}; parts are {[x.part for x in parts]}")
+        label = f"part {chosen.part} (job {chosen.job_id})"
+        files = log_files(run, chosen.job_id or "", chosen.executor)
     if not files:
         print(f"no log yet for {label} in {run} (PBS copies the job log when the job ends)", file=sys.stderr)
         return 1

@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from inpaint.core.shard_format import INDEX_NAME
+from inpaint.core.cli import OneLineParser
 from inpaint.core.errors import ConfigError, DataError, FacefillError
-from jobs.pbs_commands import unsafe_directive_text
+from jobs.scheduler import Scheduler, default_name, job_name, names, scheduler, unsafe_directive_text
 from jobs.spec import JobSpec
 from jobs.walltime import (MIN_QUEUED_WALLTIME_S, evaluation_walltime, format_walltime, parse_walltime,
                            part_time_limit)
 
 MODELS = ("1", "2", "3", "smoke")
-EXECUTORS = ("pbs", "slurm", "local")
-LOCAL_DEFAULT_WALLTIME = "24:00:00"
-# Margins for the final checkpoint where no site profile applies (PBS takes the profile's).
-DEFAULT_MARGIN_S = {"local": 120, "slurm": 900}
 MEM_RE = re.compile(r"^\d+(\.\d+)?[kmgt]?b$", re.IGNORECASE)
 # What each value may look like where it lands in a #PBS / #SBATCH directive.
 DIRECTIVE_FORMS = {
@@ -38,7 +35,6 @@ DIRECTIVE_FORMS = {
     "--mem": (MEM_RE, "a PBS size, e.g. 32gb or 500mb"),
 }
 PLACEHOLDER_IMAGE = "MISSING-IMAGE.sif"  # a dry run without an image shows where it goes
-PBS_PATH_UNSAFE = r"[\s:'\"\\]"  # what PBS's "-o PATH" directive cannot take (qsub refuses it)
 IMAGE_UNSAFE = r"[\s&|<>]"  # an image is one path or URI: never a second command
 CONTAINER_PROGRAMS = ("singularity", "apptainer")  # what runs --image; Apptainer also installs "singularity"
 
@@ -52,7 +48,7 @@ def model_name(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m jobs.submit",
         description="Carry a facefill training run to the end across as many batch jobs as it takes.")
     what = p.add_mutually_exclusive_group()
@@ -61,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--config", help="a config YAML file instead of --model")
     p.add_argument("--data", help="packed shards folder (default: data/shards/64 for smoke, else data/shards/128)")
     p.add_argument("--run-dir", help="run dir on persistent storage (default: runs/model<N>)")
-    p.add_argument("--executor", choices=EXECUTORS, help="default: pbs when qsub is on PATH (or --queue is given with --dry-run), else local")
-    p.add_argument("--profile", help="site profile: metacentrum, generic-pbs or a YAML file (default: $FACEFILL_PROFILE or detected)")
+    p.add_argument("--executor", choices=names(), help="default: pbs when qsub is on PATH (or --queue is given with --dry-run), else local")
+    p.add_argument("--profile", help="site profile: metacentrum, generic-pbs, generic-slurm or a YAML file "
+                                     "(default on PBS: $FACEFILL_PROFILE or detected; on SLURM: generic-slurm)")
     p.add_argument("--queue", help="PBS queue / SLURM partition (default: the profile's)")
     p.add_argument("--walltime", help="limit of ONE part, HH:MM:SS (default: the queue's limit; local 24:00:00); "
                                       f"at least {format_walltime(MIN_QUEUED_WALLTIME_S)} on PBS and SLURM")
@@ -121,16 +118,19 @@ def check_text(option: str, value: str | None) -> None:
 
 def validate(args: argparse.Namespace, executor: str) -> None:
     """Numbers in range and safe text, before anything is looked up or written."""
+    sched = scheduler(executor)
     if args.max_resubmits < 0:
         raise ConfigError(f"--max-resubmits {args.max_resubmits} must be 0 or more")
     if args.nodes < 1:
         raise ConfigError(f"--nodes {args.nodes} must be 1 or more")
     if args.chain < 0 or args.chain == 1:
         raise ConfigError(f"--chain {args.chain}: pre-submit at least 2 parts, or leave it out for self-resubmission")
-    if args.chain and executor != "pbs":
-        raise ConfigError("--chain needs --executor pbs (other executors resubmit themselves)")
-    if args.nodes > 1 and executor == "local":
-        raise ConfigError("--nodes > 1 needs a scheduler: use --executor pbs or slurm")
+    if args.chain and not sched.presubmits_chain:
+        able = " or ".join(n for n in names() if scheduler(n).presubmits_chain)
+        raise ConfigError(f"--chain needs --executor {able} (other executors resubmit themselves)")
+    if args.nodes > 1 and not sched.multi_node:
+        able = " or ".join(n for n in names() if scheduler(n).multi_node)
+        raise ConfigError(f"--nodes > 1 needs a scheduler: use --executor {able}")
     for option in ("--run-dir", "--data", "--config", "--image", "--queue", "--walltime", "--mem", "--gpu-cap",
                    "--name", "--profile", "--trainer-module"):
         check_text(option, getattr(args, option[2:].replace("-", "_")))
@@ -142,13 +142,12 @@ def validate(args: argparse.Namespace, executor: str) -> None:
         check_text("--set", item)
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--set {item!r}: write section.key=value, e.g. train.batch_size=8")
-    if executor == "pbs" and args.run_dir and re.search(PBS_PATH_UNSAFE, args.run_dir):
-        raise ConfigError(f"--run-dir {args.run_dir!r}: PBS's -o cannot take a path with spaces, quotes or ':'; "
-                          "pick another path")
+    if args.run_dir:
+        sched.check_run_dir(args.run_dir)
 
 
 def default_executor() -> str:
-    return "pbs" if shutil.which("qsub") else "local"
+    return default_name()
 
 
 def choose_executor(args: argparse.Namespace) -> str:
@@ -158,9 +157,9 @@ def choose_executor(args: argparse.Namespace) -> str:
     if args.executor:
         return args.executor
     executor = default_executor()
-    if executor == "local" and args.queue:
+    if not scheduler(executor).queued and args.queue:
         if args.dry_run or args.estimate:
-            return "pbs"
+            return next(name for name in names() if scheduler(name).queued)
         raise ConfigError(f"--queue {args.queue} needs a scheduler, but qsub is not on PATH: submit from a PBS "
                           "front-end, add --executor slurm for a SLURM partition, or drop --queue to train "
                           "here with the local executor")
@@ -179,62 +178,57 @@ def _config_arg(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _job_name(run_dir: Path, given: str | None) -> str:
-    name = given or f"ff-{run_dir.name}"
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    if not name[0].isalpha():
-        name = "ff" + name
-    return name[:15]  # PBS Pro accepts longer names, but qstat's table and older servers cut at 15
+    return job_name(given or f"ff-{run_dir.name}", "ff")
 
 
 # --- 2. the site: profile, queue, walltime and its margin ------------------------------------
 
-def site_profile(args: argparse.Namespace, executor: str) -> dict[str, Any]:
-    if executor != "pbs":
-        return {}
-    from jobs.profiles import load_profile  # YAML: only where a profile is used
-
-    profile = load_profile(args.profile)
+def site_profile(args: argparse.Namespace, sched: Scheduler) -> dict[str, Any]:
+    """The scheduler's site profile ({} where none applies), its directives checked."""
+    profile = sched.profile(args.profile)
     for value in profile.get("directives") or []:
         check_text("--pbs-directive", str(value).strip())
     return profile
 
 
-def check_walltime(args: argparse.Namespace, executor: str, walltime_s: int) -> None:
+def check_walltime(args: argparse.Namespace, sched: Scheduler, walltime_s: int) -> None:
     """A queued part shorter than the minimum waits in the queue, spends its time starting up and
     stops before its first checkpoint: the chain would stall. A local part waits for nothing, so
     any walltime is its user's choice."""
-    if executor != "local" and walltime_s < MIN_QUEUED_WALLTIME_S and not args.allow_short_walltime:
+    if sched.queued and walltime_s < MIN_QUEUED_WALLTIME_S and not args.allow_short_walltime:
         raise ConfigError(f"--walltime {format_walltime(walltime_s)} is shorter than "
                           f"{format_walltime(MIN_QUEUED_WALLTIME_S)}, too short for a queued part to start and write "
                           "a checkpoint: raise it (or add --allow-short-walltime for a debug queue)")
 
 
-def queue_and_walltime(args: argparse.Namespace, executor: str, profile: dict) -> tuple[str | None, int, int]:
-    """(queue, walltime of one part, the margin the trainer leaves before it) in seconds."""
-    if executor != "pbs":
-        walltime_s = parse_walltime(args.walltime or LOCAL_DEFAULT_WALLTIME)
-        check_walltime(args, executor, walltime_s)
-        return args.queue, walltime_s, DEFAULT_MARGIN_S[executor]
-    queue = args.queue or profile["default_queue"]
+def queue_and_walltime(args: argparse.Namespace, sched: Scheduler, profile: dict) -> tuple[str | None, int, int]:
+    """(queue, walltime of one part, the margin the trainer leaves before it) in seconds. A
+    profile that lists queues knows their limits: the queue must be one of them, the walltime
+    defaults to its limit and may not exceed it."""
+    site = sched.defaults(profile)
+    queue = args.queue or site.queue
+    if not site.queues:
+        walltime_s = parse_walltime(args.walltime) if args.walltime else site.walltime_s
+        check_walltime(args, sched, walltime_s)
+        return queue, walltime_s, site.margin_s
     check_text("--queue", queue)
-    if queue not in profile["queues"]:
+    if queue not in site.queues:
         raise ConfigError(f"--queue {queue!r} is unknown to profile {profile['name']}: use one of "
-                          f"{sorted(profile['queues'])} (or add it to a --profile YAML)")
-    limit_s = parse_walltime(profile["queues"][queue]["max_walltime"])
+                          f"{sorted(site.queues)} (or add it to a --profile YAML)")
+    limit_s = site.queues[queue]
     walltime_s = parse_walltime(args.walltime) if args.walltime else limit_s
     if walltime_s > limit_s:
         raise ConfigError(f"--walltime {format_walltime(walltime_s)} exceeds queue {queue}'s limit "
                           f"{format_walltime(limit_s)}: lower it or use a longer queue (e.g. gpu_long)")
-    check_walltime(args, executor, walltime_s)
-    return queue, walltime_s, parse_walltime(profile.get("safety_margin", "00:15:00"))
+    check_walltime(args, sched, walltime_s)
+    return queue, walltime_s, site.margin_s
 
 
-def resources(args: argparse.Namespace, executor: str, profile: dict) -> dict[str, Any]:
-    """ngpus, ncpus, mem, scratch, gpu_cap: the command line over the profile's defaults."""
-    res = dict(profile.get("resources") or {})
-    ngpus = args.ngpus if args.ngpus is not None else (int(res.get("ngpus") or 0) if executor == "pbs" else 0)
+def resources(args: argparse.Namespace, res: dict[str, Any]) -> dict[str, Any]:
+    """ngpus, ncpus, mem, scratch, gpu_cap: the command line over the site's defaults ``res``."""
+    ngpus = args.ngpus if args.ngpus is not None else int(res.get("ngpus") or 0)
     scratch = args.scratch if args.scratch is not None else res.get("scratch")
-    out = {"ngpus": ngpus, "ncpus": args.ncpus if args.ncpus is not None else int(res.get("ncpus") or max(1, ngpus * 4)),
+    out: dict[str, Any] = {"ngpus": ngpus, "ncpus": args.ncpus if args.ncpus is not None else int(res.get("ncpus") or max(1, ngpus * 4)),
            "mem": args.mem or res.get("mem"), "scratch": None if scratch in ("none", "") else scratch,
            "gpu_cap": args.gpu_cap or res.get("gpu_cap")}
     for key in ("mem", "scratch", "gpu_cap"):
@@ -244,19 +238,19 @@ def resources(args: argparse.Namespace, executor: str, profile: dict) -> dict[st
 
 # --- 3. the container and the paths a real submit needs ---------------------------------------
 
-def container_image(args: argparse.Namespace, executor: str, profile: dict, problem: Callable[[FacefillError], None],
-                    check_paths: bool) -> str | None:
+def container_image(args: argparse.Namespace, sched: Scheduler, default_image: str | None,
+                    problem: Callable[[FacefillError], None], check_paths: bool) -> str | None:
     """The image every part runs the trainer in (all executors), or None for the host's Python.
-    ``--image`` alone asks for a container; PBS uses one by default."""
-    container = args.container or ("singularity" if executor == "pbs" or args.image else "none")
+    ``--image`` alone asks for a container; PBS uses one by default (the profile's)."""
+    container = args.container or ("singularity" if sched.container_by_default or args.image else "none")
     if container != "singularity":
         if args.image:
             raise ConfigError("--image given with --container none: drop one of them")
         return None
-    if check_paths and executor != "pbs" and not any(shutil.which(name) for name in CONTAINER_PROGRAMS):
+    if check_paths and sched.checks_container_here and not any(shutil.which(name) for name in CONTAINER_PROGRAMS):
         problem(ConfigError(f"--container singularity: neither singularity nor apptainer is on PATH here, and "
-                            f"{executor} parts run the trainer with it; load its module or use --container none"))
-    image = args.image or (profile.get("container") or {}).get("image")
+                            f"{sched.name} parts run the trainer with it; load its module or use --container none"))
+    image = args.image or default_image
     if not image:
         problem(ConfigError("no Singularity image: pass --image FILE.sif, set container.image in the profile, "
                             "or use --container none"))
@@ -364,10 +358,12 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
         check_text(option, str(path))  # the current folder is part of a relative path
     if check_paths:
         check_data(data, cfg.data.size, problem)
-    profile = site_profile(args, executor)
-    queue, walltime_s, margin_s = queue_and_walltime(args, executor, profile)
-    res = resources(args, executor, profile)
-    image = container_image(args, executor, profile, problem, check_paths)
+    sched = scheduler(executor)
+    profile = site_profile(args, sched)
+    site = sched.defaults(profile)
+    queue, walltime_s, margin_s = queue_and_walltime(args, sched, profile)
+    res = resources(args, site.resources)
+    image = container_image(args, sched, site.image, problem, check_paths)
     return JobSpec(
         run_dir=str(run_dir), config=config, data=str(data), executor=executor,
         name=_job_name(run_dir, args.name), walltime_s=walltime_s,
@@ -375,7 +371,7 @@ def resolve(args: argparse.Namespace, check_paths: bool = True,
         then_evaluate=args.then_evaluate,
         eval_walltime_s=evaluation_walltime_s(res["ngpus"]) if args.then_evaluate else 0,
         chain=args.chain, queue=queue, nodes=args.nodes, image=image, **res,
-        directives=[*(profile.get("directives") or []), *args.pbs_directive],
+        directives=[*site.directives, *args.pbs_directive],
         train_args=trainer_args(args, res["ngpus"]), trainer_module=args.trainer_module,
         python="python" if image else sys.executable, profile=profile,
     )

@@ -1,15 +1,15 @@
 """One part of a chain, from its start to the hand-over: every decision and every record.
 
-The PBS script keeps only what must be shell (directives, ``cd``, staging, the container call,
-``qsub``) and calls this module around the trainer with the node's plain ``python3`` and the
-project on ``PYTHONPATH``; the local and SLURM parts (``jobs.submitit_chain``) call the same
-functions in-process. Standard library + the project only: no torch, numpy or yaml here.
+The PBS script keeps only what must be shell (directives, ``cd``, staging, the container call)
+and calls this module around the trainer with the node's plain ``python3`` and the project on
+``PYTHONPATH``; the local and SLURM parts (``jobs.submitit_chain``) call the same functions
+in-process. Standard library + the project only: no torch, numpy or yaml here.
 
     python3 -m jobs.part start     RUN --part N --kind K --job-id ID   # prints why to skip, or nothing
     python3 -m jobs.part command   RUN ... --data DIR                   # the CLI to run, one word a line
-    python3 -m jobs.part end       RUN ... --exit-code C                # qsub arguments of the successor, if any;
-                                                                        #   exits with the job's exit code
-    python3 -m jobs.part submitted RUN ... (--next-job-id ID | --error TEXT)
+    python3 -m jobs.part end       RUN ... --exit-code C                # decides, submits the successor (if
+                                                                        #   any); exits with the job's exit code
+    python3 -m jobs.part submitted RUN ... (--next-job-id ID | --error TEXT)  # a successor queued elsewhere
 
 Every call names its chain (``--chain``, from the job's ``FACEFILL_CHAIN``): a part of an older
 chain of the same run dir, still ending after the run dir was submitted again, records its own end
@@ -18,7 +18,6 @@ but never touches the new chain's state, owner or successor.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
 import time
@@ -26,18 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.contract import read_status, resume_step
 from inpaint.core.disk import is_disk_full
 from inpaint.core.errors import FacefillError
 from jobs import chain, disk_reserve, interruption, ledger, lock
-from jobs.chain_state import ENDED, read_chain_state, write_chain_state
+from jobs.chain_state import ChainState, read_chain_state, write_chain_state
 from jobs.part_lock import part_lock
 from inpaint.core.contract import EVAL_DIR
-from jobs.paths import LOGS_DIR, SUBMITIT_DIR, under
-from jobs.pbs_commands import one_line
+from jobs.paths import under
+from jobs.scheduler import one_line, scheduler
 from jobs.spec import JobSpec
-from jobs.walltime import format_walltime
 
 TRAIN, EVALUATE = "train", "evaluate"
 T = TypeVar("T")
@@ -75,13 +73,19 @@ def _event(events: list[dict], event: str, part: int, job_id: str | None = None)
 
 def _superseded(spec: JobSpec) -> str | None:
     """Why this part's chain no longer speaks for the run dir (it was submitted again), or None."""
-    current = read_chain_state(spec.run_dir).get("chain")
+    recorded = read_chain_state(spec.run_dir)
+    current = recorded.chain if recorded else None
     if current and spec.chain_id and current != spec.chain_id:
         return chain.SUPERSEDED_REASON.format(chain=spec.chain_id, current=current)
     return None
 
 
-def _chain_state(spec: JobSpec, state: str, reason: str, part: int, exit_code: int | None, job_id: str | None,
+def _cancelled(run_dir: str) -> bool:
+    recorded = read_chain_state(run_dir)
+    return recorded is not None and recorded.state is ChainState.CANCELLED
+
+
+def _chain_state(spec: JobSpec, state: ChainState, reason: str, part: int, exit_code: int | None, job_id: str | None,
                  **extra: object) -> None:
     write_chain_state(spec.run_dir, state, reason, part, exit_code, job_id, spec.executor, chain=spec.chain_id or None,
                       **extra)
@@ -95,7 +99,7 @@ def record_submission(spec: JobSpec, part: int, kind: str, job_id: str) -> None:
 
 
 def _local_pid(spec: JobSpec, job_id: str) -> int | None:
-    return int(job_id) if spec.executor == "local" and job_id.isdigit() else None
+    return scheduler(spec.executor).owner_pid(job_id)
 
 
 def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = None) -> str | None:
@@ -105,9 +109,9 @@ def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = No
     superseded = _superseded(spec)
     if superseded:
         return superseded
-    state = read_chain_state(spec.run_dir).get("state")
-    if state in ENDED:
-        return f"chain already ended ({state}); nothing to do"
+    recorded = read_chain_state(spec.run_dir)
+    if recorded is not None and recorded.state.ended:
+        return f"chain already ended ({recorded.state.value}); nothing to do"
     deadline = time.time() + spec.time_limit_s if kind == TRAIN else None
     ledger.append_event(spec.run_dir, "start", part, chain=spec.chain_id or None, job_id=job_id,
                         executor=spec.executor, host=socket.gethostname(), kind=kind, pid=pid,
@@ -156,17 +160,17 @@ def end(spec: JobSpec, part: int, kind: str, job_id: str, exit_code: int, status
 
 def _end_evaluation(spec: JobSpec, part: int, job_id: str, exit_code: int, status_line: str | None) -> Ending:
     run_dir = spec.run_dir
-    cancelled = read_chain_state(run_dir).get("state") == "cancelled"
+    cancelled = _cancelled(run_dir)
     extra = {"status_line": status_line} if status_line else {}
     ledger.append_event(run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code, kind=EVALUATE, **extra)
     if exit_code == 0:
         decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, EVAL_DIR)}")
-        _chain_state(spec, "evaluated", decision.reason, part, exit_code, job_id)
+        _chain_state(spec, ChainState.EVALUATED, decision.reason, part, exit_code, job_id)
     else:
-        logs = under(run_dir, SUBMITIT_DIR if spec.executor != "pbs" else LOGS_DIR)
+        logs = scheduler(spec.executor).logs_dir(run_dir)
         decision = chain.Decision(chain.STOP, f"evaluation failed (exit {exit_code}): read the job log in {logs}")
         if not cancelled:
-            _chain_state(spec, "stopped", decision.reason, part, exit_code, job_id)
+            _chain_state(spec, ChainState.STOPPED, decision.reason, part, exit_code, job_id)
     lock.release(run_dir, job_id)
     return Ending(decision, None, 0 if cancelled else exit_code)
 
@@ -175,7 +179,7 @@ def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_
                   events: list[dict]) -> Ending:
     run_dir = spec.run_dir
     status = read_status(run_dir)
-    cancelled = read_chain_state(run_dir).get("state") == "cancelled"
+    cancelled = _cancelled(run_dir)
     extra = {"status_line": status_line} if status_line else {}
     if spec.nodes > 1 and isinstance(status.get("exit_code"), int):
         exit_code = status["exit_code"]  # the launchers do not pass 75 through; rank 0's status does
@@ -200,28 +204,17 @@ def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_
         return Ending(decision, EVALUATE if decision.action == chain.EVALUATE else TRAIN, job_exit)
     if decision.action == chain.CONTINUE:
         queued = job_id if stop is not None else _event(events, "submit", part + 1).get("job_id")
-        _chain_state(spec, "running", decision.reason, part, exit_code, job_id, next_job_id=queued)
+        _chain_state(spec, ChainState.RUNNING, decision.reason, part, exit_code, job_id, next_job_id=queued)
         if queued:
             lock.write_owner(run_dir, spec.executor, queued, pid=_local_pid(spec, queued))
     elif decision.action == chain.DONE:
-        _chain_state(spec, "done", decision.reason, part, exit_code, job_id)
+        _chain_state(spec, ChainState.DONE, decision.reason, part, exit_code, job_id)
         lock.release(run_dir, job_id)
     else:
         if not cancelled:  # keep the user's word for it
-            _chain_state(spec, "stopped", decision.reason, part, exit_code, job_id)
+            _chain_state(spec, ChainState.STOPPED, decision.reason, part, exit_code, job_id)
         lock.release(run_dir, job_id)
     return Ending(decision, None, job_exit)
-
-
-def qsub_args(spec: JobSpec, part: int, kind: str) -> list[str]:
-    """``qsub`` arguments of part ``part`` (the first ones and every successor): its number, mode
-    and chain, which the script reads as FACEFILL_PART, FACEFILL_MODE and FACEFILL_CHAIN; an
-    evaluation gets its own walltime (the command line overrides the script's ``#PBS -l walltime``)."""
-    variables = f"FACEFILL_PART={part},FACEFILL_MODE={kind}" + (f",FACEFILL_CHAIN={spec.chain_id}" if spec.chain_id else "")
-    args = ["-v", variables]
-    if kind == EVALUATE and spec.eval_walltime_s:
-        args += ["-l", f"walltime={format_walltime(spec.eval_walltime_s)}"]
-    return args
 
 
 def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = None, error: str | None = None) -> None:
@@ -240,19 +233,33 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
             ledger.append_event(run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id,
                                 executor=spec.executor, kind=kind)
             if not superseded and not _event(events, "end", part + 1):  # still running: say so in chain.json
-                _chain_state(spec, "evaluating" if kind == EVALUATE else "running",
+                _chain_state(spec, ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
                              f"{reason}; part {part + 1} is {next_job_id}", part, code, job_id, next_job_id=next_job_id)
             return
         record_submission(spec, part + 1, kind, next_job_id)
-        _chain_state(spec, "evaluating" if kind == EVALUATE else "running", f"{reason}; part {part + 1} is {next_job_id}",
+        _chain_state(spec, ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
+                     f"{reason}; part {part + 1} is {next_job_id}",
                      part, code, job_id, next_job_id=next_job_id)
         _say(f"submitted part {part + 1} ({kind}) as {next_job_id}")
         return
     if superseded:
         return
-    _chain_state(spec, "stopped", f"could not submit part {part + 1}: {one_line(str(error))}; "
+    _chain_state(spec, ChainState.STOPPED, f"could not submit part {part + 1}: {one_line(str(error))}; "
                  "run jobs.submit again to continue", part, code, job_id)
     lock.release(run_dir, job_id)
+
+
+def hand_on(spec: JobSpec, part: int, job_id: str, kind: str) -> tuple[str | None, str | None]:
+    """Submit the successor of ``part`` (of ``kind``) with the chain's scheduler and record it:
+    (its job id, None), or (None, why the scheduler refused it — then the chain has stopped)."""
+    try:
+        next_id = scheduler(spec.executor).submit_successor(spec, part + 1, kind)
+    except Exception as exc:  # the scheduler refused: say so in the run dir, do not lose the run
+        error = str(exc)
+        guarded(spec, part, job_id, lambda: submitted(spec, part, job_id, error=error))
+        return None, error
+    guarded(spec, part, job_id, lambda: submitted(spec, part, job_id, next_job_id=next_id))
+    return next_id, None
 
 
 def guarded(spec: JobSpec, part: int, job_id: str, step: Callable[[], T]) -> T:
@@ -271,14 +278,14 @@ def guarded(spec: JobSpec, part: int, job_id: str, step: Callable[[], T]) -> T:
         disk_reserve.free(spec.run_dir)
         try:
             if not _superseded(spec):
-                _chain_state(spec, "stopped", reason, part, None, job_id)
+                _chain_state(spec, ChainState.STOPPED, reason, part, None, job_id)
         except OSError:
             pass  # nothing more can be written; the one line below still says it
         raise FacefillError(f"{path}: the disk is full; part {part} stopped the chain; free space, then submit again") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python3 -m jobs.part", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python3 -m jobs.part", description=__doc__.splitlines()[0])
     p.add_argument("step", choices=("start", "command", "end", "submitted"))
     p.add_argument("run_dir")
     p.add_argument("--part", type=int, required=True)
@@ -303,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = a.exit_code if a.exit_code is not None else 1
         ending = guarded(spec, a.part, a.job_id, lambda: end(spec, a.part, a.kind, a.job_id, code))
         if ending.next_kind:
-            print("\n".join(qsub_args(spec, a.part + 1, ending.next_kind)))
+            hand_on(spec, a.part, a.job_id, ending.next_kind)
         return ending.job_exit
     else:
         guarded(spec, a.part, a.job_id,

@@ -1,4 +1,4 @@
-"""qsub / qstat / qdel: thin wrappers that turn PBS Pro's outputs into data and clear errors.
+"""qsub / qstat / qdel: thin wrappers (used only by ``jobs.pbs``) that turn PBS Pro's outputs into data and clear errors.
 
 Formats follow a real OpenPBS 23.06 server (see tests and ../shared/fixtures/openpbs): ``qsub``
 prints only the job id; ``qstat -x -f -F json`` lists finished jobs too (state F with
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from inpaint.core.errors import FacefillError
+from jobs.scheduler import one_line
 
 JOB_ID_RE = re.compile(r"^\d+(\[\d*\])?\.[A-Za-z0-9_.-]+$")
 UNKNOWN_JOB_RE = re.compile(r"Unknown Job Id\s+(\S+)")
@@ -27,28 +28,12 @@ SIGNAL_EXIT_BASE = 256
 RETRY_DELAYS_S = (2.0, 5.0, 15.0)
 
 
-# What must never reach a ``#PBS`` line: a control character ends the directive and starts a shell
-# line of the script; ``$(…)``, backticks and ``;`` are shell the moment anything evaluates it.
-UNSAFE_DIRECTIVE_TEXT = re.compile(r"[\x00-\x1f\x7f]|\$\(|`|;")
-
-
-def unsafe_directive_text(value: str) -> str | None:
-    """Describe the first thing in ``value`` that must not reach a ``#PBS`` directive, or None."""
-    found = UNSAFE_DIRECTIVE_TEXT.search(value)
-    if found is None:
-        return None
-    text = found.group()
-    return f"a control character ({text!r})" if len(text) == 1 and (ord(text) < 32 or ord(text) == 127) else repr(text)
-
-
-def one_line(text: str) -> str:
-    """A scheduler's message as one printable line: control characters (qsub has been seen to end
-    its error with a NUL byte) become spaces, runs of white space one space."""
-    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
-
-
 class QsubError(FacefillError):
-    """qsub refused the job; the message carries qsub's own words."""
+    """qsub refused the job; the message carries qsub's own words (``said``: those words alone)."""
+
+    def __init__(self, message: str, said: str | None = None) -> None:
+        super().__init__(message)
+        self.said = message if said is None else said
 
 
 class QstatError(FacefillError):
@@ -116,7 +101,7 @@ def qsub(script: Path | str, extra_args: Sequence[str] = ()) -> str:
         raise QsubError(f"qsub {script} did not answer in 120 s; check `qstat -u $USER` before retrying") from None
     if out.returncode != 0:
         message = one_line(out.stderr or out.stdout) or "no message"
-        raise QsubError(f"qsub refused {script} (exit {out.returncode}): {message}")
+        raise QsubError(f"qsub refused {script} (exit {out.returncode}): {message}", said=message)
     return parse_job_id(out.stdout)
 
 

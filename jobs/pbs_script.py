@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 from jobs.paths import LOGS_DIR
+from jobs.pbs import select_chunk
 from jobs.spec import JobSpec
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "facefill.pbs.sh"
@@ -19,16 +20,7 @@ PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
 def select_statement(spec: JobSpec) -> str:
     """``select=N:ncpus=…:ngpus=…:mem=…[:scratch_local=…][:gpu_cap=…]``."""
-    chunk = [str(spec.nodes), f"ncpus={spec.ncpus}"]
-    if spec.ngpus:
-        chunk.append(f"ngpus={spec.ngpus}")
-    if spec.mem:
-        chunk.append(f"mem={spec.mem}")
-    if spec.scratch:
-        chunk.append(spec.scratch)
-    if spec.gpu_cap:
-        chunk.append(f"gpu_cap={spec.gpu_cap}")
-    return "select=" + ":".join(chunk)
+    return select_chunk(spec.nodes, spec.ncpus, spec.ngpus, spec.mem, spec.scratch, spec.gpu_cap)
 
 
 def directives(spec: JobSpec) -> list[str]:

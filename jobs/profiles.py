@@ -1,7 +1,9 @@
-"""Site profiles (YAML): queue limits, default resources, image path, scratch handling.
+"""Site profiles (YAML): which scheduler, queue limits, default resources, image path, scratch handling.
 
-A user profile file may name a packaged one as ``base:`` and override any key, so a new grid is
-a few lines of YAML rather than a code change.
+A profile names the scheduler it is for (``scheduler: pbs|slurm``); that scheduler turns it into
+its defaults (``Scheduler.defaults``, mostly :func:`site_defaults`). A user profile file may name a
+packaged one as ``base:`` (default: ``generic-<its scheduler>``) and override any key, so a new
+grid is a few lines of YAML rather than a code change.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import yaml
 
 from inpaint.core.errors import ConfigError
 from inpaint.core.merge import deep_merge
+from jobs.scheduler import SiteDefaults, names
 from jobs.walltime import parse_walltime
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 METACENTRUM_MARKER = Path("/cvmfs/singularity.metacentrum.cz")
 
 _SCHEMA: dict[str, Any] = {
-    "name": str, "scheduler": str, "default_queue": str, "queues": dict, "resources": dict,
+    "name": str, "scheduler": str, "default_queue": str, "queues": dict, "default_walltime": str, "resources": dict,
     "container": dict, "scratch": dict, "multinode_launcher": str, "safety_margin": str,
     "directives": list,
 }
@@ -35,7 +38,8 @@ def packaged_profiles() -> list[str]:
 
 
 def default_profile_name() -> str:
-    """``$FACEFILL_PROFILE``, else ``metacentrum`` where its image repository is mounted."""
+    """The PBS default: ``$FACEFILL_PROFILE``, else ``metacentrum`` where its image repository is
+    mounted, else ``generic-pbs``."""
     env = os.environ.get("FACEFILL_PROFILE")
     if env:
         return env
@@ -69,12 +73,19 @@ def _validate(profile: dict, source: Path) -> dict:
         if not isinstance(limits, dict) or "max_walltime" not in limits:
             raise ConfigError(f"{source}: queue {queue!r} needs max_walltime (HH:MM:SS)")
         parse_walltime(limits["max_walltime"], f"{source}: queues.{queue}.max_walltime")
+    if profile.get("scheduler") not in names():
+        raise ConfigError(f"{source}: scheduler must be one of {list(names())}, not {profile.get('scheduler')!r}")
     launcher = profile.get("multinode_launcher")
-    if launcher not in _LAUNCHERS:
+    if launcher is not None and launcher not in _LAUNCHERS:
         raise ConfigError(f"{source}: multinode_launcher must be one of {sorted(_LAUNCHERS)}, not {launcher!r}")
     parse_walltime(profile.get("safety_margin", "00:15:00"), f"{source}: safety_margin")
-    if profile.get("default_queue") not in (profile.get("queues") or {}):
-        raise ConfigError(f"{source}: default_queue {profile.get('default_queue')!r} is not among its queues")
+    if profile.get("queues"):
+        if profile.get("default_queue") not in profile["queues"]:
+            raise ConfigError(f"{source}: default_queue {profile.get('default_queue')!r} is not among its queues")
+    elif not profile.get("default_walltime"):
+        raise ConfigError(f"{source}: list queues (each with max_walltime) or give default_walltime (HH:MM:SS)")
+    if profile.get("default_walltime"):
+        parse_walltime(profile["default_walltime"], f"{source}: default_walltime")
     return profile
 
 
@@ -88,6 +99,28 @@ def load_profile(name_or_path: str | None = None) -> dict:
     if not path.is_file():
         raise ConfigError(f"profile {name_or_path!r} not found: use one of {packaged_profiles()} or a YAML file path")
     data = _read_yaml(path)
-    base_name = data.pop("base", None) if "base" in data else "generic-pbs"
+    generic = f"generic-{data.get('scheduler') or 'pbs'}"
+    base_name = data.pop("base", None) if "base" in data else generic if generic in packaged_profiles() else "generic-pbs"
     base = load_profile(base_name) if base_name else {}
     return _validate(deep_merge(base, data), path)
+
+
+def load_profile_for(scheduler: str, name_or_path: str) -> dict:
+    """:func:`load_profile`, refused (one line) when the profile is for another scheduler."""
+    profile = load_profile(name_or_path)
+    if profile.get("scheduler") != scheduler:
+        raise ConfigError(f"profile {profile.get('name') or name_or_path!r} is for {profile.get('scheduler')}, not "
+                          f"--executor {scheduler}: pass a {scheduler} profile (e.g. generic-{scheduler}) to --profile")
+    return profile
+
+
+def site_defaults(profile: dict) -> SiteDefaults:
+    """What a profile gives a submission: its queues and their limits, else the default walltime;
+    the margin, resources, image and extra directives."""
+    queues = {queue: parse_walltime(limits["max_walltime"]) for queue, limits in (profile.get("queues") or {}).items()}
+    return SiteDefaults(
+        queue=profile.get("default_queue"), queues=queues,
+        walltime_s=parse_walltime(profile["default_walltime"]) if profile.get("default_walltime") else 0,
+        margin_s=parse_walltime(profile.get("safety_margin", "00:15:00")),
+        resources=dict(profile.get("resources") or {}), image=(profile.get("container") or {}).get("image"),
+        directives=list(profile.get("directives") or []))

@@ -1,8 +1,8 @@
 """``python -m jobs.status RUN_DIR``: where a chain stands, part by part.
 
-Each part's job is looked up where it ran: PBS in one batched ``qstat -x -f -F json`` call
-(finished jobs included; ids a server leaves unanswered are asked alone), SLURM with ``squeue``
-then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``), a local part by its pid. A
+Each part's job is looked up where it ran (``Scheduler.states``): PBS in one batched ``qstat -x -f
+-F json`` call (finished jobs included; ids a server leaves unanswered are asked alone), SLURM with
+``squeue`` then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``), a local part by its pid. A
 scheduler that cannot answer is reported as "unknown", never as a lost job. A part whose job
 ended without recording its end (killed at walltime, node failure, ``scancel -s KILL``) is found
 from the scheduler's state, and the chain is reported stopped instead of "running" or
@@ -11,121 +11,65 @@ from the scheduler's state, and the chain is reported stopped instead of "runnin
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.core.cli import run_cli
+from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.contract import SAMPLES_DIR, read_status
 from inpaint.core.errors import ConfigError
-from inpaint.core.process import pid_alive
 from jobs import ledger, lock
-from jobs.chain_state import ENDED, read_chain_state
+from jobs.chain_state import ChainRecord, ChainState, read_chain_state
 from inpaint.core.contract import EVAL_DIR
 from jobs.paths import LEDGER, under
+from jobs.records import PartRecord
 from jobs.progress import Position, last_metrics, position, status_epoch
-
-PBS_WORDS = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What a scheduler says of one job: words for people, whether the job has ended, and what
-    else it reports (PBS: state, Exit_status, walltime used and requested) for the table and --json."""
-
-    words: str
-    ended: bool
-    detail: dict | None = None
-
-    def usage(self) -> str:
-        """`` · Exit_status -29 · walltime 00:00:12 of 00:00:10`` (what PBS reported), or ""."""
-        d = self.detail or {}
-        out = f" · Exit_status {d['exit_status']}" if d.get("exit_status") is not None else ""
-        if d.get("walltime_used"):
-            out += f" · walltime {d['walltime_used']}" + (f" of {d['walltime_limit']}" if d.get("walltime_limit") else "")
-        return out
+from jobs.scheduler import Seen, names, scheduler
 
 
-def _pbs_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
-    from jobs.pbs_commands import QstatError, describe_exit, job_states
-
-    try:
-        found = job_states(ids)
-    except QstatError as exc:
-        return {}, f"qstat did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
-    seen: dict[str, Seen] = {}
-    for job_id in ids:
-        st = found.get(job_id)
-        if st is None:
-            seen[job_id] = Seen("gone from PBS history", True)
-            continue
-        detail = {"state": st.state, "exit_status": st.exit_status, "walltime_used": st.walltime_used,
-                  "walltime_limit": st.walltime_limit}
-        if st.finished:
-            seen[job_id] = Seen(f"F: {describe_exit(st.exit_status)}", True, detail)
-        else:
-            comment = f" ({st.comment})" if st.state == "Q" and st.comment else ""
-            seen[job_id] = Seen(f"{st.state}: {PBS_WORDS.get(st.state, st.state)}{comment}", False, detail)
-    return seen, None
-
-
-def _slurm_states(ids: list[str]) -> tuple[dict[str, Seen], str | None]:
-    from jobs.slurm_commands import SlurmQueryError, job_state
-
-    seen: dict[str, Seen] = {}
-    try:
-        for job_id in ids:
-            job = job_state(job_id)
-            seen[job_id] = (Seen("gone from SLURM (ended longer ago than its MinJobAge, 5 min by default)", True)
-                            if job is None else Seen(job.describe(), job.ended))
-    except SlurmQueryError as exc:
-        return {}, f"SLURM did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
-    return seen, None
-
-
-def scheduler_states(parts: list[dict]) -> tuple[dict[str, Seen], list[str]]:
-    """job id -> what its scheduler says, for every part that has a job; (states, warnings)."""
+def scheduler_states(parts: list[PartRecord]) -> tuple[dict[str, Seen], list[str]]:
+    """job id -> what its scheduler says, for every part that has a job (for a scheduler that
+    cannot tell how an ended job went, only the parts still open); (states, warnings)."""
     seen: dict[str, Seen] = {}
     warnings: list[str] = []
-    for executor, ask in (("pbs", _pbs_states), ("slurm", _slurm_states)):
-        ids = [str(p["job_id"]) for p in parts if p.get("executor") == executor and p.get("job_id")]
+    for name in names():
+        asked = scheduler(name)
+        ids = [str(p.job_id) for p in parts if p.executor == name and p.job_id
+               and (asked.tracks_ended_jobs or not p.ended)]
         if ids:
-            found, warning = ask(ids)
+            found, warning = asked.states(ids)
             seen.update(found)
             if warning:
                 warnings.append(warning)
-    for p in parts:
-        if p.get("executor") == "local" and p.get("job_id") and "exit_code" not in p:
-            job = str(p["job_id"])
-            alive = pid_alive(int(job)) if job.isdigit() else False
-            seen[job] = Seen("running", False) if alive else Seen("gone", True)
     return seen, warnings
 
 
-def unrecorded_end(part: dict, seen: dict[str, Seen]) -> Seen | None:
+def unrecorded_end(part: PartRecord, seen: dict[str, Seen]) -> Seen | None:
     """The scheduler's word for a part whose job ended without the part recording its end."""
-    state = seen.get(str(part.get("job_id")))
-    return state if state is not None and state.ended and "exit_code" not in part else None
+    state = seen.get(str(part.job_id))
+    return state if state is not None and state.ended and not part.ended else None
 
 
-def effective_chain(run_dir: Path, chain: dict, parts: list[dict], seen: dict[str, Seen]) -> dict:
+def effective_chain(run_dir: Path, chain: ChainRecord | None, parts: list[PartRecord],
+                    seen: dict[str, Seen]) -> ChainRecord | None:
     """chain.json, unless the newest part of its chain ended without a word: then the chain has stopped."""
-    parts = ledger.parts_of(parts, ledger.current_chain(parts, chain.get("chain")))
-    if not parts or chain.get("state") in ENDED:
+    parts = ledger.parts_of(parts, ledger.current_chain(parts, chain.chain if chain else None))
+    if not parts or (chain is not None and chain.state.ended):
         return chain
     last = parts[-1]
     ended = unrecorded_end(last, seen)
     if ended is None:
         return chain
-    how = "ended without an end record" if last.get("start_time") else "ended before it started"
-    reason = (f"part {last['part']} ({last.get('kind', 'train')}) {how} ({ended.words}); read its log with "
-              f"`python -m jobs.logs {run_dir} --part {last['part']}`, then submit again")
-    return {**chain, "state": "stopped", "reason": reason, "recorded_state": chain.get("state"),
-            "recorded_reason": chain.get("reason")}
+    how = "ended without an end record" if last.start_time else "ended before it started"
+    reason = (f"part {last.part} ({last.kind or 'train'}) {how} ({ended.words}); read its log with "
+              f"`python -m jobs.logs {run_dir} --part {last.part}`, then submit again")
+    recorded = {"recorded_state": chain.state.value if chain else None, "recorded_reason": chain.reason if chain else None}
+    if chain is None:
+        return ChainRecord(ChainState.STOPPED, reason, extra=recorded)
+    return replace(chain, state=ChainState.STOPPED, reason=reason, extra={**chain.extra, **recorded})
 
 
 def summarize_outputs(run_dir: Path | str) -> str:
@@ -146,45 +90,45 @@ def summarize_outputs(run_dir: Path | str) -> str:
     return "\n".join(lines)
 
 
-def _part_state(part: dict, seen: dict[str, Seen]) -> str:
-    state = seen.get(str(part.get("job_id", "?")))
+def _part_state(part: PartRecord, seen: dict[str, Seen]) -> str:
+    state = seen.get(str(part.job_id or "?"))
     usage = state.usage() if state else ""
-    if unrecorded_end(part, seen) is not None:
-        return (f"ended without an end record [{state.words}]" if part.get("start_time") else f"never ran [{state.words}]") + usage
-    if part.get("action"):
-        cause = f" · interrupted ({part['interrupted']})" if part.get("interrupted") else ""
-        return (f"{part['action']} [{state.words}]" if state else part["action"]) + usage + cause
-    now = f" — {Position(**part['current']).describe()}" if part.get("current") else ""
+    if state is not None and unrecorded_end(part, seen) is not None:
+        return (f"ended without an end record [{state.words}]" if part.start_time else f"never ran [{state.words}]") + usage
+    if part.action:
+        cause = f" · interrupted ({part.interrupted})" if part.interrupted else ""
+        return (f"{part.action} [{state.words}]" if state else part.action) + usage + cause
+    now = f" — {Position(**part.current).describe()}" if part.current else ""
     return (state.words if state else "") + now + usage
 
 
-def _attempt_state(attempt: dict) -> str:
+def _attempt_state(attempt: PartRecord) -> str:
     """How an earlier run of a part ended: interrupted (and why), or without an end record."""
-    if "exit_code" not in attempt:
+    if not attempt.ended:
         return "ended without an end record; the part ran again"
-    cause = f"interrupted ({attempt['interrupted']})" if attempt.get("interrupted") else "ended"
-    return f"{cause}: {attempt.get('action', '?')} ({attempt.get('reason', '')})"
+    cause = f"interrupted ({attempt.interrupted})" if attempt.interrupted else "ended"
+    return f"{cause}: {attempt.action or '?'} ({attempt.reason or ''})"
 
 
-def current_position(run: Path, part: dict, seen: dict[str, Seen]) -> dict | None:
+def current_position(run: Path, part: PartRecord, seen: dict[str, Seen]) -> dict | None:
     """Where a running training part is now, when the trainer has published it since the part
     started (an older status.json is the previous part's end)."""
-    if part.get("kind", "train") != "train" or not part.get("start_time") or "exit_code" in part:
+    if not part.training or not part.start_time or part.ended:
         return None
     if unrecorded_end(part, seen) is not None:
         return None
     now = position(run)
-    if now is None or now.time is None or now.time < ledger.iso_seconds(part["start_time"]):
+    if now is None or now.time is None or now.time < ledger.iso_seconds(part.start_time):
         return None
     return asdict(now)
 
 
-def _row(part: dict, run: dict, state: str) -> str:
+def _row(part: PartRecord, run: PartRecord, state: str) -> str:
     """One line of the table: ``run`` is the part itself or one of its earlier attempts."""
-    step = run.get("step", (run.get("current") or {}).get("step", ""))
-    return (f"{part['part']:>4}  {part.get('kind', 'train'):8}  {str(run.get('job_id', '?')):22}  "
-            f"{run.get('submit_time', ''):20}  {run.get('start_time', ''):20}  {run.get('end_time', ''):20}  "
-            f"{str(run.get('exit_code', '')):>4}  {str(step):>8}  {state}")
+    step = run.step if run.step is not None else (run.current or {}).get("step", "")
+    return (f"{part.part:>4}  {part.kind or 'train':8}  {str(run.job_id or '?'):22}  "
+            f"{run.submit_time or '':20}  {run.start_time or '':20}  {run.end_time or '':20}  "
+            f"{'' if run.exit_code is None else run.exit_code:>4}  {str(step):>8}  {state}")
 
 
 def render_status(run_dir: Path | str) -> tuple[str, dict]:
@@ -197,34 +141,32 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     warnings = problems + warnings
     recorded = read_chain_state(run)
     chain = effective_chain(run, recorded, parts, seen)
-    current = ledger.current_chain(parts, recorded.get("chain"))
+    current = ledger.current_chain(parts, recorded.chain if recorded else None)
     several = len(ledger.chains(parts)) > 1
-    lines = [f"chain: {chain.get('state', '?')} — {chain.get('reason', '')}"]
+    lines = [f"chain: {chain.state.value if chain else '?'} — {chain.reason if chain else ''}"]
     lines += [f"warning: {w}" for w in warnings]
     lines.append(f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action")
-    for p in ledger.parts_of(parts, current):
-        found = current_position(run, p, seen)
-        if found:
-            p["current"] = found
+    parts = [replace(p, current=current_position(run, p, seen) or p.current) if p.chain == current else p
+             for p in parts]
     for chain_id in ledger.chains(parts):
         if several:
             lines.append(f"-- chain {chain_id}" + (" (current)" if chain_id == current else " (an earlier submission)"))
         for p in ledger.parts_of(parts, chain_id):
-            for a in p.get("attempts", []):
-                lines.append(_row(p, {**a, "submit_time": p.get("submit_time", "")}, _attempt_state(a)))
+            for a in p.attempts:
+                lines.append(_row(p, replace(a, submit_time=p.submit_time), _attempt_state(a)))
             lines.append(_row(p, p, _part_state(p, seen)))
     owner = lock.read_owner(run)
     if owner:
-        lines.append(f"owner: {owner.get('executor')} job {owner.get('job_id')}")
+        lines.append(f"owner: {owner.executor} job {owner.job_id}")
     lines.append(summarize_outputs(run))
-    data = {"chain": chain, "parts": parts, "scheduler": {job: s.words for job, s in seen.items()},
+    data = {"chain": chain.to_dict() if chain else {}, "parts": [p.to_dict() for p in parts], "scheduler": {job: s.words for job, s in seen.items()},
             "jobs": {job: s.detail for job, s in seen.items() if s.detail},
             "warning": "; ".join(warnings) or None}
     return "\n".join(lines), data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.status", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m jobs.status", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)

@@ -9,51 +9,17 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from inpaint.core.atomic import atomic_open
 from inpaint.core.cli import run_cli
 from inpaint.core.contract import TRAIN_LOG
 from inpaint.core.errors import FacefillError
 from jobs import disk_reserve, ledger, lock
-from jobs.chain_state import write_chain_state
+from jobs.chain_state import ChainState, write_chain_state
 from jobs.log_tail import LogTail
 from jobs.options import parse, resolve
-from jobs.part import TRAIN, qsub_args, record_submission
-from jobs.paths import CHAIN_STATE, JOBS_DIR, LOGS_DIR, PBS_SCRIPT, under
+from jobs.part import TRAIN, record_submission
+from jobs.paths import CHAIN_STATE, JOBS_DIR, LOGS_DIR, under
+from jobs.scheduler import scheduler
 from jobs.spec import JobSpec
-
-
-def write_script(spec: JobSpec) -> Path:
-    """Save the spec the parts read and render the PBS script beside it (executable)."""
-    from jobs.pbs_script import render
-
-    spec.save()
-    path = under(spec.run_dir, PBS_SCRIPT)
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(render(spec))
-        os.fchmod(f.fileno(), 0o755)
-    return path
-
-
-def submit_pbs(spec: JobSpec) -> list[str]:
-    """qsub the first part (or the K parts of ``--chain K``); nothing stays queued on error."""
-    from jobs import pbs_commands
-
-    script = write_script(spec)
-    (Path(spec.run_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)
-    ids: list[str] = []
-    try:
-        for part in range(1, max(spec.chain, 1) + 1):
-            extra = qsub_args(spec, part, TRAIN)
-            if ids:
-                extra = ["-W", f"depend=afterany:{ids[-1]}", *extra]
-            ids.append(pbs_commands.qsub(script, extra))
-    except pbs_commands.QsubError:
-        if ids:
-            pbs_commands.qdel(list(reversed(ids)))
-        raise
-    for part, job_id in reversed(list(enumerate(ids, start=1))):
-        record_submission(spec, part, TRAIN, job_id)  # the first part owns the run dir
-    return ids
 
 
 def _start_background(argv: Sequence[str], run_dir: str) -> int:
@@ -73,17 +39,16 @@ def _warn(error: FacefillError) -> None:
 
 def dry_run(spec: JobSpec) -> int:
     """Print what would be submitted (PBS: the script) and the trainer command each part runs."""
-    if spec.executor == "pbs":
-        from jobs.pbs_script import render
-        print(render(spec), end="")
+    script = scheduler(spec.executor).preview(spec)
+    print(script, end="")
     print(f"# {spec.executor} executor, parts of {spec.walltime}; each runs (the --time-limit becomes a --deadline "
           "fixed when the part starts):")
-    print(("# " if spec.executor == "pbs" else "") + " ".join([spec.python, "-m", *spec.trainer_argv()]))
+    print(("# " if script else "") + " ".join([spec.python, "-m", *spec.trainer_argv()]))
     return 0
 
 
 def submit_first(spec: JobSpec) -> list[str]:
-    """Submit part 1 (PBS: and the pre-submitted parts) of a new chain; restore the previous chain
+    """Submit part 1 (and any pre-submitted parts: PBS --chain) of a new chain; restore the previous chain
     state on error.
 
     Every submission is a new chain with its own id, even on a used run dir ("submit again to
@@ -92,18 +57,15 @@ def submit_first(spec: JobSpec) -> list[str]:
     previous_text = previous.read_text() if previous.is_file() else None
     spec.chain_id = ledger.new_chain_id()
     # A new chain must not inherit the end state of an old one (parts skip an ended chain).
-    write_chain_state(spec.run_dir, "submitted", "first part submitted", 0, None, None, spec.executor,
+    write_chain_state(spec.run_dir, ChainState.SUBMITTED, "first part submitted", 0, None, None, spec.executor,
                       chain=spec.chain_id)
     disk_reserve.make(spec.run_dir)
     try:
-        if spec.executor == "pbs":
-            return submit_pbs(spec)
-        from jobs.submitit_chain import submit_part
-
         spec.save()
-        job_id = submit_part(spec, 1)
-        record_submission(spec, 1, TRAIN, job_id)
-        return [job_id]
+        ids = scheduler(spec.executor).submit(spec)
+        for part, job_id in reversed(list(enumerate(ids, start=1))):
+            record_submission(spec, part, TRAIN, job_id)  # the first part owns the run dir
+        return ids
     except BaseException:
         if previous_text is None:
             previous.unlink(missing_ok=True)
@@ -117,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     detached = "--foreground-after-fork" in argv
     args = parse([a for a in argv if a != "--foreground-after-fork"])
     checks_only = args.dry_run or args.estimate
-    spec = resolve(args, **({"problem": _warn} if checks_only else {}))
+    spec = resolve(args, problem=_warn) if checks_only else resolve(args)
     if args.estimate:
         from jobs.estimate import print_estimate
         return print_estimate(spec, args.img_per_s, args.max_steps)
@@ -127,40 +89,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     created = [p for p in (Path(spec.run_dir), under(spec.run_dir, JOBS_DIR)) if not p.exists()]
     if not detached:  # a detached chain runs on the claim its parent took for it
         lock.claim(spec.run_dir)
+    runs_here = scheduler(spec.executor).runs_here
     try:
-        if spec.executor == "local" and args.no_wait and not detached:
+        if runs_here and args.no_wait and not detached:
             pid = _start_background(argv, spec.run_dir)
-            lock.write_owner(spec.run_dir, "local", str(pid), pid)
+            lock.write_owner(spec.run_dir, spec.executor, str(pid), pid)
             print(f"chain running in the background (pid {pid}); follow it with: "
                   f"python -m jobs.status {spec.run_dir}  (log: {Path(spec.run_dir) / LOGS_DIR / 'chain.log'})")
             return 0
         # opened before part 1 starts: every line of this run, none of an earlier one
-        train_log = LogTail(Path(spec.run_dir) / TRAIN_LOG) if spec.executor == "local" and not detached else None
+        train_log = LogTail(Path(spec.run_dir) / TRAIN_LOG) if runs_here and not detached else None
         ids = submit_first(spec)
     except BaseException:
         lock.release(spec.run_dir, str(os.getpid()))
         for path in created:  # a refused first submission leaves no folder it made
             shutil.rmtree(path, ignore_errors=True)
         raise
-    if spec.executor == "pbs":
-        print(f"submitted {ids[0]}" + (f" (+{len(ids) - 1} held: {' '.join(ids[1:])})" if len(ids) > 1 else ""))
-        print(f"run dir: {spec.run_dir}   status: python -m jobs.status {spec.run_dir}")
-        return 0
-
-    if spec.executor == "slurm":
-        print(f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
-              f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} resubmits)",
-              flush=True)
-        print(f"status: python -m jobs.status {spec.run_dir}")
+    if not runs_here:
+        print(scheduler(spec.executor).announce(spec, ids), flush=True)
         return 0
     print(f"[facefill] training locally in {spec.run_dir}; log: {Path(spec.run_dir) / TRAIN_LOG}; "
           f"parts of at most {spec.walltime}", flush=True)
     from jobs.follow import follow
     from jobs.status import summarize_outputs
     final = follow(spec.run_dir, sys.stdout, chain=spec.chain_id or None, log=train_log)
-    print(f"[facefill] chain {final.get('state')}: {final.get('reason')}")
+    print(f"[facefill] chain {final.state.value}: {final.reason}")
     print(summarize_outputs(spec.run_dir))
-    return 0 if final.get("state") in ("done", "evaluated") else 1
+    return 0 if final.state.finished else 1
 
 
 if __name__ == "__main__":

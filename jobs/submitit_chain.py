@@ -11,25 +11,62 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+from inpaint.core.errors import ConfigError
 from jobs import container
 from jobs import part as chain_part
 from jobs.paths import SUBMITIT_DIR, under
+from jobs.scheduler import scheduler
 from jobs.spec import JobSpec
 
 TIMEOUT_GRACE_MIN = 5  # submitit's hard kill comes this long after the part's walltime
-# The sbatch script's shell ignores SIGTERM: on a plain `scancel` SLURM signals every process of the
-# job, and a shell that dies of it ends the job at once, so SLURM SIGKILLs the trainer ~3 s later,
-# before its checkpoint, and the part never records its end. Ignoring it (the Python below handles
-# its own) leaves the trainer the whole KillWait to checkpoint and jobs.part to record why it
-# stopped; SIGKILL still ends everything.
-SLURM_SETUP = ["trap '' TERM  # facefill: the part checkpoints and records its end on SIGTERM (jobs/submitit_chain.py)"]
+
+
+class SubmititParts:
+    """What the schedulers whose parts are submitit jobs (local, SLURM) share: submission through
+    :func:`submit_part`, logs in ``run_dir/jobs/submitit``. A subclass says which submitit
+    ``cluster`` it is (its ``name``), the command that queues a part (for errors) and its
+    executor parameters."""
+
+    name: str
+    submit_command: str
+
+    def submitit_parameters(self, spec: JobSpec) -> dict[str, Any]:
+        """submitit executor parameters for a part of ``spec`` beyond its time limit and name."""
+        raise NotImplementedError
+
+    def submit(self, spec: JobSpec) -> list[str]:
+        return [submit_part(spec, 1)]
+
+    def submit_successor(self, spec: JobSpec, part: int, kind: str) -> str:
+        return submit_part(spec, part, kind)
+
+    def logs_dir(self, run_dir: Path | str) -> Path:
+        return under(run_dir, SUBMITIT_DIR)
+
+    def log_files(self, run_dir: Path | str, job_id: str) -> list[Path]:
+        """submitit's ``<job id>_<task>_log.out|err`` files that are not empty."""
+        return sorted(p for p in self.logs_dir(run_dir).glob(f"{job_id}_*_log.*") if p.stat().st_size)
+
+    def preview(self, spec: JobSpec) -> str:
+        return ""
+
+    def check_run_dir(self, run_dir: str) -> None:
+        return None
+
+
+def _parts_of(spec: JobSpec) -> SubmititParts:
+    found = scheduler(spec.executor)
+    if not isinstance(found, SubmititParts):
+        raise ConfigError(f"--executor {spec.executor}: its parts are not submitit jobs")
+    return found
 
 
 def make_executor(spec: JobSpec, kind: str = chain_part.TRAIN) -> Any:
-    """A submitit executor for ``spec.executor`` ("local" or "slurm") with the part's resources;
-    an evaluation part gets its own walltime."""
+    """A submitit executor for ``spec.executor`` (a :class:`SubmititParts` scheduler) with the
+    part's resources; an evaluation part gets its own walltime."""
     import submitit
 
     folder = under(spec.run_dir, SUBMITIT_DIR)  # flat: <job id>_0_log.out beside the pickles
@@ -38,29 +75,10 @@ def make_executor(spec: JobSpec, kind: str = chain_part.TRAIN) -> Any:
     params: dict[str, Any] = {
         "timeout_min": int(walltime_s // 60) + TIMEOUT_GRACE_MIN,
         "name": spec.name,
+        **_parts_of(spec).submitit_parameters(spec),
     }
-    if spec.executor == "slurm":
-        params.update(cpus_per_task=spec.ncpus, gpus_per_node=spec.ngpus or None, nodes=spec.nodes,
-                      slurm_use_srun=False,  # a job inside srun cannot sbatch its successor reliably
-                      slurm_setup=list(SLURM_SETUP))
-        if spec.queue:
-            params["slurm_partition"] = spec.queue
-        if spec.mem:
-            params["mem_gb"] = _mem_gb(spec.mem)
-        params = {k: v for k, v in params.items() if v is not None}
-    elif spec.ngpus:
-        params["gpus_per_node"] = spec.ngpus
     executor.update_parameters(**params)
     return executor
-
-
-def _mem_gb(mem: str) -> float:
-    units = {"kb": 1 / 1024**2, "mb": 1 / 1024, "gb": 1, "tb": 1024, "b": 1 / 1024**3}
-    text = mem.lower()
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            return round(float(text[: -len(unit)]) * factor, 3)
-    return float(text)
 
 
 def submit_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> str:
@@ -68,7 +86,7 @@ def submit_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> str:
     (``jobs.part.record_submission`` for the first part, ``jobs.part.submitted`` for successors)."""
     from jobs.slurm_commands import refused_submission
 
-    what = f"{'sbatch' if spec.executor == 'slurm' else 'submitit'} (part {part})"
+    what = f"{_parts_of(spec).submit_command} (part {part})"
     with refused_submission(under(spec.run_dir, SUBMITIT_DIR), what):  # a refusal: one line, no files left
         return str(make_executor(spec, kind).submit(run_part, spec, part, kind).job_id)
 
@@ -116,14 +134,8 @@ def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
         return {"exit_code": None, "action": "skip", "reason": skip}
     code, last = _run([spec.python, "-m", *chain_part.command(spec, part, kind, job_id)], spec)
     ending = chain_part.guarded(spec, part, job_id, lambda: chain_part.end(spec, part, kind, job_id, code, status_line=last))
-    next_id = None
-    if ending.next_kind:
-        try:
-            next_id = submit_part(spec, part + 1, ending.next_kind)
-        except Exception as exc:  # the scheduler refused: say so in the run dir, do not lose the run
-            error = str(exc)
-            chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, error=error))
-            return {"exit_code": code, "action": "stop", "reason": error}
-        chain_part.guarded(spec, part, job_id, lambda: chain_part.submitted(spec, part, job_id, next_job_id=next_id))
+    next_id, error = chain_part.hand_on(spec, part, job_id, ending.next_kind) if ending.next_kind else (None, None)
+    if error is not None:
+        return {"exit_code": code, "action": "stop", "reason": error}
     return {"exit_code": code, "action": ending.decision.action, "reason": ending.decision.reason,
             "next_job_id": next_id}

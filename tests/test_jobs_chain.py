@@ -21,8 +21,8 @@ from jobs.part import command
 from jobs.part import end as end_part
 from jobs.profiles import load_profile
 from jobs.spec import JobSpec
-from jobs.submit import write_script
-from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
+from jobs.pbs import write_script
+from jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 
 def test_decision_table():
@@ -90,15 +90,15 @@ def test_rendered_pbs_script_follows_the_python_decision(tmp_path, code, part, t
         assert qsubs == [f"-v FACEFILL_PART={part + 1},FACEFILL_MODE={'evaluate' if evaluate else 'train'},"
                          f"FACEFILL_CHAIN=c1{walltime} {script}"]
         # the chain record names the job carrying it on, so a part killed without an end is detectable
-        assert (state["state"], state["next_job_id"]) == ("evaluating" if evaluate else "running", "101.vm")
+        assert (state.state, state.next_job_id) == ("evaluating" if evaluate else "running", "101.vm")
         assert json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())["job_id"] == "101.vm"
-        assert ledger.read_parts(spec.run_dir)[-1] == {"part": part + 1, "chain": "c1", "job_id": "101.vm", "executor": "pbs",
+        assert ledger.read_parts(spec.run_dir)[-1].to_dict() == {"part": part + 1, "chain": "c1", "job_id": "101.vm", "executor": "pbs",
                                                        "kind": "evaluate" if evaluate else "train",
-                                                       "submit_time": ledger.read_parts(spec.run_dir)[-1]["submit_time"]}
+                                                       "submit_time": ledger.read_parts(spec.run_dir)[-1].submit_time}
         assert proc.returncode == 0
     else:
         assert qsubs == []
-        assert (state["state"], state["reason"]) == ("done" if expected.action == chain.DONE else "stopped", expected.reason)
+        assert (state.state, state.reason) == ("done" if expected.action == chain.DONE else "stopped", expected.reason)
         assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
         assert proc.returncode == code  # a stopped chain shows as a failed job in qstat
     # the trainer ran inside the image with the contract's arguments, a deadline fixed at the
@@ -138,10 +138,10 @@ def test_pbs_chain_runs_to_the_end_through_self_resubmission(tmp_path):
         part = int(re.search(r"FACEFILL_PART=(\d+)", args).group(1))
         job_id = f"{queued[0].suffix[1:]}.vm"
     parts = ledger.read_parts(spec.run_dir)
-    assert [p["exit_code"] for p in parts] == [75, 75, 0]
-    assert [p["job_id"] for p in parts] == ["100.vm", "101.vm", "102.vm"]
-    assert [(p.get("start_step"), p["step"]) for p in parts] == [(None, 10), (10, 20), (20, 30)]
-    assert read_chain_state(spec.run_dir)["state"] == "done"
+    assert [p.exit_code for p in parts] == [75, 75, 0]
+    assert [p.job_id for p in parts] == ["100.vm", "101.vm", "102.vm"]
+    assert [(p.start_step, p.step) for p in parts] == [(None, 10), (10, 20), (20, 30)]
+    assert read_chain_state(spec.run_dir).state == "done"
     # shards were staged into scratch and the trainer read them from there; scratch was cleaned
     trainer_calls = [json.loads(l) for l in (Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()]
     assert all(c["argv"][c["argv"].index("--data") + 1] == str(scratch / "facefill-shards") for c in trainer_calls)
@@ -153,7 +153,7 @@ def test_presubmitted_chain_part_skips_when_run_already_finished(tmp_path):
     spec = _spec(tmp_path, chain=3)
     write_script(spec)
     first = _run_part(spec, tmp_path, 1, "0", "1.vm")
-    assert first.returncode == 0 and read_chain_state(spec.run_dir)["state"] == "done"
+    assert first.returncode == 0 and read_chain_state(spec.run_dir).state == "done"
     second = _run_part(spec, tmp_path, 2, "0", "2.vm")
     assert second.returncode == 0 and "chain already ended (done)" in second.stdout
     assert len((Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()) == 1
@@ -166,7 +166,7 @@ def test_presubmitted_part_does_not_qsub_again_and_hands_ownership_on(tmp_path):
     proc = _run_part(spec, tmp_path, 1, "75", "1.vm")
     assert proc.returncode == 0
     assert calls(tmp_path / "stublog", "qsub") == []
-    assert (read_chain_state(spec.run_dir)["state"], read_chain_state(spec.run_dir)["next_job_id"]) == ("running", "2.vm")
+    assert (read_chain_state(spec.run_dir).state, read_chain_state(spec.run_dir).next_job_id) == ("running", "2.vm")
     assert json.loads((Path(spec.run_dir) / "jobs" / "owner.json").read_text())["job_id"] == "2.vm"
     last = _run_part(spec, tmp_path, 3, "75", "3.vm")  # the last pre-submitted part hands on itself
     assert last.returncode == 0 and len(calls(tmp_path / "stublog", "qsub")) == 1
@@ -177,17 +177,17 @@ def test_stalled_part_stops_instead_of_looping(tmp_path):
     write_script(spec)
     _run_part(spec, tmp_path, 1, "75", "1.vm", STUB_STEPS="10")
     proc = _run_part(spec, tmp_path, 2, "75", "2.vm", STUB_STEPS="0")
-    assert read_chain_state(spec.run_dir)["state"] == "stopped"
-    assert "made no progress" in read_chain_state(spec.run_dir)["reason"], proc.stdout
+    assert read_chain_state(spec.run_dir).state == "stopped"
+    assert "made no progress" in read_chain_state(spec.run_dir).reason, proc.stdout
 
 
 def test_refused_successor_stops_the_chain_with_qsubs_words(tmp_path):
     spec = _spec(tmp_path)
     write_script(spec)
-    refusing = {"qsub": "#!/bin/bash\necho 'qsub: Unknown queue' >&2\nexit 170\n", "sleep": "#!/bin/bash\nexit 0\n"}
-    proc = _run_part(spec, tmp_path, 1, "75", "1.vm", stubs_extra=refusing)
+    refusing = {"qsub": "#!/bin/bash\necho 'qsub: Unknown queue' >&2\nexit 170\n"}
+    proc = _run_part(spec, tmp_path, 1, "75", "1.vm", stubs_extra=refusing, FACEFILL_QSUB_RETRY_DELAYS="0,0")
     state = read_chain_state(spec.run_dir)
-    assert state["state"] == "stopped" and "could not submit part 2: qsub: Unknown queue" in state["reason"], proc.stdout
+    assert state.state == "stopped" and "could not submit part 2: qsub: Unknown queue" in state.reason, proc.stdout
     assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
 
 
@@ -202,13 +202,13 @@ def test_evaluation_part_runs_through_the_script_and_reports_its_end(tmp_path):
     proc = _run_part(spec, tmp_path, 2, "0", "2.vm", mode="evaluate")
     state = read_chain_state(spec.run_dir)
     end = ledger.read_parts(spec.run_dir)[-1]
-    assert end["kind"] == "evaluate" and end["exit_code"] != 0 and proc.returncode == end["exit_code"], proc.stdout
-    assert state["state"] == "stopped" and f"evaluation failed (exit {end['exit_code']})" in state["reason"]
+    assert end.kind == "evaluate" and end.exit_code != 0 and proc.returncode == end.exit_code, proc.stdout
+    assert state.state == "stopped" and f"evaluation failed (exit {end.exit_code})" in state.reason
     assert not (Path(spec.run_dir) / "jobs" / "owner.json").exists()
     assert calls(tmp_path / "stublog", "singularity")[0].endswith(
         f" python -m stubeval --run-dir {spec.run_dir} --data {spec.data} --out {spec.run_dir}/eval --baseline navier-stokes")
     ending = end_part(spec, 3, "evaluate", "3.vm", 0)
-    assert ending.next_kind is None and read_chain_state(spec.run_dir)["state"] == "evaluated"
+    assert ending.next_kind is None and read_chain_state(spec.run_dir).state == "evaluated"
 
 
 def test_a_part_that_finds_its_chain_cancelled_at_its_end_stops_cleanly(tmp_path):
@@ -229,7 +229,7 @@ def test_a_part_that_finds_its_chain_cancelled_at_its_end_stops_cleanly(tmp_path
     (end,) = [e for e in ledger.read_events(spec.run_dir) if e["event"] == "end"]
     assert (end["exit_code"], end["action"], end["reason"]) == (75, "stop", chain.CANCELLED_REASON), proc.stdout + proc.stderr
     assert proc.returncode == 0 and calls(tmp_path / "stublog", "qsub") == []
-    assert read_chain_state(spec.run_dir)["state"] == "cancelled"
+    assert read_chain_state(spec.run_dir).state == "cancelled"
 
 
 def test_the_evaluation_part_reads_data_not_a_scratch_copy(tmp_path):

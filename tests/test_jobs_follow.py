@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from jobs import ledger
-from test_jobs_support import REPO_ROOT, fake_shards, make_stub_trainer
+from jobs_support import REPO_ROOT, fake_shards, make_stub_trainer
 
 
 def _local(tmp_path: Path, *extra: str, plan: str = "0") -> subprocess.CompletedProcess:
@@ -62,7 +62,7 @@ def test_local_run_streams_progress_on_a_terminal(tmp_path):
 def test_rerun_says_where_it_resumed_and_shows_only_its_own_chain(tmp_path):
     first = _local(tmp_path, "--max-steps", "30")
     assert first.returncode == 0, first.stdout + first.stderr
-    old_job = ledger.read_parts(tmp_path / "run")[0]["job_id"]
+    old_job = ledger.read_parts(tmp_path / "run")[0].job_id
     second = _local(tmp_path, "--max-steps", "30")
     assert second.returncode == 0, second.stdout + second.stderr
     out = second.stdout

@@ -18,7 +18,7 @@ import pytest
 from inpaint.core.errors import FacefillError
 from jobs import submit
 from jobs.options import build_parser, parse, resolve
-from test_jobs_support import FIXTURES, REPO_ROOT, calls, fake_shards, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, REPO_ROOT, calls, fake_shards, stub_bin, stub_env, write_exe
 
 BAD = {"newline": "\ntouch pwned #", "return": "\rtouch pwned", "dollar": "$(touch pwned)",
        "backtick": "`touch pwned`", "semicolon": ";touch pwned"}

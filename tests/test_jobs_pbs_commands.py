@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from jobs import ledger, lock, pbs_commands, status
+from jobs.records import OwnerRecord
 from jobs.pbs_commands import QstatError, QsubError, describe_exit, job_states, parse_job_id, parse_qstat_json
-from test_jobs_support import FIXTURES, calls, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, calls, stub_bin, stub_env, write_exe
 
 QSTAT_JSON = FIXTURES / "qstat_x_f_F_json.json"
 
@@ -90,7 +91,7 @@ def test_unknown_job_is_absent_not_an_error(tmp_path, monkeypatch):
     (tmp_path / "out.json").write_text(out)
     _qstat_stub(tmp_path, monkeypatch, f"echo '{err}' >&2\ncat {tmp_path / 'out.json'}\nexit {rc.strip()}\n")
     assert job_states(["99999.vm"], retry_delays=()) == {}
-    assert lock.owner_alive({"executor": "pbs", "job_id": "99999.vm"})[0] is False
+    assert lock.owner_alive(OwnerRecord("pbs", "99999.vm"))[0] is False
 
 
 def test_transient_qstat_failure_is_retried(tmp_path, monkeypatch):
@@ -108,7 +109,7 @@ def test_persistent_qstat_failure_never_means_job_lost(tmp_path, monkeypatch):
     monkeypatch.setattr(pbs_commands, "RETRY_DELAYS_S", (0, 0))
     with pytest.raises(QstatError, match="cannot connect"):
         job_states(["30.vm"], retry_delays=(0, 0))
-    alive, how = lock.owner_alive({"executor": "pbs", "job_id": "30.vm"})
+    alive, how = lock.owner_alive(OwnerRecord("pbs", "30.vm"))
     assert alive and "could not answer" in how
     # status says "unknown", not "lost"
     run = tmp_path / "run"

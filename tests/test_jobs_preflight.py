@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from jobs.options import parse, resolve
-from test_jobs_support import REPO_ROOT, calls, fake_shards, stub_bin, stub_env
+from jobs_support import REPO_ROOT, calls, fake_shards, stub_bin, stub_env
 
 
 def _pbs_submit(tmp_path: Path, *extra: str, image: bool = True) -> tuple[subprocess.CompletedProcess, Path]:

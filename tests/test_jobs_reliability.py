@@ -1,7 +1,7 @@
 """The job layer under reliability audit: a run dir submitted again, jobs ended by hand, and
 inputs or files that used to crash a part or reach a scheduler.
 
-Real processes throughout: the PBS stub server of ``test_jobs_support`` runs each ``qsub``'d script
+Real processes throughout: the PBS stub server of ``jobs_support`` runs each ``qsub``'d script
 under bash (its ``qdel`` sends SIGTERM like PBS), every ``jobs.part`` runs on a ``python3`` without
 site-packages, and the trainer stub answers SIGTERM the way the real one does (checkpoint, exit 75,
 "received SIGTERM" in status.json).
@@ -23,9 +23,9 @@ from inpaint.core.errors import ConfigError
 from jobs import cancel, ledger, lock, status, submit
 from jobs.chain_state import read_chain_state, write_chain_state
 from jobs.options import parse, resolve
-from jobs.pbs_commands import QsubError
+from jobs.pbs import QsubError
 from jobs.pbs_script import render
-from test_jobs_support import (REPO_ROOT, calls, fake_shards, stub_bin, stub_env, stub_pbs_server,
+from jobs_support import (REPO_ROOT, calls, fake_shards, stub_bin, stub_env, stub_pbs_server,
                                write_exe)
 
 # Like the real trainer: a stop asked for by SIGTERM is a checkpoint and exit 75 with "received
@@ -117,16 +117,16 @@ def test_submitting_a_used_run_dir_again_keeps_the_chains_apart_and_cancel_finds
     pbs.wait_running(1)  # part 2 (job 2.vm), submitted by part 1
     first = pbs.cli("jobs.cancel", str(pbs.run))
     assert first.returncode == 0 and "2.vm" in first.stdout, first.stdout + first.stderr
-    assert read_chain_state(pbs.run)["job_id"] == "2.vm"  # the job cancelled, not the previous part
+    assert read_chain_state(pbs.run).job_id == "2.vm"  # the job cancelled, not the previous part
     _wait_for("job 2.vm to end", lambda: pbs.job_ended("2.vm"))
 
     pbs.submit()  # a new chain, part 1 again (job 3.vm), which hands on to its own part 2 (job 4.vm)
     pbs.wait_running(3)
-    _wait_for("part 2 to be recorded as submitted", lambda: read_chain_state(pbs.run).get("next_job_id") == "4.vm")
-    assert read_chain_state(pbs.run)["state"] == "running"
+    _wait_for("part 2 to be recorded as submitted", lambda: read_chain_state(pbs.run).next_job_id == "4.vm")
+    assert read_chain_state(pbs.run).state == "running"
     shown = pbs.cli("jobs.status", "--json", str(pbs.run))
     data = json.loads(shown.stdout)
-    old, new = ledger.chains(data["parts"])
+    old, new = dict.fromkeys(p["chain"] for p in data["parts"])
     assert [(p["chain"], p["part"], p["job_id"], p.get("exit_code")) for p in data["parts"]] == [
         (old, 1, "1.vm", 75), (old, 2, "2.vm", 75), (new, 1, "3.vm", 75), (new, 2, "4.vm", None)], shown.stdout
     assert data["chain"]["chain"] == new
@@ -135,11 +135,11 @@ def test_submitting_a_used_run_dir_again_keeps_the_chains_apart_and_cancel_finds
     _wait_for("job 4.vm to end", lambda: pbs.job_ended("4.vm"))
 
     state = read_chain_state(pbs.run)
-    assert (state["state"], state["job_id"], state["chain"]) == ("cancelled", "4.vm", new)
+    assert (state.state, state.job_id, state.chain) == ("cancelled", "4.vm", new)
     parts = ledger.read_parts(pbs.run)
-    assert [(p["part"], p["action"], p["start_time"] <= p["end_time"]) for p in parts] == [
+    assert [(p.part, p.action, p.start_time <= p.end_time) for p in parts] == [
         (1, "resubmit", True), (2, "stop", True), (1, "resubmit", True), (2, "stop", True)]
-    assert all("cancelled with jobs.cancel" in parts[i]["reason"] for i in (1, 3))
+    assert all("cancelled with jobs.cancel" in parts[i].reason for i in (1, 3))
     assert len(calls(pbs.log, "qsub")) == 4 and calls(pbs.log, "qdel") == ["2.vm", "4.vm"]
     text = pbs.cli("jobs.status", str(pbs.run)).stdout
     assert text.startswith("chain: cancelled") and f"-- chain {old} (an earlier submission)" in text, text
@@ -153,7 +153,7 @@ def test_a_ledger_written_before_chain_ids_is_split_where_part_1_is_submitted_ag
         ledger.append_event(run, "end", part, exit_code=code, step=10, action="resubmit", reason="r", kind="train")
     ledger.append_event(run, "submit", 2, job_id="4.vm", executor="pbs", kind="train")
     parts = ledger.read_parts(run)
-    assert [(p["chain"], p["part"], p["job_id"], p.get("exit_code")) for p in parts] == [
+    assert [(p.chain, p.part, p.job_id, p.exit_code) for p in parts] == [
         ("legacy-1", 1, "1.vm", 75), ("legacy-1", 2, "2.vm", 75), ("legacy-2", 1, "3.vm", 75), ("legacy-2", 2, "4.vm", None)]
 
 
@@ -167,10 +167,10 @@ def test_a_raw_qdel_stops_the_chain_and_says_so(tmp_path):
     assert qdel.returncode == 0, qdel.stderr
     _wait_for("job 1.vm to end", lambda: pbs.job_ended("1.vm"))
     (part,) = ledger.read_parts(pbs.run)
-    assert (part["exit_code"], part["action"], part["interrupted"]) == (75, "stop", "signal"), pbs.job_output("1.vm")
-    assert "SIGTERM" in part["reason"] and "qdel" in part["reason"] and "time limit" not in part["reason"].split(",")[0]
+    assert (part.exit_code, part.action, part.interrupted) == (75, "stop", "signal"), pbs.job_output("1.vm")
+    assert "SIGTERM" in part.reason and "qdel" in part.reason and "time limit" not in part.reason.split(",")[0]
     state = read_chain_state(pbs.run)
-    assert state["state"] == "stopped" and "submit again to continue" in state["reason"]
+    assert state.state == "stopped" and "submit again to continue" in state.reason
     assert calls(pbs.log, "qsub") == [calls(pbs.log, "qsub")[0]]  # no successor
     assert not (pbs.run / "jobs" / "owner.json").exists()
 
@@ -186,7 +186,7 @@ def _queued_run(tmp_path: Path, monkeypatch) -> tuple[Path, Path, dict]:
     run = tmp_path / "run"
     assert submit.main(["--executor", "pbs", "--profile", "generic-pbs", "--container", "none", "--model", "smoke",
                         "--data", str(fake_shards(tmp_path / "shards")), "--run-dir", str(run)]) == 0
-    chain = read_chain_state(run).get("chain")
+    chain = read_chain_state(run).chain
     started = _part(env, "start", run, chain)
     assert started.returncode == 0, started.stderr
     (run / "status.json").write_text(json.dumps({"state": "stopped", "exit_code": 75, "step": 10, "time": time.time(),
@@ -210,21 +210,23 @@ def test_one_bad_ledger_line_is_skipped_and_reported_and_the_successor_still_sub
     run, log, env = _queued_run(tmp_path, monkeypatch)
     with open(run / "jobs" / "ledger.jsonl", "ab") as fh:
         fh.write(bad + b"\n")
-    ended = _part(env, "end", run, read_chain_state(run).get("chain"), "--exit-code", "75")
-    assert ended.returncode == 0 and "FACEFILL_PART=2" in ended.stdout, ended.stderr
+    ended = _part(env, "end", run, read_chain_state(run).chain, "--exit-code", "75")
+    assert ended.returncode == 0 and "submitted part 2 (train) as 102.vm" in ended.stderr, ended.stderr
+    assert "FACEFILL_PART=2" in calls(log, "qsub")[-1]
     assert "ledger.jsonl line 3 skipped" in ended.stderr and "Traceback" not in ended.stderr
     text, data = status.render_status(run)
     assert "warning: " in text and "ledger.jsonl line 3 skipped" in data["warning"]
-    assert [p["action"] for p in data["parts"]] == ["resubmit"]
+    assert [p.get("action") for p in data["parts"]] == ["resubmit", None]  # part 2 queued, not started
 
 
 def test_two_ends_of_one_part_at_once_submit_one_successor(tmp_path, monkeypatch):
     run, log, env = _queued_run(tmp_path, monkeypatch)
-    chain = read_chain_state(run).get("chain")
+    chain = read_chain_state(run).chain
     procs = [_part(env, "end", run, chain, "--exit-code", "75", wait=False) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert sorted(p.returncode for p in procs) == [0, 0], outs
-    assert sorted(bool(out.strip()) for out, _ in outs) == [False, True], outs  # one prints the successor's qsub args
+    assert [c for c in calls(log, "qsub") if "FACEFILL_PART=2" in c] != [], outs
+    assert len([c for c in calls(log, "qsub") if "FACEFILL_PART=2" in c]) == 1, outs  # one successor
     assert [e["event"] for e in ledger.read_events(run)].count("end") == 1
 
 
@@ -235,16 +237,14 @@ def test_a_full_disk_inside_jobs_part_is_one_line_and_stops_the_chain(tmp_path, 
     monkeypatch.chdir(small)
     run, log, env = _queued_run(small, monkeypatch)
     fill_disk(small)
-    chain = read_chain_state(run).get("chain")
-    # as the PBS script does: decide (an append may still fit in the ledger's last page), qsub, record
+    chain = read_chain_state(run).chain
+    # decide (an append may still fit in the ledger's last page), qsub, record: one of them meets the full disk
     ended = _part(env, "end", run, chain, "--exit-code", "75")
-    if ended.returncode == 0 and "FACEFILL_PART=2" in ended.stdout:
-        ended = _part(env, "submitted", run, chain, "--next-job-id", "102.vm")
     assert ended.returncode == 2 and ended.stdout == "", ended.stdout + ended.stderr
     lines = ended.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and "disk is full" in lines[-1] and "Traceback" not in ended.stderr, ended.stderr
     state = read_chain_state(run)
-    assert state["state"] == "stopped" and "disk" in state["reason"] and "full" in state["reason"]
+    assert state.state == "stopped" and "disk" in state.reason and "full" in state.reason
 
 
 def test_jobs_part_on_a_copied_run_dir_refuses_instead_of_writing_into_the_original(tmp_path, monkeypatch):
@@ -252,7 +252,7 @@ def test_jobs_part_on_a_copied_run_dir_refuses_instead_of_writing_into_the_origi
     before = (run / "jobs" / "ledger.jsonl").read_bytes()
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    ended = _part(env, "end", copy, read_chain_state(run).get("chain"), "--exit-code", "75")
+    ended = _part(env, "end", copy, read_chain_state(run).chain, "--exit-code", "75")
     assert ended.returncode == 2 and ended.stdout == "", ended.stdout
     assert ended.stderr.startswith("error: ") and len(ended.stderr.strip().splitlines()) == 1, ended.stderr
     assert "spec.json" in ended.stderr and "copied" in ended.stderr and "--run-dir" in ended.stderr
@@ -281,7 +281,7 @@ def test_cancel_never_signals_a_process_that_is_not_the_chains(tmp_path, case):
         assert done.returncode == 0 and "not signalled" in done.stdout, done.stdout + done.stderr
         time.sleep(0.5)
         assert bystander.poll() is None, "jobs.cancel signalled a process that is not the chain's"
-        assert read_chain_state(run)["state"] == "cancelled"
+        assert read_chain_state(run).state == "cancelled"
     finally:
         bystander.kill()
         bystander.wait()
@@ -373,7 +373,7 @@ def test_an_image_that_is_not_one_path_is_refused(tmp_path, image):
 # --- --image with the local and SLURM executors ----------------------------------------------------
 
 def _local_image_chain(tmp_path: Path, runtime: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
-    from test_jobs_support import STUB_SINGULARITY, make_stub_trainer
+    from jobs_support import STUB_SINGULARITY, make_stub_trainer
 
     bindir, log = stub_bin(tmp_path)
     if runtime == "apptainer":
@@ -400,4 +400,4 @@ def test_the_local_executor_runs_the_trainer_in_the_image(tmp_path, runtime):
     assert call.startswith(f"exec -B {run} -B {tmp_path / 'shards'} -B {REPO_ROOT} {image} python -m stubtrainer "), call
     (env,) = calls(log, f"{runtime}.env")
     assert env == f"SINGULARITYENV_PYTHONPATH={REPO_ROOT} APPTAINERENV_PYTHONPATH={REPO_ROOT}"
-    assert (run / "stub_calls.jsonl").is_file() and read_chain_state(run)["state"] == "done"
+    assert (run / "stub_calls.jsonl").is_file() and read_chain_state(run).state == "done"

@@ -17,9 +17,9 @@ from inpaint.core.errors import ConfigError, DataError
 from jobs import submit
 from jobs.chain_state import read_chain_state
 from jobs.options import parse, resolve
-from jobs.pbs_commands import QsubError
+from jobs.pbs import QsubError
 from jobs.pbs_script import render
-from test_jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, calls, fake_shards, stub_bin, stub_env, write_exe
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "gpu_long.pbs.sh"
 RUN = "/storage/brno2/home/jdoe/facefill/runs"
@@ -137,7 +137,7 @@ def test_submit_writes_script_and_records_the_job(tmp_path, monkeypatch, capsys)
     log = _submit_env(tmp_path, monkeypatch)
     assert submit.main(_argv(tmp_path)) == 0
     script = tmp_path / "run" / "jobs" / "facefill.pbs.sh"
-    chain = read_chain_state(tmp_path / "run")["chain"]  # this submission's id, which every part carries
+    chain = read_chain_state(tmp_path / "run").chain  # this submission's id, which every part carries
     assert calls(log, "qsub") == [f"-v FACEFILL_PART=1,FACEFILL_MODE=train,FACEFILL_CHAIN={chain} {script}"]
     assert "submitted 101.vm" in capsys.readouterr().out
     # a second submission while 101.vm is alive (stub qstat answers R) is refused, nothing queued
@@ -153,7 +153,7 @@ def test_chain_presubmits_parts_with_afterany(tmp_path, monkeypatch):
     log = _submit_env(tmp_path, monkeypatch)
     assert submit.main(_argv(tmp_path, "--chain", "3")) == 0
     script = tmp_path / "run" / "jobs" / "facefill.pbs.sh"
-    chain = read_chain_state(tmp_path / "run")["chain"]
+    chain = read_chain_state(tmp_path / "run").chain
     assert calls(log, "qsub") == [
         f"-v FACEFILL_PART=1,FACEFILL_MODE=train,FACEFILL_CHAIN={chain} {script}",
         f"-W depend=afterany:101.vm -v FACEFILL_PART=2,FACEFILL_MODE=train,FACEFILL_CHAIN={chain} {script}",

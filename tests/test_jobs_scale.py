@@ -14,8 +14,8 @@ from jobs import ledger
 from jobs.chain_state import read_chain_state
 from jobs.profiles import load_profile
 from jobs.spec import JobSpec
-from jobs.submit import write_script
-from test_jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
+from jobs.pbs import write_script
+from jobs_support import REPO_ROOT, calls, fake_shards, make_stub_trainer, stub_bin, stub_env
 
 STUB_PBSDSH = "#!/bin/bash\n" + 'printf "%s\\n" "$*" >> "$STUB_LOG/pbsdsh.calls"\n' + r'''
 [ "$1" = -u ] && shift; [ "$1" = -- ] && shift
@@ -52,8 +52,8 @@ def test_two_gpus_launch_two_ranks_of_the_real_trainer(tmp_path, shards64):
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     part = ledger.read_parts(spec.run_dir)[0]
-    assert (part["exit_code"], part["step"], part["action"]) == (0, 2, "done")
-    assert read_chain_state(spec.run_dir)["state"] == "done"
+    assert (part.exit_code, part.step, part.action) == (0, 2, "done")
+    assert read_chain_state(spec.run_dir).state == "done"
     assert "2 processes" in (Path(spec.run_dir) / "train.log").read_text()  # the trainer saw world size 2
 
 
@@ -77,5 +77,5 @@ def test_two_nodes_start_one_torchrun_each_with_a_shared_rendezvous(tmp_path):
     assert sorted(r["rank"] for r in ranks) == ["0", "1"] and {r["world"] for r in ranks} == {"2"}
     # the exit code that decides comes from the trainer's status.json (launchers do not pass 75 on)
     part = ledger.read_parts(spec.run_dir)[0]
-    assert (part["exit_code"], part["action"]) == (75, "resubmit")
+    assert (part.exit_code, part.action) == (75, "resubmit")
     assert calls(log, "qsub") == [f"-v FACEFILL_PART=2,FACEFILL_MODE=train {script}"]

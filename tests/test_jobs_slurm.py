@@ -14,7 +14,7 @@ import pytest
 
 from jobs import ledger, status
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
-from test_jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
+from jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
                                make_stub_trainer, stub_bin, stub_env, write_exe)
 
 
@@ -39,11 +39,11 @@ def test_slurm_chain_resubmits_itself_until_done(tmp_path):
     second = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert second.returncode == 2 and "owned by SLURM job 501 (RUNNING)" in second.stderr, second.stderr
     deadline = time.monotonic() + 120
-    while read_chain_state(run).get("state") != "done" and time.monotonic() < deadline:
+    while read_chain_state(run).state != "done" and time.monotonic() < deadline:
         time.sleep(0.3)
     parts = ledger.read_parts(run)
-    assert [p["exit_code"] for p in parts] == [75, 75, 0]
-    assert [p["job_id"] for p in parts] == ["501", "502", "503"]
+    assert [p.exit_code for p in parts] == [75, 75, 0]
+    assert [p.job_id for p in parts] == ["501", "502", "503"]
     assert len(calls(log, "sbatch")) == 3
 
 
@@ -62,7 +62,7 @@ def test_slurm_parts_run_the_trainer_in_the_image_and_their_shell_outlives_sigte
                           env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     deadline = time.monotonic() + 120
-    while read_chain_state(run).get("state") != "done" and time.monotonic() < deadline:
+    while read_chain_state(run).state != "done" and time.monotonic() < deadline:
         time.sleep(0.3)
     (call,) = calls(log, "singularity")
     assert call.startswith(f"exec --nv -B {run} -B {shards} -B {REPO_ROOT} {image} python -m stubtrainer "), call
@@ -179,7 +179,7 @@ def test_a_part_slurm_no_longer_knows_is_gone_not_running(tmp_path, monkeypatch)
 
 
 def test_a_failing_controller_is_unknown_never_lost(tmp_path, monkeypatch):
-    log = _slurm_status_stubs(tmp_path, monkeypatch, {})
+    _slurm_status_stubs(tmp_path, monkeypatch, {})
     write_exe(tmp_path / "stubbin" / "squeue",
               "#!/bin/bash\necho 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)' >&2\nexit 1\n")
     run = tmp_path / "run"
@@ -200,7 +200,7 @@ def test_cancel_with_an_unreachable_controller_claims_nothing(tmp_path, monkeypa
     _slurm_ledger(run, kinds=("train",), ended=0)
     write_chain_state(run, "running", "part 1 is 501", 0, None, "501", "slurm")
     assert cancel.cancel(run) == []
-    assert calls(log, "scancel") == ["501"] and read_chain_state(run)["state"] == "cancelled"
+    assert calls(log, "scancel") == ["501"] and read_chain_state(run).state == "cancelled"
 
 
 def test_status_piped_into_head_ends_quietly(tmp_path):
@@ -289,7 +289,7 @@ def _start_waiting_chain(slurm_cluster, tmp_path, checkpoint_s: float = 0):
     proc = _cluster_submit(slurm_cluster, run, "--data", str(fake_shards(tmp_path / "shards")), "--walltime", "00:10:00",
                            "--trainer-module", "termtrainer", env_extra=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    job = ledger.read_parts(run)[0]["job_id"]
+    job = ledger.read_parts(run)[0].job_id
     _wait_for("the trainer to start", (run / "trainer.started").exists)
     return run, job
 
@@ -303,11 +303,11 @@ def test_real_cancel_ends_a_running_chain_and_says_it_was_cancelled(slurm_cluste
     _wait_for("the job to end", lambda: slurm_cluster.run("squeue", "-h", "-j", job, "-o", "%T").stdout.strip() == "")
     time.sleep(1)
     parts = ledger.read_parts(run)
-    assert len(parts) == 1 and read_chain_state(run)["state"] == "cancelled"  # no successor
+    assert len(parts) == 1 and read_chain_state(run).state == "cancelled"  # no successor
     # SLURM ends the job when its batch shell dies of the SIGTERM, so the part may not get to
     # record its end; if it does, the reason is the cancellation, never "made no progress"
-    if "exit_code" in parts[0]:
-        assert parts[0]["action"] == "stop" and "cancelled" in parts[0]["reason"], parts[0]
+    if parts[0].ended:
+        assert parts[0].action == "stop" and "cancelled" in parts[0].reason, parts[0]
     shown = _cli(slurm_cluster, "jobs.status", run)
     assert shown.stdout.startswith("chain: cancelled"), shown.stdout
     assert "[CANCELLED: cancelled]" in shown.stdout and "no progress" not in shown.stdout, shown.stdout
@@ -342,7 +342,7 @@ def test_real_killed_part_is_reported_from_slurms_state(slurm_cluster, tmp_path)
     first = shown.stdout.splitlines()[0]
     assert first.startswith("chain: stopped — part 1 (train) ended without an end record"), shown.stdout
     assert "ended without an end record [" in shown.stdout
-    assert "exit_code" not in ledger.read_parts(run)[0]
+    assert not ledger.read_parts(run)[0].ended
 
 
 @pytest.mark.parametrize("how", [["scancel"], ["scancel", "--signal=KILL", "--full"]], ids=["scancel", "scancel-KILL"])
@@ -358,9 +358,9 @@ def test_real_scancel_lets_the_part_checkpoint_record_why_and_stop(slurm_cluster
     assert (run / "trainer.checkpointed").exists(), log
     parts = ledger.read_parts(run)
     assert len(parts) == 1 and slurm_cluster.run("squeue", "-h").stdout.strip() == "", (parts, log)
-    assert (parts[0]["exit_code"], parts[0]["action"], parts[0]["interrupted"]) == (75, "stop", "scancel"), (parts, log)
+    assert (parts[0].exit_code, parts[0].action, parts[0].interrupted) == (75, "stop", "scancel"), (parts, log)
     state = read_chain_state(run)
-    assert state["state"] == "stopped" and state["reason"].startswith(f"cancelled by the scheduler (SLURM job {job}"), state
+    assert state.state == "stopped" and state.reason.startswith(f"cancelled by the scheduler (SLURM job {job}"), state
     shown = _cli(slurm_cluster, "jobs.status", run)
     assert shown.stdout.startswith("chain: stopped — cancelled by the scheduler"), shown.stdout
 
@@ -370,7 +370,7 @@ REAL_TRAIN = ["--set", "data.workers=0", "--set", "train.batch_size=24", "--set"
 
 
 def _chain_ended(run) -> bool:
-    return read_chain_state(run).get("state") in ENDED
+    return read_chain_state(run).state in ENDED
 
 
 def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_ends(slurm_cluster, shards64, tmp_path):
@@ -386,10 +386,10 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _wait_for("the uninterrupted run", lambda: _chain_ended(whole), timeout=600)
     whole_parts = ledger.read_parts(whole)
-    assert read_chain_state(whole)["state"] == "done" and len(whole_parts) == 1 and whole_parts[0]["step"] == steps
+    assert read_chain_state(whole).state == "done" and len(whole_parts) == 1 and whole_parts[0].step == steps
     times = [json.loads(line)["time"] for line in (whole / "metrics.jsonl").read_text().splitlines()]
     step_s = sorted(b - a for a, b in zip(times, times[1:]))[len(times) // 2 - 1]
-    part_s = ledger.iso_seconds(whole_parts[0]["end_time"]) - ledger.iso_seconds(whole_parts[0]["start_time"]) + 1
+    part_s = ledger.iso_seconds(whole_parts[0].end_time) - ledger.iso_seconds(whole_parts[0].start_time) + 1
     overhead_s = max(1.0, part_s - (times[-1] - times[0]))  # start-up, first step, checkpoint, exit
     # start short (about 1.5 steps a part): a part that makes no progress costs only its start-up
     walltime = int((overhead_s + 1.5 * step_s + 2) / 0.9) + 1  # the trainer gets 90 % of a short walltime
@@ -401,18 +401,18 @@ def test_real_chain_of_walltime_limited_parts_ends_where_an_uninterrupted_run_en
         assert proc.returncode == 0, proc.stdout + proc.stderr
         _wait_for("the split run", lambda: _chain_ended(split), timeout=600)
         parts = ledger.read_parts(split)
-        ok = read_chain_state(split)["state"] == "done" and len(parts) >= 2
-        return ok, parts, str(read_chain_state(split).get("reason"))
+        ok = read_chain_state(split).state == "done" and len(parts) >= 2
+        return ok, parts, str(read_chain_state(split).reason)
 
     ok, parts, tries = bisect_part_walltime(run_split, walltime, attempts=4)
     split = tmp_path / f"split{len(tries) - 1}"
     assert ok, f"tries (walltime, steps, reason): {tries}"
-    assert [p["exit_code"] for p in parts] == [75] * (len(parts) - 1) + [0]
-    assert parts[-1]["step"] == whole_parts[0]["step"] == steps
-    assert all(a["step"] < b["step"] for a, b in zip(parts, parts[1:]))
-    assert len({p["job_id"] for p in parts}) == len(parts)
+    assert [p.exit_code for p in parts] == [75] * (len(parts) - 1) + [0]
+    assert parts[-1].step == whole_parts[0].step == steps
+    assert all(a.step < b.step for a, b in zip(parts, parts[1:]))
+    assert len({p.job_id for p in parts}) == len(parts)
     shown = _cli(slurm_cluster, "jobs.status", split)
     assert shown.returncode == 0 and shown.stdout.startswith("chain: done"), shown.stdout + shown.stderr
     for p in parts:  # every part's row carries SLURM's own state of its job
-        row = next(line for line in shown.stdout.splitlines() if line.split()[:1] == [str(p["part"])])
-        assert p["job_id"] in row and "[COMPLETED" in row, shown.stdout
+        row = next(line for line in shown.stdout.splitlines() if line.split()[:1] == [str(p.part)])
+        assert p.job_id in row and "[COMPLETED" in row, shown.stdout

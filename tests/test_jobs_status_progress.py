@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jobs import ledger, status
 from jobs.chain_state import write_chain_state
-from test_jobs_support import FIXTURES, stub_bin, stub_env, write_exe
+from jobs_support import FIXTURES, stub_bin, stub_env, write_exe
 
 
 def _status_json(run: Path, **fields) -> None:
@@ -70,8 +70,8 @@ def test_interrupted_attempts_are_listed(tmp_path):
     ledger.append_event(run, "end", 1, chain="c1", exit_code=0, step=90, action="done", kind="train", reason="r")
     write_chain_state(run, "done", "training finished", 1, 0, "77", "local", chain="c1")
     parts = ledger.read_parts(run)
-    assert len(parts) == 1 and parts[0]["step"] == 90 and parts[0]["host"] == "b"
-    assert [(a["step"], a["interrupted"]) for a in parts[0]["attempts"]] == [(40, "requeued")]
+    assert len(parts) == 1 and parts[0].step == 90 and parts[0].host == "b"
+    assert [(a.step, a.interrupted) for a in parts[0].attempts] == [(40, "requeued")]
     text, _ = status.render_status(run)
     rows = [line for line in text.splitlines() if line.split()[:1] == ["1"]]
     assert len(rows) == 2 and "interrupted (requeued)" in rows[0] and "done" in rows[1], text

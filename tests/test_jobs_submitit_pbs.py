@@ -14,7 +14,7 @@ from submitit.core import utils as submitit_utils
 from jobs.submitit_pbs import PBSExecutor, PBSInfoWatcher, PBSJob, PBSJobEnvironment
 from jobs.submitit_pbs.executor import make_qsub_script
 from jobs.submitit_pbs.requeue import requeue_record
-from test_jobs_support import FIXTURES, calls, stub_env, stub_pbs_server
+from jobs_support import FIXTURES, calls, stub_env, stub_pbs_server
 
 
 @pytest.fixture()
@@ -210,7 +210,7 @@ def test_watcher_gets_every_state_from_a_server_that_answers_only_the_first_id(t
     import sys
 
     from test_jobs_pbs_commands import FIRST_ID_ONLY, QSTAT_JSON
-    from test_jobs_support import stub_bin, write_exe
+    from jobs_support import stub_bin, write_exe
 
     bindir, log = stub_bin(tmp_path)
     write_exe(bindir / "qstat", f'#!/bin/bash\nexec {sys.executable} "$0.py" "$@"\n')

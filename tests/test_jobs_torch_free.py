@@ -18,7 +18,7 @@ from jobs import ledger
 from jobs.chain_state import write_chain_state
 from jobs.estimate import estimate
 from jobs.options import parse, resolve
-from test_jobs_support import REPO_ROOT, fake_shards
+from jobs_support import REPO_ROOT, fake_shards
 
 
 def _no_torch_env(tmp_path: Path) -> dict[str, str]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import typing as tp
 from pathlib import Path
 
 from submitit.core import job_environment, logger, utils
 
-from jobs.pbs_commands import parse_job_id
+from jobs import pbs
 from jobs.submitit_pbs.requeue import ORIGIN_ENV, add_requeue
 
 
@@ -61,10 +60,9 @@ class PBSJobEnvironment(job_environment.JobEnvironment):
         folder = Path(os.environ["SUBMITIT_FOLDER"])
         original = self.job_id
         script = utils.JobPaths(folder, job_id=original).submission_file
-        out = subprocess.run(["qsub", "-v", f"{ORIGIN_ENV}={original}", str(script)],
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise utils.UncompletedJobError(f"requeue of {original} refused by qsub: {out.stderr.strip()}")
-        new_id = parse_job_id(out.stdout)
+        try:
+            new_id = pbs.qsub(script, ["-v", f"{ORIGIN_ENV}={original}"])
+        except pbs.QsubError as exc:
+            raise utils.UncompletedJobError(f"requeue of {original} refused: {exc}") from None
         add_requeue(utils.JobPaths(folder, job_id=original).folder, original, new_id)
         logger.get_logger().info(f"Requeued job {original} as {new_id} ({countdown} remaining timeouts)")

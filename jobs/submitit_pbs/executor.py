@@ -1,4 +1,6 @@
-"""The submitit executor: writes a PBS script per job and submits it with ``qsub``."""
+"""The submitit executor: writes a PBS script per job and submits it with ``qsub``.
+
+The select chunk, the job name, ``qsub`` and its job id are ``jobs.pbs``'s, as for the chains."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import shlex
 import shutil
 import sys
 import typing as tp
+import uuid
 from pathlib import Path
 
 from submitit.core import core, utils
 
 from inpaint.core.errors import ConfigError
-from jobs.pbs_commands import JOB_ID_RE, unsafe_directive_text
+from jobs import pbs
+from jobs.scheduler import unsafe_directive_text
 from jobs.submitit_pbs.job import PBSJob
 from jobs.submitit_pbs.requeue import ORIGIN_ENV
 from jobs.walltime import format_walltime, parse_walltime
@@ -96,16 +100,31 @@ class PBSExecutor(core.PicklingExecutor):
         return 1
 
     def _make_submission_command(self, submission_file_path: Path) -> tp.List[str]:
-        return ["qsub", str(submission_file_path)]
+        raise NotImplementedError("PBSExecutor submits with jobs.pbs.qsub (see _submit_command)")
 
     @staticmethod
     def _get_job_id_from_submission_command(string: tp.Union[bytes, str]) -> str:
-        if not isinstance(string, str):
-            string = string.decode()
-        lines = [line.strip() for line in string.splitlines() if line.strip()]
-        if not lines or not JOB_ID_RE.match(lines[-1]):
-            raise utils.FailedSubmissionError(f'Could not make sense of qsub output "{string}"')
-        return lines[-1]
+        """The id in qsub's output, read by ``jobs.pbs``."""
+        try:
+            return pbs.parse_job_id(string if isinstance(string, str) else string.decode())
+        except pbs.QsubError as exc:
+            raise utils.FailedSubmissionError(str(exc)) from None
+
+    def _submit_command(self, command: str) -> core.Job[tp.Any]:
+        """submitit's own steps (write the script, submit, move it under the job's id), with
+        ``jobs.pbs.qsub`` submitting: a refusal is submitit's FailedJobError with qsub's words."""
+        tmp_uuid = uuid.uuid4().hex
+        path = utils.JobPaths.get_first_id_independent_folder(self.folder) / f".submission_file_{tmp_uuid}.sh"
+        path.write_text(self._make_submission_file_text(command, tmp_uuid))
+        try:
+            job_id = pbs.qsub(path)
+        except pbs.QsubError as exc:
+            raise utils.FailedJobError(str(exc)) from None
+        job: core.Job[tp.Any] = self.job_class(folder=self.folder, job_id=job_id, tasks=[0])
+        job.paths.move_temporary_file(path, "submission_file", keep_as_symlink=True)
+        self._write_job_id(job.job_id, tmp_uuid)
+        self._set_job_permissions(job.paths.folder)
+        return job
 
     def _internal_process_submissions(self, delayed_submissions: tp.List[utils.DelayedSubmission]) -> tp.List[core.Job[tp.Any]]:
         # no job arrays: PBS array ids ("7[].vm") would need their own bookkeeping; submit one by one
@@ -148,27 +167,16 @@ def make_qsub_script(command: str, folder: tp.Union[str, Path], *, job_name: str
         raise ValueError(f"timeout_min/pbs_walltime must be positive, got {walltime or time}")
     if not 0 <= signal_delay_s:
         raise ValueError("signal_delay_s must be >= 0")
-    name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in job_name) or "submitit"
-    if not name[0].isalpha():
-        name = "s" + name
-    chunk = [str(int(nodes)), f"ncpus={int(ncpus)}"]
-    if ngpus:
-        chunk.append(f"ngpus={int(ngpus)}")
-    if mem:
-        chunk.append(f"mem={mem}")
-    if select_extra:
-        chunk.append(select_extra.strip(":"))
-    if gpu_cap:
-        chunk.append(f"gpu_cap={gpu_cap}")
     independent = utils.JobPaths.get_first_id_independent_folder(folder)
     lines = ["#!/bin/bash", "# Parameters"]
     lines += [f"#PBS {d.strip()}" for d in additional_directives]
-    lines += [f"#PBS -N {name[:15]}"]
+    lines += [f"#PBS -N {pbs.job_name(job_name or 'submitit', 's')}"]
     if queue:
         lines.append(f"#PBS -q {queue}")
     if account:
         lines.append(f"#PBS -A {account}")
-    lines += [f"#PBS -l select={':'.join(chunk)}", f"#PBS -l walltime={format_walltime(walltime_s)}"]
+    lines += [f"#PBS -l {pbs.select_chunk(nodes, ncpus, ngpus, mem, select_extra, gpu_cap)}",
+              f"#PBS -l walltime={format_walltime(walltime_s)}"]
     if nodes > 1:
         lines.append("#PBS -l place=scatter")
     lines += ["#PBS -j oe", f"#PBS -o {independent}/", ""]

@@ -3,13 +3,12 @@ call per id the server left unanswered)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import typing as tp
 
 from submitit.core import core, logger
 
-from jobs.pbs_commands import QstatError, WALLTIME_EXIT, SIGNAL_EXIT_BASE, JobState, job_states, parse_qstat_json
+from jobs.pbs import SIGNAL_EXIT_BASE, WALLTIME_EXIT, JobState, QstatError, job_states, parse_qstat_json, qdel
 from jobs.submitit_pbs.requeue import latest_id
 
 # PBS one-letter states in submitit's (SLURM-flavoured) vocabulary, so that InfoWatcher.is_done
@@ -41,7 +40,7 @@ def _info(state: JobState) -> tp.Dict[str, str]:
 
 
 class PBSInfoWatcher(core.InfoWatcher):
-    """Job states through :func:`jobs.pbs_commands.job_states` (``update`` replaces submitit's own
+    """Job states through :func:`jobs.pbs.job_states` (``update`` replaces submitit's own
     single-command refresh: OpenPBS 23.06 answers a multi-id qstat for the first id only)."""
 
     def read_info(self, string: tp.Union[bytes, str]) -> tp.Dict[str, tp.Dict[str, str]]:
@@ -97,4 +96,8 @@ class PBSJob(core.Job[core.R]):
         return self.current_job_id() == current
 
     def cancel(self, check: bool = True) -> None:
-        (subprocess.check_call if check else subprocess.call)(["qdel", self.current_job_id()], shell=False)
+        """``qdel`` the job now doing this job's work; with ``check``, a refusal is an error."""
+        current = self.current_job_id()
+        deleted, err = qdel([current])
+        if check and current not in deleted:
+            raise RuntimeError(f"qdel {current} refused: {err or 'no message'}")

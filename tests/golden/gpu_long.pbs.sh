@@ -6,9 +6,9 @@
 #PBS -j oe
 #PBS -o /storage/brno2/home/jdoe/facefill/runs/case/logs/
 # facefill: one part of a resumable training chain, rendered by `python -m jobs.submit`.
-# Only what must be shell is here: cd, staging into scratch, the container call and qsub. Every
-# decision and record (exit codes, progress, resubmit/evaluate/stop, ledger, owner, chain state)
-# is `python3 -m jobs.part` (jobs/part.py), run with the node's python3 and the project on PYTHONPATH.
+# Only what must be shell is here: cd, staging into scratch and the container call. Every
+# decision and record (exit codes, progress, resubmit/evaluate/stop, ledger, owner, chain state, the
+# successor's qsub) is `python3 -m jobs.part` (jobs/part.py), run with the node's python3 and the project on PYTHONPATH.
 set -euo pipefail
 
 RUN_DIR=/storage/brno2/home/jdoe/facefill/runs/case
@@ -102,17 +102,7 @@ else
   in_container "$PYTHON" -m "${COMMAND[@]}" || code=$?
 fi
 
-# Decide and record (Python); hand on with qsub when it says so, retrying a busy server.
+# Decide, record and hand on (Python: jobs.part end submits the successor when it says so).
 job_exit=0
-successor="$(part end --exit-code "$code")" || job_exit=$?
-if [ -n "$successor" ]; then
-  mapfile -t QSUB_ARGS <<< "$successor"
-  for try in 1 2 3; do
-    if out="$(qsub "${QSUB_ARGS[@]}" "$SCRIPT" 2>&1)"; then
-      part submitted --next-job-id "$(printf '%s\n' "$out" | tail -n 1)"; break
-    fi
-    log "qsub failed (try $try): $out"
-    if [ "$try" = 3 ]; then part submitted --error "$out"; else sleep $((try * 10)); fi
-  done
-fi
+part end --exit-code "$code" || job_exit=$?
 exit "$job_exit"

@@ -231,7 +231,7 @@ def bisect_part_walltime(run_split, walltime: int, attempts: int) -> tuple[bool,
     ok, parts = False, []
     for attempt in range(attempts):
         ok, parts, reason = run_split(attempt, walltime)
-        tries.append((walltime, [p.get("step") for p in parts], reason))
+        tries.append((walltime, [p.step for p in parts], reason))
         if ok:
             break
         if "no progress" in reason:

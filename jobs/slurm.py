@@ -1,0 +1,117 @@
+"""SLURM: parts are submitit jobs (``jobs.submitit_chain``) queued with ``sbatch``, watched with
+``squeue``/``scontrol`` and cancelled with ``scancel`` (the command layer: ``jobs.slurm_commands``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs.records import OwnerRecord
+from jobs.scheduler import Seen, SiteDefaults
+from jobs.spec import JobSpec
+from jobs.submitit_chain import SubmititParts
+
+NAME = "slurm"
+DEFAULT_PROFILE = "generic-slurm"
+# The sbatch script's shell ignores SIGTERM: on a plain `scancel` SLURM signals every process of the
+# job, and a shell that dies of it ends the job at once, so SLURM SIGKILLs the trainer ~3 s later,
+# before its checkpoint, and the part never records its end. Ignoring it (the Python below handles
+# its own) leaves the trainer the whole KillWait to checkpoint and jobs.part to record why it
+# stopped; SIGKILL still ends everything.
+SLURM_SETUP = ["trap '' TERM  # facefill: the part checkpoints and records its end on SIGTERM (jobs/slurm.py)"]
+GONE = "gone from SLURM (ended longer ago than its MinJobAge, 5 min by default)"
+
+
+def mem_gb(mem: str) -> float:
+    """A PBS-style size (``32gb``, ``500mb``) in GB, as submitit's ``mem_gb`` takes it."""
+    units = {"kb": 1 / 1024**2, "mb": 1 / 1024, "gb": 1, "tb": 1024, "b": 1 / 1024**3}
+    text = mem.lower()
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return round(float(text[: -len(unit)]) * factor, 3)
+    return float(text)
+
+
+class SLURM(SubmititParts):
+    name = NAME
+    submit_command = "sbatch"
+    queued = True
+    runs_here = False
+    presubmits_chain = False  # each part submits its successor
+    multi_node = True
+    container_by_default = False
+    checks_container_here = True
+    tracks_ended_jobs = True
+
+    def chosen_by_default(self) -> bool:
+        return False  # --executor slurm is always asked for
+
+    def profile(self, name: str | None) -> dict[str, Any]:
+        from jobs.profiles import load_profile_for
+
+        return load_profile_for(self.name, name or DEFAULT_PROFILE)
+
+    def defaults(self, profile: dict[str, Any]) -> SiteDefaults:
+        from jobs.profiles import site_defaults
+
+        return site_defaults(profile)
+
+    def submitit_parameters(self, spec: JobSpec) -> dict[str, Any]:
+        params: dict[str, Any] = dict(
+            cpus_per_task=spec.ncpus, gpus_per_node=spec.ngpus or None, nodes=spec.nodes,
+            slurm_use_srun=False,  # a job inside srun cannot sbatch its successor reliably
+            slurm_setup=list(SLURM_SETUP))
+        if spec.queue:
+            params["slurm_partition"] = spec.queue
+        if spec.mem:
+            params["mem_gb"] = mem_gb(spec.mem)
+        return {k: v for k, v in params.items() if v is not None}
+
+    def announce(self, spec: JobSpec, ids: list[str]) -> str:
+        return (f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
+                f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} "
+                f"resubmits)\nstatus: python -m jobs.status {spec.run_dir}")
+
+    def states(self, ids: list[str]) -> tuple[dict[str, Seen], str | None]:
+        """``squeue``, then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``)."""
+        from jobs.slurm_commands import SlurmQueryError, job_state
+
+        seen: dict[str, Seen] = {}
+        try:
+            for job_id in ids:
+                job = job_state(job_id)
+                seen[job_id] = Seen(GONE, True) if job is None else Seen(job.describe(), job.ended)
+        except SlurmQueryError as exc:
+            return {}, f"SLURM did not answer ({exc}); job states unknown, jobs are NOT presumed lost"
+        return seen, None
+
+    def is_alive(self, owner: OwnerRecord) -> tuple[bool, str]:
+        from jobs.slurm_commands import SlurmQueryError, job_state
+
+        job_id = owner.job_id
+        try:
+            job = job_state(job_id)
+        except SlurmQueryError as exc:
+            return True, f"SLURM job {job_id} (SLURM could not answer: {exc})"
+        if job is None or job.ended:
+            return False, f"SLURM job {job_id}"
+        return True, f"SLURM job {job_id} ({job.describe()})"
+
+    def owner_pid(self, job_id: str) -> int | None:
+        return None
+
+    def ending_cause(self, job_id: str) -> tuple[str, str] | None:
+        from jobs.slurm_commands import ending_cause
+
+        return ending_cause(job_id)
+
+    def cancel(self, owner: OwnerRecord | None, ids: list[str]) -> list[str]:
+        from jobs.slurm_commands import scancel
+
+        cancelled, err = scancel(ids)
+        if err:
+            print(f"scancel: {err}")
+        return cancelled
+
+
+SCHEDULER = SLURM()
