@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels: stop+resume gives bit-identical weights (slower)")
     p.add_argument("--force", action="store_true", help="resume even if the config or shards differ from the checkpoint's")
+    p.add_argument("--allow-world-size-change", action="store_true",
+                   help="resume a checkpoint written by another number of processes (nodes x processes per node), "
+                        "knowing the batch order then differs from an uninterrupted run's; refused without it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
     return p
@@ -119,7 +122,7 @@ def _train_from_args(argv: Sequence[str] | None, started: float, stop: StopReque
 
     opts = TrainOptions(config=config, data_root=args.data, run_dir=args.run_dir, device=args.device,
                         time_limit=args.time_limit, deadline=args.deadline, deterministic=args.deterministic,
-                        force=args.force, start_time=started,
+                        force=args.force, allow_world_size_change=args.allow_world_size_change, start_time=started,
                         **({"cpu_baseline": 0.0} if whole_process else {}))  # bill start-up to the run too
     outcome = train(opts, stop)
     if outcome.exit_code == EXIT_STOPPED and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 says it

@@ -55,6 +55,7 @@ def render(spec: JobSpec) -> str:
         "SCRATCH_ENV": q(scratch_cfg.get("env") or "SCRATCHDIR"),
         "SCRATCH_CLEANUP": q(scratch_cfg.get("cleanup") or ""),
         "LAUNCHER": q(spec.profile.get("multinode_launcher") or "pbsdsh"),
+        "NETWORK_INTERFACE": q(spec.profile.get("network_interface") or ""),
     }
     return fill(TEMPLATE.read_text(), values)
 

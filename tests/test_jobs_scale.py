@@ -71,7 +71,8 @@ def test_two_nodes_start_one_torchrun_each_with_a_shared_rendezvous(tmp_path):
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [launch] = calls(log, "pbsdsh")  # the command comes from jobs.part, deadline included
-    assert launch.startswith(f"-u -- /bin/bash {script} --node-launch localhost {spec.data} 8.vm stubtrainer --config smoke ")
+    assert launch.startswith(f"-- /bin/bash {script} --node-launch localhost:{env['FACEFILL_RDZV_PORT']} {spec.data} 8.vm "
+                             "stubtrainer --config smoke ")
     assert " --deadline " in launch and launch.endswith(" --device cpu")
     ranks = [json.loads(l) for l in (Path(spec.run_dir) / "stub_calls.jsonl").read_text().splitlines()]
     assert sorted(r["rank"] for r in ranks) == ["0", "1"] and {r["world"] for r in ranks} == {"2"}

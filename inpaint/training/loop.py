@@ -45,7 +45,9 @@ from inpaint.training.schedule import lr_factor
 from inpaint.training.step import autocast, train_step
 from inpaint.training.run_dir import RunDir
 from inpaint.training.signals import StopRequest
-from inpaint.training.state import Position, data_fingerprint, dump_state, restore_state, seed_everything
+from inpaint.training.state import (
+    Position, data_fingerprint, dump_state, restore_state, seed_everything, world_size_change,
+)
 from inpaint.training.tensorboard_log import TensorBoardLog
 from inpaint.training.train_log import format_duration
 
@@ -64,6 +66,7 @@ class TrainOptions:
     deadline: float | None = None      # absolute UNIX time
     deterministic: bool = False
     force: bool = False
+    allow_world_size_change: bool = False  # resume a checkpoint of another world size (another batch order)
     start_time: float = field(default_factory=time.time)
     # CPU seconds of this process not to bill to the run: what it had used when the options were
     # made (an in-process caller's own work); the CLI passes 0, so start-up and imports count too.
@@ -106,7 +109,7 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions, stop: StopRequest, run: RunDir, dist: DistInfo, device: torch.device,
                  data: TrainingData, models: TrainingModels, pos: Position, total_steps: int, deadline: Deadline,
-                 board: TensorBoardLog | None, cpu_carried: float = 0.0) -> None:
+                 board: TensorBoardLog | None, cpu_carried: float = 0.0, resume_note: str | None = None) -> None:
         self.opts, self.cfg, self.stop, self.run_dir = opts, opts.config, stop, run
         self.dist, self.device, self.data, self.models = dist, device, data, models
         self.pos, self.total_steps, self.deadline, self.board = pos, total_steps, deadline, board
@@ -115,6 +118,7 @@ class Trainer:
         self.step_seconds = 0.0
         self.cpu = CpuMeter(cpu_carried, opts.cpu_baseline)  # this rank's; summed over ranks at each save
         self.cpu_seconds: float | None = cpu_carried or None
+        self.resume_note = resume_note   # how this resume differs from an uninterrupted run: every outcome says it
 
     # set-up ------------------------------------------------------------------------------
     @classmethod
@@ -135,12 +139,13 @@ class Trainer:
 
         seed_everything(tcfg.seed)  # model initialisation depends on it
         models = TrainingModels.build(cfg, device, dist)
+        resume_note = None
         if found is None:
             pos, timing = Position(), {}
             log.info("starting a new run in %s (%d steps: %d epochs x %d steps/epoch%s)", run.path, total_steps,
                      tcfg.epochs, sampler.steps_per_epoch, f", capped at {tcfg.max_steps}" if tcfg.max_steps else "")
         else:
-            pos, timing = _resume(found, opts, models, fingerprint, sampler.steps_per_epoch, dist)
+            pos, timing, resume_note = _resume(found, opts, models, fingerprint, sampler.steps_per_epoch, dist)
             log.info("resumed from step %d/%d (%s, epoch %d)", pos.step, total_steps, found[1], pos.epoch + 1)
         if dist.is_main:
             truncate_metrics_after(run.path, pos.step)  # steps logged after the checkpoint are retrained
@@ -157,7 +162,7 @@ class Trainer:
         board = TensorBoardLog.open(run.path, pos.step) if dist.is_main else None
         # Rank 0's checkpoint holds the whole run's CPU time; the other ranks carry none of it.
         carried = float(found[0].get("cpu_seconds") or 0.0) if found is not None and dist.is_main else 0.0
-        return cls(opts, stop, run, dist, device, data, models, pos, total_steps, deadline, board, carried)
+        return cls(opts, stop, run, dist, device, data, models, pos, total_steps, deadline, board, carried, resume_note)
 
     def close(self) -> None:
         """Stop the loader's workers and close the event file: nothing outlives the trainer."""
@@ -220,6 +225,8 @@ class Trainer:
     # the loop ----------------------------------------------------------------------------
     def outcome(self, code: int, message: str) -> Outcome:
         rate = self.images_trained / self.step_seconds if self.step_seconds > 0 else None
+        if self.resume_note:
+            message = f"{message}; {self.resume_note}"
         return self.run_dir.outcome(code, message, epoch=self.pos.epoch, step=self.pos.step,
                                     total_steps=self.total_steps, images_per_s=rate, cpu_seconds=self.cpu_seconds)
 
@@ -360,18 +367,19 @@ def _newest_valid_checkpoint(run: RunDir, dist: DistInfo) -> tuple[dict[str, Any
 
 
 def _resume(found: tuple[dict[str, Any], Path], opts: TrainOptions, models: TrainingModels,
-            fingerprint: dict[str, Any], steps_per_epoch: int, dist: DistInfo) -> tuple[Position, dict[str, float]]:
-    """Check the checkpoint against the config and shards, load it; its position and timing."""
+            fingerprint: dict[str, Any], steps_per_epoch: int, dist: DistInfo) -> tuple[Position, dict[str, float], str | None]:
+    """Check the checkpoint against the config, shards and world size, load it; its position, timing
+    and the note of an allowed world-size change."""
     state, path = found
     restored = restore_state(state, path, opts.config, models, fingerprint, opts.data_root, steps_per_epoch, opts.force)
     for diff in restored.config_changes:
         log.warning("--force: continuing with changed %s", diff)
     for diff in restored.data_changes:
         log.warning("--force: continuing on changed shards (%s)", diff)
-    if restored.saved_world_size != dist.world_size:
-        log.warning("checkpoint was written by %d processes, this run has %d: the epoch continues with a "
-                    "different batch order than an uninterrupted run would use", restored.saved_world_size, dist.world_size)
-    return restored.position, restored.timing
+    note = world_size_change(restored.saved_world_size, dist.world_size, path, opts.allow_world_size_change)
+    if note:
+        log.warning("%s", note)
+    return restored.position, restored.timing, note
 
 
 # --- one training process ----------------------------------------------------------------------

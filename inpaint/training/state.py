@@ -182,6 +182,28 @@ def restore_state(state: Mapping[str, Any], path: Path, cfg: Config, models: "Tr
 
 # --- may this run resume from that checkpoint? ---------------------------------------------------
 
+WORLD_SIZE_OVERRIDE = "--allow-world-size-change"
+
+
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
+
+
+def world_size_change(saved: int, current: int, path: Path, allow: bool) -> str | None:
+    """None when ``current`` processes may resume a checkpoint of ``saved`` as if uninterrupted;
+    else the note a run continued under ``--allow-world-size-change`` carries, or, without it, a
+    ConfigError. Each rank takes every world_size-th item of the epoch's order and keeps its own
+    BatchNorm statistics, so another world size cannot retrace the run: it is a choice, not a default."""
+    if saved == current:
+        return None
+    if not allow:
+        raise ConfigError(f"{path}: checkpoint written by {_processes(saved)}, this run has {current}: the batch "
+                          f"order would differ from an uninterrupted run; resume with the same nodes x processes per "
+                          f"node ({saved} in all), or pass {WORLD_SIZE_OVERRIDE} to continue with a different batch order")
+    return (f"{path.name} written by {_processes(saved)}, continued with {current} ({WORLD_SIZE_OVERRIDE}: "
+            "a different batch order than an uninterrupted run)")
+
+
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in cfg.items():

@@ -17,6 +17,7 @@ STAGE_DATA={{STAGE_DATA}}
 SCRATCH_ENV={{SCRATCH_ENV}}
 SCRATCH_CLEANUP={{SCRATCH_CLEANUP}}
 LAUNCHER={{LAUNCHER}}
+IFACE={{NETWORK_INTERFACE}}  # the nodes' private network; empty: torchrun and gloo go by host name
 RDZV_PORT="${FACEFILL_RDZV_PORT:-29500}"  # multi-node rendezvous on the first node
 SCRIPT="$RUN_DIR/jobs/facefill.pbs.sh"
 PART="${FACEFILL_PART:-1}"
@@ -40,12 +41,31 @@ in_container() {  # run "$@" in the image (project on PYTHONPATH), or on the hos
   fi
 }
 
-# Multi-node: every node runs this script with --node-launch and the command, and starts one torchrun.
+iface_address() {  # this node's IPv4 address on $IFACE (empty when it has none)
+  ip -4 -o addr show dev "$IFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }' || true
+}
+no_iface_address() {
+  log "error: no IPv4 address on network_interface '$IFACE' on $(hostname): set network_interface in the site profile to the interface of the nodes' private network"
+}
+
+# Multi-node: every node runs this script with --node-launch, the rendezvous endpoint and the command,
+# and starts one torchrun. Everything it needs comes as arguments or from this file: a task gets the
+# job's environment, not what the batch shell set, and its own working directory.
+# With a network interface the nodes meet by address, not by name (names need not resolve there):
+# each node binds its own address, the first node (the batch node, whose address is the endpoint's)
+# hosts the rendezvous store, and gloo/NCCL use that interface.
 if [ "${1:-}" = "--node-launch" ]; then
-  MASTER="$2"; DATA_USED="$3"; JOB_ID="$4"; shift 4
+  ENDPOINT="$2"; DATA_USED="$3"; JOB_ID="$4"; shift 4
   cd "$RUN_DIR"
+  BY_ADDRESS=()
+  if [ -n "$IFACE" ]; then
+    HERE="$(iface_address)"
+    [ -n "$HERE" ] || { no_iface_address; exit 2; }
+    export GLOO_SOCKET_IFNAME="$IFACE" NCCL_SOCKET_IFNAME="$IFACE"
+    BY_ADDRESS=(--local-addr "$HERE" --rdzv-conf "is_host=$([ "$HERE" = "${ENDPOINT%:*}" ] && echo 1 || echo 0)")
+  fi
   in_container "$PYTHON" -m torch.distributed.run --nnodes "$NODES" --nproc-per-node "$NGPUS" \
-    --rdzv-backend c10d --rdzv-endpoint "$MASTER:$RDZV_PORT" --rdzv-id "$JOB_ID" -m "$@"
+    --rdzv-backend c10d --rdzv-endpoint "$ENDPOINT" --rdzv-id "$JOB_ID" "${BY_ADDRESS[@]}" -m "$@"
   exit $?
 fi
 
@@ -84,12 +104,16 @@ command_text="$(part command --data "$DATA_USED")"
 mapfile -t COMMAND <<< "$command_text"  # the module and its arguments, one a line
 code=0
 if [ "$MODE" = train ] && [ "$NODES" -gt 1 ]; then
-  MASTER="$(head -n 1 "$PBS_NODEFILE")"
+  # This script runs on the first node of $PBS_NODEFILE: the rendezvous is here.
+  if [ -n "$IFACE" ]; then MASTER="$(iface_address)"; else MASTER="$(head -n 1 "$PBS_NODEFILE")"; fi
   log "$NODES nodes x $NGPUS GPUs, rendezvous at $MASTER:$RDZV_PORT via $LAUNCHER"
-  if [ "$LAUNCHER" = pbsdsh ]; then
-    pbsdsh -u -- /bin/bash "$SCRIPT" --node-launch "$MASTER" "$DATA_USED" "$JOB_ID" "${COMMAND[@]}" || code=$?
+  if [ -z "$MASTER" ]; then
+    no_iface_address; code=2
+  elif [ "$LAUNCHER" = pbsdsh ]; then
+    # one task per line of $PBS_NODEFILE: one per node, as each chunk asks for one MPI process
+    pbsdsh -- /bin/bash "$SCRIPT" --node-launch "$MASTER:$RDZV_PORT" "$DATA_USED" "$JOB_ID" "${COMMAND[@]}" || code=$?
   else
-    mpiexec -n "$NODES" --map-by ppr:1:node /bin/bash "$SCRIPT" --node-launch "$MASTER" "$DATA_USED" "$JOB_ID" "${COMMAND[@]}" || code=$?
+    mpiexec -n "$NODES" --map-by ppr:1:node /bin/bash "$SCRIPT" --node-launch "$MASTER:$RDZV_PORT" "$DATA_USED" "$JOB_ID" "${COMMAND[@]}" || code=$?
   fi
 elif [ "$MODE" = train ] && [ "$NGPUS" -gt 1 ]; then
   in_container "$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$NGPUS" -m "${COMMAND[@]}" || code=$?
