@@ -171,6 +171,11 @@ def key(default: Any, check: Check, *, resume_free: bool = False, read: Callable
     return field(default=default, metadata=meta)
 
 
+def required(check: Check, *, read: Callable[..., Any] | None = None) -> Any:
+    """A record field without a default: :func:`read_record` refuses a mapping that lacks it."""
+    return field(metadata={"check": check, "resume_free": False, "read": read})
+
+
 def _frozen(value: Any) -> Any:
     """Lists as tuples, so that a record's values cannot change under it."""
     if isinstance(value, list):
@@ -267,7 +272,11 @@ def read_record(
 ) -> R:
     """A record of ``cls`` from ``values`` laid over its defaults: unknown keys, values their
     check refuses, and the record's own rule are ``error`` lines naming ``source``."""
-    record = cls(**read_fields(cls, values, source, prefix, error))
+    given = read_fields(cls, values, source, prefix, error)
+    missing = [f"{prefix}{f.name}" for f in record_fields(cls).values() if f.name not in given and field_default(f) is MISSING]
+    if missing:
+        raise error(f"{source}: missing key(s) {', '.join(missing)}")
+    record = cls(**given)
     problem = record.check()
     if problem:
         raise error(f"{source}: {problem}")
