@@ -30,8 +30,9 @@ from inpaint.core.records import (
     choice,
     key,
     non_empty_str,
-    optional_of,
+    optional_text,
     read_record,
+    text_list,
 )
 from jobs.scheduler import SiteDefaults, names
 from jobs.walltime import parse_walltime
@@ -70,14 +71,6 @@ def _optional_launcher(v: Any) -> str | None:
     return None if v is None else choice(LAUNCHERS)(v)
 
 
-def _text_list(v: Any) -> str | None:
-    ok = isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
-    return None if ok else "must be a list of strings"
-
-
-_optional_str = optional_of(str, "a string")
-
-
 # --- the records -----------------------------------------------------------------------------
 
 
@@ -103,24 +96,24 @@ class Resources(Record):
 
     ncpus: int | None = key(None, _optional_nonneg_int)   # null: 4 per GPU, at least 1
     ngpus: int | None = key(None, _optional_nonneg_int)
-    mem: str | None = key(None, _optional_str)
-    scratch: str | None = key(None, _optional_str)
-    gpu_cap: str | None = key(None, _optional_str)
+    mem: str | None = key(None, optional_text)
+    scratch: str | None = key(None, optional_text)
+    gpu_cap: str | None = key(None, optional_text)
 
 
 @dataclass(frozen=True)
 class Container(Record):
     """The Singularity image parts run in by default."""
 
-    image: str | None = key(None, _optional_str)
+    image: str | None = key(None, optional_text)
 
 
 @dataclass(frozen=True)
 class Scratch(Record):
     """The node-local scratch a PBS part stages its shards into."""
 
-    env: str | None = key("SCRATCHDIR", _optional_str)      # the variable naming the scratch folder
-    cleanup: str | None = key(None, _optional_str)          # the site's helper run on exit, if any
+    env: str | None = key("SCRATCHDIR", optional_text)      # the variable naming the scratch folder
+    cleanup: str | None = key(None, optional_text)          # the site's helper run on exit, if any
     stage_data: bool = key(True, boolean)
 
 
@@ -144,7 +137,7 @@ class SiteProfile(Record):
 
     name: str = key("", non_empty_str)
     scheduler: str = key("", non_empty_str)  # one of jobs.scheduler.names(), checked in check()
-    default_queue: str | None = key(None, _optional_str)
+    default_queue: str | None = key(None, optional_text)
     queues: dict[str, Queue] = key({}, anything, read=_read_queues)
     default_walltime: str | None = key(None, _optional_walltime_text)
     resources: Resources = _section(Resources)
@@ -153,9 +146,9 @@ class SiteProfile(Record):
     multinode_launcher: str | None = key(None, _optional_launcher)
     #: The nodes' private-network interface for multi-node rendezvous, exported as
     #: GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME (null: let the libraries pick one).
-    network_interface: str | None = key(None, _optional_str)
+    network_interface: str | None = key(None, optional_text)
     safety_margin: str = key(DEFAULT_MARGIN, _walltime_text)
-    directives: tuple[str, ...] = key([], _text_list)
+    directives: tuple[str, ...] = key([], text_list)
 
     def check(self) -> str | None:
         if self.scheduler not in names():

@@ -24,11 +24,12 @@ from inpaint.core.records import (
     key,
     non_empty_str,
     nonneg_int,
-    optional_of,
+    optional_text,
     positive_int,
     read_record,
     record_dict,
     required,
+    text_list,
 )
 from jobs.paths import SPEC, under
 from jobs.profiles import SiteProfile, read_profile
@@ -43,14 +44,6 @@ def _integer(v: Any) -> str | None:
 
 def _text(v: Any) -> str | None:
     return None if isinstance(v, str) else "must be a string"
-
-
-def _text_list(v: Any) -> str | None:
-    ok = isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
-    return None if ok else "must be a list of strings"
-
-
-_optional_str = optional_of(str, "a string")
 
 
 def _read_site(value: Any, source: str, path: str, error: type[Exception]) -> SiteProfile | None:
@@ -74,18 +67,18 @@ class JobSpec(Record):
     max_resubmits: int = required(nonneg_int)
     then_evaluate: bool = key(False, boolean)
     eval_walltime_s: int = key(0, nonneg_int)  # the evaluation part's own walltime (pairs x per-pair time)
-    eval_args: tuple[str, ...] = key([], _text_list)  # extra evaluate flags; resolve adds none (evaluate picks its baseline on the node)
+    eval_args: tuple[str, ...] = key([], text_list)  # extra evaluate flags; resolve adds none (evaluate picks its baseline on the node)
     chain: int = key(0, nonneg_int)
-    queue: str | None = key(None, _optional_str)
+    queue: str | None = key(None, optional_text)
     ncpus: int = key(1, nonneg_int)
     ngpus: int = key(0, nonneg_int)
     nodes: int = key(1, positive_int)
-    mem: str | None = key(None, _optional_str)
-    scratch: str | None = key(None, _optional_str)
-    gpu_cap: str | None = key(None, _optional_str)
-    image: str | None = key(None, _optional_str)
-    directives: tuple[str, ...] = key([], _text_list)
-    train_args: tuple[str, ...] = key([], _text_list)
+    mem: str | None = key(None, optional_text)
+    scratch: str | None = key(None, optional_text)
+    gpu_cap: str | None = key(None, optional_text)
+    image: str | None = key(None, optional_text)
+    directives: tuple[str, ...] = key([], text_list)
+    train_args: tuple[str, ...] = key([], text_list)
     trainer_module: str = key("inpaint.train", non_empty_str)
     evaluate_module: str = key("inpaint.evaluate", non_empty_str)
     python: str = key("python", non_empty_str)

@@ -120,6 +120,10 @@ def optional_path(v: Any) -> str | None:
     return None if v is None or (isinstance(v, str) and v) else "must be a file path or null"
 
 
+def text_list(v: Any) -> str | None:
+    return None if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v) else "must be a list of strings"
+
+
 def optional_of(kind: type | tuple[type, ...], what: str) -> Check:
     """None or an instance of ``kind`` (a bool is no number here); ``what`` names it in the error."""
 
@@ -128,6 +132,10 @@ def optional_of(kind: type | tuple[type, ...], what: str) -> Check:
         return None if ok else f"must be {what} or null"
 
     return check
+
+
+#: None or a string (a name, a path, a size like ``32gb``).
+optional_text = optional_of(str, "a string")
 
 
 def positive_int_list(length: int | None) -> Check:
