@@ -15,6 +15,7 @@ from inpaint.core.process import pid_alive
 from jobs.ledger import iso_seconds
 from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
+from jobs.profiles import SiteProfile
 from jobs.spec import JobSpec
 from jobs.submitit_chain import SubmititParts
 from jobs.walltime import parse_walltime
@@ -95,10 +96,10 @@ class Local(SubmititParts):
     def chosen_by_default(self) -> bool:
         return True  # where no scheduler is
 
-    def profile(self, name: str | None) -> dict[str, Any]:
-        return {}  # no site: --profile does not apply
+    def profile(self, name: str | None) -> SiteProfile | None:
+        return None  # no site: --profile does not apply
 
-    def defaults(self, profile: dict[str, Any]) -> SiteDefaults:
+    def defaults(self, profile: SiteProfile | None) -> SiteDefaults:
         return SiteDefaults(walltime_s=parse_walltime(DEFAULT_WALLTIME), margin_s=MARGIN_S)
 
     def submitit_parameters(self, spec: JobSpec) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from inpaint.core.shard_format import INDEX_NAME
 from inpaint.core.cli import OneLineParser
 from inpaint.core.errors import ConfigError, DataError, FacefillError
 from jobs.scheduler import Scheduler, default_name, job_name, names, scheduler, unsafe_directive_text
+from jobs.profiles import SiteProfile
 from jobs.spec import JobSpec
 from jobs.walltime import (MIN_QUEUED_WALLTIME_S, evaluation_walltime, format_walltime, parse_walltime,
                            part_time_limit)
@@ -183,10 +184,10 @@ def _job_name(run_dir: Path, given: str | None) -> str:
 
 # --- 2. the site: profile, queue, walltime and its margin ------------------------------------
 
-def site_profile(args: argparse.Namespace, sched: Scheduler) -> dict[str, Any]:
-    """The scheduler's site profile ({} where none applies), its directives checked."""
+def site_profile(args: argparse.Namespace, sched: Scheduler) -> SiteProfile | None:
+    """The scheduler's site profile (None where none applies), its directives checked."""
     profile = sched.profile(args.profile)
-    for value in profile.get("directives") or []:
+    for value in profile.directives if profile else ():
         check_text("--pbs-directive", str(value).strip())
     return profile
 
@@ -201,7 +202,7 @@ def check_walltime(args: argparse.Namespace, sched: Scheduler, walltime_s: int) 
                           "a checkpoint: raise it (or add --allow-short-walltime for a debug queue)")
 
 
-def queue_and_walltime(args: argparse.Namespace, sched: Scheduler, profile: dict) -> tuple[str | None, int, int]:
+def queue_and_walltime(args: argparse.Namespace, sched: Scheduler, profile: SiteProfile | None) -> tuple[str | None, int, int]:
     """(queue, walltime of one part, the margin the trainer leaves before it) in seconds. A
     profile that lists queues knows their limits: the queue must be one of them, the walltime
     defaults to its limit and may not exceed it."""
@@ -213,7 +214,7 @@ def queue_and_walltime(args: argparse.Namespace, sched: Scheduler, profile: dict
         return queue, walltime_s, site.margin_s
     check_text("--queue", queue)
     if queue not in site.queues:
-        raise ConfigError(f"--queue {queue!r} is unknown to profile {profile['name']}: use one of "
+        raise ConfigError(f"--queue {queue!r} is unknown to profile {profile and profile.name}: use one of "
                           f"{sorted(site.queues)} (or add it to a --profile YAML)")
     limit_s = site.queues[queue]
     walltime_s = parse_walltime(args.walltime) if args.walltime else limit_s

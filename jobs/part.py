@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     spec = JobSpec.load(Path(a.run_dir))
     if a.chain:
-        spec.chain_id = a.chain  # the job's own chain, even if spec.json was rewritten by a newer submission
+        spec = replace(spec, chain_id=a.chain)  # the job's own chain, even if spec.json was rewritten by a newer submission
     if a.step == "start":
         skip = guarded(spec, a.part, a.job_id, lambda: start(spec, a.part, a.kind, a.job_id))
         if skip:

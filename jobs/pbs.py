@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from inpaint.core.atomic import atomic_open
 from inpaint.core.errors import ConfigError
@@ -25,6 +25,7 @@ from jobs.records import OwnerRecord
 from jobs.pbs_commands import (JOB_ID_RE, SIGNAL_EXIT_BASE, WALLTIME_EXIT, JobState, QstatError, QsubError,
                                describe_exit, job_states, parse_job_id, parse_qstat_json)
 from jobs.scheduler import Seen, SiteDefaults, job_name
+from jobs.profiles import SiteProfile
 from jobs.spec import JobSpec
 from jobs.walltime import format_walltime
 
@@ -114,16 +115,16 @@ class PBS:
     def chosen_by_default(self) -> bool:
         return shutil.which("qsub") is not None
 
-    def profile(self, name: str | None) -> dict[str, Any]:
+    def profile(self, name: str | None) -> SiteProfile:
         from jobs.profiles import default_profile_name, load_profile_for
 
         return load_profile_for(self.name, name or default_profile_name())
 
-    def defaults(self, profile: dict[str, Any]) -> SiteDefaults:
+    def defaults(self, profile: SiteProfile | None) -> SiteDefaults:
         from jobs.profiles import site_defaults
 
-        if not profile.get("queues"):
-            raise ConfigError(f"profile {profile.get('name')}: a PBS profile lists its queues, each with max_walltime")
+        if profile is None or not profile.queues:
+            raise ConfigError(f"profile {profile and profile.name}: a PBS profile lists its queues, each with max_walltime")
         return site_defaults(profile)
 
     def check_run_dir(self, run_dir: str) -> None:

@@ -40,7 +40,8 @@ def directives(spec: JobSpec) -> list[str]:
 
 def render(spec: JobSpec) -> str:
     """The complete script text; every value is shell-quoted."""
-    scratch_cfg = spec.profile.get("scratch") or {}
+    site = spec.profile
+    scratch_cfg = site.scratch if site else None
     q = shlex.quote
     values = {
         "DIRECTIVES": "\n".join(directives(spec)),
@@ -51,11 +52,11 @@ def render(spec: JobSpec) -> str:
         "PYTHON": q(spec.python),
         "NGPUS": str(spec.ngpus),
         "NODES": str(spec.nodes),
-        "STAGE_DATA": "1" if scratch_cfg.get("stage_data", True) else "0",
-        "SCRATCH_ENV": q(scratch_cfg.get("env") or "SCRATCHDIR"),
-        "SCRATCH_CLEANUP": q(scratch_cfg.get("cleanup") or ""),
-        "LAUNCHER": q(spec.profile.get("multinode_launcher") or "pbsdsh"),
-        "NETWORK_INTERFACE": q(spec.profile.get("network_interface") or ""),
+        "STAGE_DATA": "1" if scratch_cfg is None or scratch_cfg.stage_data else "0",
+        "SCRATCH_ENV": q(scratch_cfg and scratch_cfg.env or "SCRATCHDIR"),
+        "SCRATCH_CLEANUP": q(scratch_cfg and scratch_cfg.cleanup or ""),
+        "LAUNCHER": q(site and site.multinode_launcher or "pbsdsh"),
+        "NETWORK_INTERFACE": q(site and site.network_interface or ""),
     }
     return fill(TEMPLATE.read_text(), values)
 

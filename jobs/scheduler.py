@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from inpaint.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from jobs.profiles import SiteProfile
     from jobs.records import OwnerRecord
     from jobs.spec import JobSpec
 
@@ -80,10 +81,10 @@ class Scheduler(Protocol):
     def chosen_by_default(self) -> bool:
         """Whether this machine submits here when --executor is not given."""
 
-    def profile(self, name: str | None) -> dict[str, Any]:
-        """The site profile for ``--profile name`` (its default when None); {} where none applies."""
+    def profile(self, name: str | None) -> SiteProfile | None:
+        """The site profile for ``--profile name`` (its default when None); None where none applies."""
 
-    def defaults(self, profile: dict[str, Any]) -> SiteDefaults:
+    def defaults(self, profile: SiteProfile | None) -> SiteDefaults:
         """What ``profile`` gives a submission the command line leaves open."""
 
     def check_run_dir(self, run_dir: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
+from jobs.profiles import SiteProfile
 from jobs.spec import JobSpec
 from jobs.submitit_chain import SubmititParts
 
@@ -46,12 +47,12 @@ class SLURM(SubmititParts):
     def chosen_by_default(self) -> bool:
         return False  # --executor slurm is always asked for
 
-    def profile(self, name: str | None) -> dict[str, Any]:
+    def profile(self, name: str | None) -> SiteProfile:
         from jobs.profiles import load_profile_for
 
         return load_profile_for(self.name, name or DEFAULT_PROFILE)
 
-    def defaults(self, profile: dict[str, Any]) -> SiteDefaults:
+    def defaults(self, profile: SiteProfile | None) -> SiteDefaults:
         from jobs.profiles import site_defaults
 
         return site_defaults(profile)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -47,7 +48,7 @@ def dry_run(spec: JobSpec) -> int:
     return 0
 
 
-def submit_first(spec: JobSpec) -> list[str]:
+def submit_first(spec: JobSpec) -> tuple[JobSpec, list[str]]:
     """Submit part 1 (and any pre-submitted parts: PBS --chain) of a new chain; restore the previous chain
     state on error.
 
@@ -55,7 +56,7 @@ def submit_first(spec: JobSpec) -> list[str]:
     continue"): its parts are recorded apart from the old chain's, whose jobs may still be ending."""
     previous = under(spec.run_dir, CHAIN_STATE)
     previous_text = previous.read_text() if previous.is_file() else None
-    spec.chain_id = ledger.new_chain_id()
+    spec = replace(spec, chain_id=ledger.new_chain_id())
     # A new chain must not inherit the end state of an old one (parts skip an ended chain).
     write_chain_state(spec.run_dir, ChainState.SUBMITTED, "first part submitted", 0, None, None, spec.executor,
                       chain=spec.chain_id)
@@ -65,7 +66,7 @@ def submit_first(spec: JobSpec) -> list[str]:
         ids = scheduler(spec.executor).submit(spec)
         for part, job_id in reversed(list(enumerate(ids, start=1))):
             record_submission(spec, part, TRAIN, job_id)  # the first part owns the run dir
-        return ids
+        return spec, ids
     except BaseException:
         if previous_text is None:
             previous.unlink(missing_ok=True)
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         # opened before part 1 starts: every line of this run, none of an earlier one
         train_log = LogTail(Path(spec.run_dir) / TRAIN_LOG) if runs_here and not detached else None
-        ids = submit_first(spec)
+        spec, ids = submit_first(spec)
     except BaseException:
         lock.release(spec.run_dir, str(os.getpid()))
         for path in created:  # a refused first submission leaves no folder it made

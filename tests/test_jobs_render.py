@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,9 @@ def _resolve_case(argv: list[str]):
     args = parse([*argv, "--executor", "pbs", "--data", DATA, "--run-dir", f"{RUN}/case"]
                  + ([] if "--profile" in argv else ["--profile", "metacentrum"]))
     spec = resolve(args, check_paths=False)
-    spec.project_root = "/storage/brno2/home/jdoe/facefill"  # machine-independent golden files
+    spec = replace(spec, project_root="/storage/brno2/home/jdoe/facefill")  # machine-independent golden files
     if spec.image is None:
-        spec.python = "/storage/brno2/home/jdoe/venv/bin/python"
+        spec = replace(spec, python="/storage/brno2/home/jdoe/venv/bin/python")
     return spec
 
 

@@ -120,6 +120,10 @@ def optional_path(v: Any) -> str | None:
     return None if v is None or (isinstance(v, str) and v) else "must be a file path or null"
 
 
+def text_list(v: Any) -> str | None:
+    return None if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v) else "must be a list of strings"
+
+
 def optional_of(kind: type | tuple[type, ...], what: str) -> Check:
     """None or an instance of ``kind`` (a bool is no number here); ``what`` names it in the error."""
 
@@ -128,6 +132,10 @@ def optional_of(kind: type | tuple[type, ...], what: str) -> Check:
         return None if ok else f"must be {what} or null"
 
     return check
+
+
+#: None or a string (a name, a path, a size like ``32gb``).
+optional_text = optional_of(str, "a string")
 
 
 def positive_int_list(length: int | None) -> Check:
@@ -169,6 +177,11 @@ def key(default: Any, check: Check, *, resume_free: bool = False, read: Callable
         frozen_default = _frozen(default)
         return field(default_factory=lambda: copy.deepcopy(frozen_default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def required(check: Check, *, read: Callable[..., Any] | None = None) -> Any:
+    """A record field without a default: :func:`read_record` refuses a mapping that lacks it."""
+    return field(metadata={"check": check, "resume_free": False, "read": read})
 
 
 def _frozen(value: Any) -> Any:
@@ -267,7 +280,11 @@ def read_record(
 ) -> R:
     """A record of ``cls`` from ``values`` laid over its defaults: unknown keys, values their
     check refuses, and the record's own rule are ``error`` lines naming ``source``."""
-    record = cls(**read_fields(cls, values, source, prefix, error))
+    given = read_fields(cls, values, source, prefix, error)
+    missing = [f"{prefix}{f.name}" for f in record_fields(cls).values() if f.name not in given and field_default(f) is MISSING]
+    if missing:
+        raise error(f"{source}: missing key(s) {', '.join(missing)}")
+    record = cls(**given)
     problem = record.check()
     if problem:
         raise error(f"{source}: {problem}")
