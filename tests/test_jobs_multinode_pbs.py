@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -89,7 +89,7 @@ def small_shards(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def _spec(tmp_path: Path, data: Path, interface: str | None) -> JobSpec:
-    profile = {**load_profile("generic-pbs"), "multinode_launcher": "pbsdsh", "network_interface": interface}
+    profile = replace(load_profile("generic-pbs"), multinode_launcher="pbsdsh", network_interface=interface)
     return JobSpec(run_dir=str(tmp_path / "run"), config="smoke", data=str(data), executor="pbs", name="ff-run",
                    walltime_s=3600, time_limit_s=3000, max_resubmits=3, queue="gpu", ncpus=2, ngpus=1, nodes=2,
                    image=None, python=sys.executable, project_root=str(REPO_ROOT), profile=profile,
