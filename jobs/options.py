@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img-per-s", type=float, help="throughput for --estimate before the run has measured its own")
     p.add_argument("--no-wait", action="store_true", help="local: return at once, the chain runs in the background")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--allow-world-size-change", action="store_true",
+                   help="let the trainer resume a checkpoint written by another nodes x processes count "
+                        "(it continues with a different batch order); without it such a resume is refused")
     return p
 
 
@@ -316,6 +319,8 @@ def trainer_args(args: argparse.Namespace, ngpus: int) -> list[str]:
         out += ["--set", item]
     if args.force:
         out += ["--force"]
+    if args.allow_world_size_change:
+        out += ["--allow-world-size-change"]
     return out
 
 

@@ -185,3 +185,12 @@ def test_then_evaluate_leaves_the_baseline_to_evaluate_and_sizes_for_it_when_ope
     without = resolve(parse(argv), check_paths=False)
     assert without.evaluate_argv() == spec.evaluate_argv()
     assert without.eval_walltime_s < spec.eval_walltime_s  # one scored column instead of two
+
+
+def test_a_world_size_change_is_passed_on_only_when_asked_for() -> None:
+    """The trainer refuses to resume a checkpoint of another process count; a chain can say it
+    means it, and the flag reaches every part's trainer command."""
+    plain = resolve(parse(["--executor", "local", "--model", "smoke"]), check_paths=False)
+    allowed = resolve(parse(["--executor", "local", "--model", "smoke", "--allow-world-size-change"]), check_paths=False)
+    assert "--allow-world-size-change" not in plain.trainer_argv()
+    assert "--allow-world-size-change" in allowed.trainer_argv()
