@@ -25,7 +25,7 @@ METACENTRUM_MARKER = Path("/cvmfs/singularity.metacentrum.cz")
 _SCHEMA: dict[str, Any] = {
     "name": str, "scheduler": str, "default_queue": str, "queues": dict, "default_walltime": str, "resources": dict,
     "container": dict, "scratch": dict, "multinode_launcher": str, "safety_margin": str,
-    "directives": list,
+    "directives": list, "network_interface": str,
 }
 _RESOURCE_KEYS = {"ncpus", "ngpus", "mem", "scratch", "gpu_cap"}
 _CONTAINER_KEYS = {"image"}

@@ -134,6 +134,16 @@ def ending_cause(job_id: str) -> tuple[str, str] | None:
     return None
 
 
+def hostnames(nodelist: str) -> list[str]:
+    """The node names of a SLURM node list (``ffnode[1-2]``), by ``scontrol show hostnames``; the
+    list as given when scontrol cannot expand it."""
+    try:
+        shown = _run(["scontrol", "show", "hostnames", nodelist])
+    except SlurmQueryError:
+        return [nodelist]
+    return shown.stdout.split() if shown.returncode == 0 and shown.stdout.strip() else [nodelist]
+
+
 def scancel(job_ids: list[str]) -> tuple[list[str], str]:
     """Cancel jobs; returns (ids scancel accepted, its error text). Ended ids are not errors."""
     ids = [str(j) for j in job_ids if j]
