@@ -62,14 +62,19 @@ def torchrun_command(spec: JobSpec, module_argv: list[str], job_id: str) -> tupl
     the process group's timeout."""
     from jobs.node_launch import rendezvous_host
 
+    nproc = max(spec.ngpus, 1)
     torchrun = [spec.python, "-m", "torch.distributed.run", "--nnodes", str(spec.nodes),
-                "--nproc-per-node", str(max(spec.ngpus, 1)), "--max-restarts", "0"]
+                "--nproc-per-node", str(nproc), "--max-restarts", "0"]
+    # each rank's share of the node's cores (torchrun itself says 1 whenever it starts several)
+    threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, spec.ncpus // nproc))}
     if spec.nodes == 1:
-        return container.wrap(spec, [*torchrun, "--standalone", "-m", *module_argv])
+        cmd, env = container.wrap(spec, [*torchrun, "--standalone", "-m", *module_argv])
+        return cmd, {**threads, **env}
     ifname = spec.profile.get("network_interface")
     endpoint = f"{rendezvous_host(ifname)}:{rendezvous_port(job_id)}"
     inner, env = container.wrap(spec, [*torchrun, "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
                                        "--rdzv-id", job_id, "-m", *module_argv])
+    env = {**threads, **env}
     srun = ["srun", f"--nodes={spec.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={spec.ncpus}",
             "--kill-on-bad-exit=1"]
     return [*srun, sys.executable, "-m", "jobs.node_launch", *(["--interface", ifname] if ifname else []),
