@@ -128,19 +128,20 @@ def test_two_nodes_lose_the_same_as_two_processes_on_one_machine(two_node_run, s
 
 def test_a_chain_of_walltime_limited_parts_resumes_across_the_nodes(slurm_two_nodes, profile, shards32, two_node_run,
                                                                     tmp_path):
-    """Parts cut by their walltime (calibrated from the uninterrupted run's own timing, then
-    bisected) resume from the checkpoint on both nodes and end at the same step with the same
-    final losses as the uninterrupted run."""
+    """Parts cut by their walltime resume from the checkpoint on both nodes until the last step.
+    How many steps fit in a part depends on this machine's speed now, so the walltime is
+    calibrated from the uninterrupted run's timing (start-up + half the steps), then bisected."""
+    steps = 24  # of the 26 the smoke config makes of these shards (2 epochs)
     whole = ledger.read_parts(two_node_run)[0]
     times = [json.loads(line)["time"] for line in (two_node_run / "metrics.jsonl").read_text().splitlines()]
-    step_s = max(b - a for a, b in zip(times, times[1:]))
+    step_s = (times[-1] - times[0]) / (len(times) - 1)
     part_s = ledger.iso_seconds(whole.end_time) - ledger.iso_seconds(whole.start_time) + 1
     overhead_s = max(1.0, part_s - (times[-1] - times[0]))
-    walltime = int((overhead_s + 1.5 * step_s + 5) / 0.9) + 1
+    walltime = int((overhead_s + steps / 3 * step_s) / 0.9) + 1
 
     def run_split(attempt: int, walltime: int):
         split = tmp_path / f"split{attempt}"
-        submit(slurm_two_nodes, profile, split, "--data", str(shards32), "--max-steps", str(STEPS), "--walltime",
+        submit(slurm_two_nodes, profile, split, "--data", str(shards32), "--max-steps", str(steps), "--walltime",
                str(walltime), "--allow-short-walltime", "--max-resubmits", "6", *TRAIN)
         wait_ended(split, 300)
         parts = ledger.read_parts(split)
@@ -149,12 +150,13 @@ def test_a_chain_of_walltime_limited_parts_resumes_across_the_nodes(slurm_two_no
     ok, parts, tries = bisect_part_walltime(run_split, walltime, attempts=3)
     split = tmp_path / f"split{len(tries) - 1}"
     assert ok, f"tries (walltime, steps, reason): {tries}\n{part_log(split)}"
+    print(f"\ntries (walltime, steps, reason): {tries}")
     assert [p.exit_code for p in parts] == [75] * (len(parts) - 1) + [0]
     assert all(p.host == ",".join(slurm_two_nodes.nodes) for p in parts), parts
-    assert parts[-1].step == STEPS and all(a.step < b.step for a, b in zip(parts, parts[1:]))
-    # the resumed run loses what the uninterrupted one lost, from its first resumed step on
-    resumed = {s: (g, d) for s, g, d in losses(split)}
-    assert all(resumed[s] == (g, d) for s, g, d in losses(two_node_run) if s > parts[0].step), (resumed, losses(two_node_run))
+    assert parts[-1].step == steps and all(a.step < b.step for a, b in zip(parts, parts[1:]))
+    assert [s for s, _, _ in losses(split)] == list(range(1, steps + 1))  # each part went on where the last stopped
+    # the first steps are the uninterrupted run's, to the bit (same seed, same world)
+    assert losses(split)[:STEPS] == losses(two_node_run)
 
 
 def _step_pids(cluster, node: str, marker: str) -> list[int]:
