@@ -32,6 +32,70 @@ TRAIN = ["--device", "cpu", "--set", f"data.size={SIZE}", "--set", "data.workers
 STEPS = 4
 
 
+def _spec(tmp_path, **extra):
+    from jobs.spec import JobSpec
+
+    return JobSpec(run_dir=str(tmp_path), config="smoke", data="/d", executor="slurm", name="ff", walltime_s=600,
+                   time_limit_s=540, max_resubmits=3, **extra)
+
+
+def test_a_multi_node_part_is_srun_of_one_launcher_per_node_around_torchrun_in_the_image(tmp_path, monkeypatch):
+    from jobs import node_launch, slurm
+
+    monkeypatch.delenv("FACEFILL_RDZV_PORT", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(node_launch, "interface_address", lambda ifname: {"ib0": "10.0.0.7"}[ifname])
+    spec = _spec(tmp_path, nodes=2, ngpus=4, ncpus=16, image="/img.sif", profile={"network_interface": "ib0"})
+    cmd, env = slurm.SCHEDULER.launch(spec, ["inpaint.train", "--config", "smoke"], "1234", "train")
+    launcher = cmd.index("jobs.node_launch")
+    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=16", "--kill-on-bad-exit=1"]
+    assert cmd[launcher + 1:launcher + 4] == ["--interface", "ib0", "--"]
+    inner = cmd[launcher + 4:]
+    assert inner[:3] == ["singularity", "exec", "--nv"] and "/img.sif" in inner  # the image inside srun
+    torchrun = inner[inner.index("/img.sif") + 1:]
+    assert torchrun == ["python", "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "4",
+                        "--max-restarts", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "10.0.0.7:29634",
+                        "--rdzv-id", "1234", "-m", "inpaint.train", "--config", "smoke"]
+    assert env["OMP_NUM_THREADS"] == "4"
+    monkeypatch.setenv("FACEFILL_RDZV_PORT", "29500")
+    assert slurm.rendezvous_port("1234") == 29500
+    # one node, several GPUs: torchrun --standalone, no srun; one process, one node: the trainer itself
+    alone, _ = slurm.SCHEDULER.launch(_spec(tmp_path, ngpus=2, ncpus=8), ["inpaint.train"], "9", "train")
+    assert alone[:3] == ["python", "-m", "torch.distributed.run"] and "--standalone" in alone
+    assert slurm.SCHEDULER.launch(_spec(tmp_path, ngpus=1), ["inpaint.train"], "9", "train")[0] == [
+        "python", "-m", "inpaint.train"]
+    assert slurm.SCHEDULER.launch(spec, ["inpaint.evaluate"], "9", "evaluate")[0][0] == "singularity"
+
+
+def test_each_node_is_told_its_own_address_and_whether_it_hosts_the_rendezvous(monkeypatch):
+    from jobs import node_launch
+
+    monkeypatch.setattr(node_launch, "interface_address", lambda ifname: "10.0.0.9")
+    first = node_launch.node_environment({"SLURM_NODEID": "0"}, "ib0")
+    assert first == {"PET_RDZV_CONF": "is_host=1", "PET_LOCAL_ADDR": "10.0.0.9", "GLOO_SOCKET_IFNAME": "ib0",
+                     "NCCL_SOCKET_IFNAME": "ib0"}
+    assert node_launch.node_environment({"SLURM_NODEID": "1"}, None) == {"PET_RDZV_CONF": "is_host=0"}
+
+
+def test_a_missing_interface_is_one_line_naming_the_profile_key():
+    from inpaint.core.errors import ConfigError
+    from jobs import node_launch
+
+    assert node_launch.interface_address("lo") == "127.0.0.1"
+    with pytest.raises(ConfigError, match="network_interface 'nosuch0' of the site profile: no IPv4 address"):
+        node_launch.interface_address("nosuch0")
+
+
+def test_a_node_failure_is_resubmitted_once_per_chain():
+    from jobs import chain
+
+    once = chain.Interruption(chain.NODE_FAILED, "SLURM job 7: DUE TO NODE FAILURE", 40)
+    assert chain.decide(75, 2, 5, interrupted=once).action == chain.RESUBMIT
+    again = chain.Interruption(chain.NODE_FAILED, "SLURM job 8: NODE_FAIL", 50, preempted_before=True)
+    decision = chain.decide(75, 3, 5, interrupted=again)
+    assert decision.action == chain.STOP and decision.reason.startswith("a node failed again")
+
+
 @pytest.fixture(scope="module")
 def shards32(data_root, tmp_path_factory) -> Path:
     """120 faces with generated masks at 32 px: enough for a global batch of 8 and a few steps."""
@@ -180,7 +244,7 @@ def test_a_rank_killed_on_the_second_node_ends_the_part_fast_and_keeps_the_check
 
     cluster = slurm_two_nodes
     run = tmp_path / "run"
-    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "500", *TRAIN)
+    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
     deadline = time.monotonic() + 180
     while not list(run.glob("checkpoints/*.pt")):
         assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
@@ -202,3 +266,50 @@ def test_a_rank_killed_on_the_second_node_ends_the_part_fast_and_keeps_the_check
     for path in run.glob("checkpoints/*.pt"):
         assert "step" in torch.load(path, map_location="cpu", weights_only=False), path
     print(f"\nrank on node 2 killed: the part ended {took:.1f} s later: {part.reason}")
+
+
+def test_a_node_that_fails_mid_part_is_resubmitted_once_from_its_checkpoint(slurm_two_nodes, profile, shards32,
+                                                                          tmp_path):
+    """slurmd of node 2 killed under a running part (as when the node dies): SLURM marks the node
+    DOWN and ends the job (NODE_FAIL; ``--no-requeue``, so it is never rerun behind the chain's
+    back under the same id) within seconds; the ranks checkpoint on SLURM's SIGTERM, the part
+    records why it ended and the chain resubmits it once (a node failure is nobody's choice);
+    once the node is back the next part resumes from that checkpoint. Every checkpoint loads."""
+    import torch
+
+    cluster = slurm_two_nodes
+    node = cluster.nodes[1]
+    run = tmp_path / "run"
+    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(run.glob("checkpoints/*.pt")):
+            assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
+            time.sleep(0.3)
+        cluster.kill_slurmd(node)
+        killed = time.monotonic()
+        while not ledger.read_parts(run)[0].ended:
+            assert time.monotonic() < killed + 90, f"the part did not end within 90 s\n{part_log(run)}"
+            time.sleep(0.5)
+        took = time.monotonic() - killed
+        first = ledger.read_parts(run)[0]
+        print(f"\nslurmd of {node} killed: part 1 ended {took:.1f} s later: {first.reason}")
+        assert (first.exit_code, first.action, first.interrupted) == (75, "resubmit", "node_failed"), first
+        assert first.reason.startswith("a node of the job failed (SLURM job"), first.reason
+        for path in run.glob("checkpoints/*.pt"):
+            assert "step" in torch.load(path, map_location="cpu", weights_only=False), path
+        cluster.start_slurmd(node)
+        while len(ledger.read_parts(run)) < 2 or not ledger.read_parts(run)[1].start_time:
+            assert time.monotonic() < killed + 150, f"part 2 never started\n{status_text(cluster, run)}"
+            time.sleep(0.5)
+        second = ledger.read_parts(run)[1]
+        assert second.start_step == first.step and second.host == ",".join(cluster.nodes), second
+    finally:
+        subprocess.run([sys.executable, "-m", "jobs.cancel", str(run)], env=cluster.env, capture_output=True,
+                       cwd=REPO_ROOT, timeout=60)
+        if f"slurmd-{node}" not in cluster.pids:
+            cluster.start_slurmd(node)
+        deadline = time.monotonic() + 60
+        while (cluster.states()[node] != "idle" or cluster.job_processes(node)) and time.monotonic() < deadline:
+            time.sleep(0.3)
+    assert cluster.states()[node] == "idle" and not cluster.job_processes(node)
