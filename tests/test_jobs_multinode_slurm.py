@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -195,18 +196,18 @@ def test_a_chain_of_walltime_limited_parts_resumes_across_the_nodes(slurm_two_no
     """Parts cut by their walltime resume from the checkpoint on both nodes until the last step.
     How many steps fit in a part depends on this machine's speed now, so the walltime is
     calibrated from the uninterrupted run's timing (start-up + half the steps), then bisected."""
-    steps = 24  # of the 26 the smoke config makes of these shards (2 epochs)
+    steps = 40  # a wide window between "no progress" and "all in one part": the first guess mostly holds
     whole = ledger.read_parts(two_node_run)[0]
     times = [json.loads(line)["time"] for line in (two_node_run / "metrics.jsonl").read_text().splitlines()]
-    step_s = (times[-1] - times[0]) / (len(times) - 1)
+    step_s = statistics.median(b - a for a, b in zip(times, times[1:]))
     part_s = ledger.iso_seconds(whole.end_time) - ledger.iso_seconds(whole.start_time) + 1
     overhead_s = max(1.0, part_s - (times[-1] - times[0]))
-    walltime = int((overhead_s + steps / 3 * step_s) / 0.9) + 1
+    walltime = int((overhead_s + steps / 2 * step_s) / 0.9) + 1
 
     def run_split(attempt: int, walltime: int):
         split = tmp_path / f"split{attempt}"
         submit(slurm_two_nodes, profile, split, "--data", str(shards32), "--max-steps", str(steps), "--walltime",
-               str(walltime), "--allow-short-walltime", "--max-resubmits", "6", *TRAIN)
+               str(walltime), "--allow-short-walltime", "--max-resubmits", "6", "--set", "train.epochs=10", *TRAIN)
         wait_ended(split, 300)
         parts = ledger.read_parts(split)
         return read_chain_state(split).state == "done" and len(parts) >= 2, parts, str(read_chain_state(split).reason)
