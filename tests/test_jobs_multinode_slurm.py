@@ -314,3 +314,26 @@ def test_a_node_that_fails_mid_part_is_resubmitted_once_from_its_checkpoint(slur
         while (cluster.states()[node] != "idle" or cluster.job_processes(node)) and time.monotonic() < deadline:
             time.sleep(0.3)
     assert cluster.states()[node] == "idle" and not cluster.job_processes(node)
+
+
+def test_the_walltime_warning_signal_reaches_the_ranks_not_their_launchers(slurm_two_nodes, profile, shards32,
+                                                                         tmp_path):
+    """SIGUSR2 (submitit's warning before SLURM's time limit) sent to every process of the running
+    step: the ranks checkpoint and stop together (exit 75); torchrun on each node ignores it
+    (jobs.node_launch), so no launcher dies of the signal under its ranks."""
+    cluster = slurm_two_nodes
+    run = tmp_path / "run"
+    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
+    deadline = time.monotonic() + 180
+    while not list(run.glob("checkpoints/*.pt")):
+        assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
+        time.sleep(0.3)
+    job = ledger.read_parts(run)[0].job_id
+    assert cluster.run("scancel", "--signal=USR2", job).returncode == 0
+    wait_ended(run, 120)
+    (part,) = ledger.read_parts(run)
+    log = part_log(run)
+    status = json.loads((run / "status.json").read_text())
+    assert part.exit_code == 75 and "received SIGUSR2" in status["message"], (part, status, log)
+    assert status["step"] == part.step and (run / "checkpoints" / f"step-{part.step:09d}.pt").is_file(), status
+    assert "User defined signal 2" not in log and "exit code 140" not in log, log
