@@ -224,6 +224,15 @@ def test_a_chain_of_walltime_limited_parts_resumes_across_the_nodes(slurm_two_no
     assert losses(split)[:STEPS] == losses(two_node_run)
 
 
+def start_endless_run(cluster, profile: Path, shards32: Path, run: Path) -> None:
+    """Submit a 2-node part that would train for hours; return once it wrote its first checkpoint."""
+    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
+    deadline = time.monotonic() + 180
+    while not list(run.glob("checkpoints/*.pt")):
+        assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
+        time.sleep(0.3)
+
+
 def _step_pids(cluster, node: str, marker: str) -> list[int]:
     """Pids on ``node`` whose command line has ``marker``."""
     found = []
@@ -245,11 +254,7 @@ def test_a_rank_killed_on_the_second_node_ends_the_part_fast_and_keeps_the_check
 
     cluster = slurm_two_nodes
     run = tmp_path / "run"
-    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
-    deadline = time.monotonic() + 180
-    while not list(run.glob("checkpoints/*.pt")):
-        assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
-        time.sleep(0.3)
+    start_endless_run(cluster, profile, shards32, run)
     ranks = [pid for pid in _step_pids(cluster, cluster.nodes[1], "inpaint.train")
              if b"torch.distributed.run" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert ranks, "no trainer process on node 2"
@@ -281,12 +286,8 @@ def test_a_node_that_fails_mid_part_is_resubmitted_once_from_its_checkpoint(slur
     cluster = slurm_two_nodes
     node = cluster.nodes[1]
     run = tmp_path / "run"
-    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
     try:
-        deadline = time.monotonic() + 180
-        while not list(run.glob("checkpoints/*.pt")):
-            assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
-            time.sleep(0.3)
+        start_endless_run(cluster, profile, shards32, run)
         cluster.kill_slurmd(node)
         killed = time.monotonic()
         while not ledger.read_parts(run)[0].ended:
@@ -323,11 +324,7 @@ def test_the_walltime_warning_signal_reaches_the_ranks_not_their_launchers(slurm
     (jobs.node_launch), so no launcher dies of the signal under its ranks."""
     cluster = slurm_two_nodes
     run = tmp_path / "run"
-    submit(cluster, profile, run, "--data", str(shards32), "--max-steps", "100000", "--set", "train.epochs=10000", *TRAIN)
-    deadline = time.monotonic() + 180
-    while not list(run.glob("checkpoints/*.pt")):
-        assert time.monotonic() < deadline, f"no checkpoint within 180 s\n{part_log(run)}"
-        time.sleep(0.3)
+    start_endless_run(cluster, profile, shards32, run)
     job = ledger.read_parts(run)[0].job_id
     assert cluster.run("scancel", "--signal=USR2", job).returncode == 0
     wait_ended(run, 120)
