@@ -76,7 +76,7 @@ def torchrun_command(spec: JobSpec, module_argv: list[str], job_id: str) -> tupl
                                        "--rdzv-id", job_id, "-m", *module_argv])
     env = {**threads, **env}
     srun = ["srun", f"--nodes={spec.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={spec.ncpus}",
-            "--kill-on-bad-exit=1"]
+            *([f"--gpus-per-node={spec.ngpus}"] if spec.ngpus else []), "--kill-on-bad-exit=1"]
     return [*srun, sys.executable, "-m", "jobs.node_launch", *(["--interface", ifname] if ifname else []),
             "--", *inner], env
 

@@ -49,7 +49,8 @@ def test_a_multi_node_part_is_srun_of_one_launcher_per_node_around_torchrun_in_t
     spec = _spec(tmp_path, nodes=2, ngpus=4, ncpus=16, image="/img.sif", profile={"network_interface": "ib0"})
     cmd, env = slurm.SCHEDULER.launch(spec, ["inpaint.train", "--config", "smoke"], "1234", "train")
     launcher = cmd.index("jobs.node_launch")
-    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=16", "--kill-on-bad-exit=1"]
+    assert cmd[:6] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=16", "--gpus-per-node=4",
+                       "--kill-on-bad-exit=1"]
     assert cmd[launcher + 1:launcher + 4] == ["--interface", "ib0", "--"]
     inner = cmd[launcher + 4:]
     assert inner[:3] == ["singularity", "exec", "--nv"] and "/img.sif" in inner  # the image inside srun
