@@ -109,10 +109,13 @@ class SLURM(SubmititParts):
         params: dict[str, Any] = dict(
             cpus_per_task=spec.ncpus, gpus_per_node=spec.ngpus or None, nodes=spec.nodes,
             slurm_use_srun=False,  # a job inside srun cannot sbatch its successor reliably
-            slurm_setup=list(SLURM_SETUP),
-            # a node failure ends the job (NODE_FAIL) instead of SLURM rerunning it under the same id;
-            # the part records why and the chain decides (jobs.slurm_commands.ending_cause)
-            slurm_additional_parameters={"no_requeue": True})
+            slurm_setup=list(SLURM_SETUP))
+        if spec.nodes > 1:
+            # a failed node ends the job (NODE_FAIL) instead of SLURM rerunning it under the same id
+            # later: the batch node, still alive, records why and the chain resubmits once
+            # (jobs.slurm_commands.ending_cause); one node's job keeps SLURM's requeue, as there
+            # the failed node is the batch node and nothing could record the end
+            params["slurm_additional_parameters"] = {"no_requeue": True}
         if spec.queue:
             params["slurm_partition"] = spec.queue
         if spec.mem:

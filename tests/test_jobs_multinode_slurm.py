@@ -59,6 +59,8 @@ def test_a_multi_node_part_is_srun_of_one_launcher_per_node_around_torchrun_in_t
                         "--max-restarts", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "10.0.0.7:29634",
                         "--rdzv-id", "1234", "-m", "inpaint.train", "--config", "smoke"]
     assert env["OMP_NUM_THREADS"] == "4"
+    assert slurm.SCHEDULER.submitit_parameters(spec)["slurm_additional_parameters"] == {"no_requeue": True}
+    assert "slurm_additional_parameters" not in slurm.SCHEDULER.submitit_parameters(_spec(tmp_path))
     monkeypatch.setenv("FACEFILL_RDZV_PORT", "29500")
     assert slurm.rendezvous_port("1234") == 29500
     # one node, several GPUs: torchrun --standalone, no srun; one process, one node: the trainer itself
