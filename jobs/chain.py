@@ -40,11 +40,16 @@ SIGNALLED_REASON = ("stopped by {detail}, not at its time limit: a qdel, a preem
 PREEMPTED_REASON = "preempted ({detail}): resubmitted once, with the checkpoint at step {step}"
 PREEMPTED_AGAIN_REASON = ("preempted again ({detail}): a chain is resubmitted after one preemption only; the "
                           "checkpoint at step {step} is kept; submit again to continue")
+NODE_FAILED_REASON = "a node of the job failed ({detail}): resubmitted once, with the checkpoint at step {step}"
+NODE_FAILED_AGAIN_REASON = ("a node failed again ({detail}): a chain is resubmitted after one preemption or node "
+                            "failure only; the checkpoint at step {step} is kept; submit again to continue")
 REQUEUED_REASON = "requeued by the scheduler ({detail}): the same job runs this part again"
 
 # What ended a part early, as ``jobs.part`` finds out (the scheduler's word, else the clock).
 CANCELLED_BY_SCHEDULER = "scancel"
 PREEMPTED = "preempted"
+NODE_FAILED = "node_failed"
+RESUBMITTED_ONCE = (PREEMPTED, NODE_FAILED)  # resubmitted once per chain, whichever came first
 REQUEUED = "requeued"
 SIGNALLED = "signal"
 
@@ -58,8 +63,9 @@ class Decision:
 @dataclass(frozen=True)
 class Interruption:
     """A part stopped by a signal before its deadline: ``cause`` is one of CANCELLED_BY_SCHEDULER,
-    PREEMPTED, REQUEUED, SIGNALLED; ``detail`` what was seen (for the reason); ``step`` the
-    checkpoint kept; ``preempted_before`` whether this chain was already resubmitted after one."""
+    PREEMPTED, NODE_FAILED, REQUEUED, SIGNALLED; ``detail`` what was seen (for the reason); ``step``
+    the checkpoint kept; ``preempted_before`` whether this chain was already resubmitted after a
+    preemption or a node failure."""
 
     cause: str
     detail: str
@@ -73,8 +79,12 @@ def _interrupted(stop: Interruption, part: int, max_resubmits: int) -> Decision:
         return Decision(CONTINUE, REQUEUED_REASON.format(**words))
     if stop.cause == PREEMPTED and not stop.preempted_before and part <= max_resubmits:
         return Decision(RESUBMIT, PREEMPTED_REASON.format(**words))
+    if stop.cause == NODE_FAILED and not stop.preempted_before and part <= max_resubmits:
+        return Decision(RESUBMIT, NODE_FAILED_REASON.format(**words))
     if stop.cause == PREEMPTED:
         return Decision(STOP, PREEMPTED_AGAIN_REASON.format(**words))
+    if stop.cause == NODE_FAILED:
+        return Decision(STOP, NODE_FAILED_AGAIN_REASON.format(**words))
     if stop.cause == CANCELLED_BY_SCHEDULER:
         return Decision(STOP, SCANCEL_REASON.format(**words))
     return Decision(STOP, SIGNALLED_REASON.format(**words))
@@ -91,8 +101,8 @@ def decide(exit_code: int, part: int, max_resubmits: int, then_evaluate: bool = 
     ended at the same step it started from: resubmitting it would loop until the limit. A
     ``cancelled`` chain never hands on (nor evaluates), and says so rather than blaming the walltime
     or the signal that ended the part. A part ``interrupted`` by a signal before its deadline (a
-    qdel, scancel or preemption; the trainer's exit 75) stops, except that a SLURM preemption is
-    resubmitted once per chain and a SLURM requeue runs the part again by itself.
+    qdel, scancel or preemption; the trainer's exit 75) stops, except that a SLURM preemption or node
+    failure is resubmitted once per chain and a SLURM requeue runs the part again by itself.
     """
     if exit_code in REASONS:
         action, reason = REASONS[exit_code]

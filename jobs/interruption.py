@@ -18,7 +18,8 @@ from jobs import chain
 from jobs.ledger import iso_seconds
 from jobs.scheduler import get
 
-CAUSES = {"scancel": chain.CANCELLED_BY_SCHEDULER, "preempted": chain.PREEMPTED, "requeued": chain.REQUEUED}
+CAUSES = {"scancel": chain.CANCELLED_BY_SCHEDULER, "preempted": chain.PREEMPTED, "node_failed": chain.NODE_FAILED,
+          "requeued": chain.REQUEUED}
 
 
 def _signal_name(exit_code: int, status: dict, started: float | None) -> str | None:
@@ -52,7 +53,7 @@ def find(executor: str, job_id: str, exit_code: int, status: dict, start: dict, 
     if name is None:
         return None
     step = status.get("step") if isinstance(status.get("step"), int) else None
-    before = any(e.get("interrupted") == chain.PREEMPTED and e.get("action") == chain.RESUBMIT for e in chain_ends)
+    before = any(e.get("interrupted") in chain.RESUBMITTED_ONCE and e.get("action") == chain.RESUBMIT for e in chain_ends)
     said = scheduler_cause(executor, job_id)
     if said is not None and said[0] in CAUSES:
         return chain.Interruption(CAUSES[said[0]], said[1], step, before)

@@ -102,10 +102,11 @@ def _local_pid(spec: JobSpec, job_id: str) -> int | None:
     return scheduler(spec.executor).owner_pid(job_id)
 
 
-def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = None) -> str | None:
+def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = None, host: str | None = None) -> str | None:
     """Record the part's start, or return why it must not run (the chain already ended: a
     pre-submitted part after the end, or a cancelled chain; or a newer chain took the run dir).
-    The trainer's deadline is fixed here, once: the part's time limit counted from now."""
+    The trainer's deadline is fixed here, once: the part's time limit counted from now. ``host``:
+    the nodes a multi-node part runs on (default: this host)."""
     superseded = _superseded(spec)
     if superseded:
         return superseded
@@ -114,7 +115,7 @@ def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = No
         return f"chain already ended ({recorded.state.value}); nothing to do"
     deadline = time.time() + spec.time_limit_s if kind == TRAIN else None
     ledger.append_event(spec.run_dir, "start", part, chain=spec.chain_id or None, job_id=job_id,
-                        executor=spec.executor, host=socket.gethostname(), kind=kind, pid=pid,
+                        executor=spec.executor, host=host or socket.gethostname(), kind=kind, pid=pid,
                         start_step=resume_step(spec.run_dir), deadline=deadline)
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
     return None

@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from typing import Any
 
+from jobs import container
 from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
 from jobs.profiles import SiteProfile
@@ -20,6 +24,10 @@ DEFAULT_PROFILE = "generic-slurm"
 # its own) leaves the trainer the whole KillWait to checkpoint and jobs.part to record why it
 # stopped; SIGKILL still ends everything.
 SLURM_SETUP = ["trap '' TERM  # facefill: the part checkpoints and records its end on SIGTERM (jobs/slurm.py)"]
+# A part over several nodes (or GPUs) starts one torchrun per node with srun; its c10d rendezvous
+# listens on the batch node (the allocation's first) on a port derived from the job id, so two
+# multi-node jobs that share a first node do not collide; FACEFILL_RDZV_PORT fixes it instead.
+RDZV_PORT_BASE, RDZV_PORT_SPAN = 29400, 1000
 GONE = "gone from SLURM (ended longer ago than its MinJobAge, 5 min by default)"
 
 
@@ -31,6 +39,47 @@ def mem_gb(mem: str) -> float:
         if text.endswith(unit):
             return round(float(text[: -len(unit)]) * factor, 3)
     return float(text)
+
+
+def rendezvous_port(job_id: str) -> int:
+    """The c10d rendezvous port of job ``job_id``: ``$FACEFILL_RDZV_PORT``, else derived from its id."""
+    fixed = os.environ.get("FACEFILL_RDZV_PORT")
+    if fixed:
+        return int(fixed)
+    return RDZV_PORT_BASE + int(re.sub(r"\D", "", job_id) or 0) % RDZV_PORT_SPAN
+
+
+def distributed(spec: JobSpec) -> bool:
+    """Whether a training part runs several processes (several nodes, or several GPUs on one)."""
+    return spec.nodes > 1 or spec.ngpus > 1
+
+
+def torchrun_command(spec: JobSpec, module_argv: list[str], job_id: str) -> tuple[list[str], dict[str, str]]:
+    """(command, extra environment) of a part over ``spec.nodes`` nodes x ``max(ngpus, 1)``
+    processes: on one node, torchrun ``--standalone``; over several, srun starts one
+    ``jobs.node_launch`` per node (which adds what only the node knows and execs torchrun, in the
+    image if any), rendezvous on the batch node. ``--kill-on-bad-exit``: a rank that dies ends
+    every node's launcher at once, rather than leaving the others waiting in a collective until
+    the process group's timeout."""
+    from jobs.node_launch import rendezvous_host
+
+    nproc = max(spec.ngpus, 1)
+    torchrun = [spec.python, "-m", "torch.distributed.run", "--nnodes", str(spec.nodes),
+                "--nproc-per-node", str(nproc), "--max-restarts", "0"]
+    # each rank's share of the node's cores (torchrun itself says 1 whenever it starts several)
+    threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, spec.ncpus // nproc))}
+    if spec.nodes == 1:
+        cmd, env = container.wrap(spec, [*torchrun, "--standalone", "-m", *module_argv])
+        return cmd, {**threads, **env}
+    ifname = spec.profile.network_interface if spec.profile else None
+    endpoint = f"{rendezvous_host(ifname)}:{rendezvous_port(job_id)}"
+    inner, env = container.wrap(spec, [*torchrun, "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                                       "--rdzv-id", job_id, "-m", *module_argv])
+    env = {**threads, **env}
+    srun = ["srun", f"--nodes={spec.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={spec.ncpus}",
+            *([f"--gpus-per-node={spec.ngpus}"] if spec.ngpus else []), "--kill-on-bad-exit=1"]
+    return [*srun, sys.executable, "-m", "jobs.node_launch", *(["--interface", ifname] if ifname else []),
+            "--", *inner], env
 
 
 class SLURM(SubmititParts):
@@ -62,11 +111,32 @@ class SLURM(SubmititParts):
             cpus_per_task=spec.ncpus, gpus_per_node=spec.ngpus or None, nodes=spec.nodes,
             slurm_use_srun=False,  # a job inside srun cannot sbatch its successor reliably
             slurm_setup=list(SLURM_SETUP))
+        if spec.nodes > 1:
+            # a failed node ends the job (NODE_FAIL) instead of SLURM rerunning it under the same id
+            # later: the batch node, still alive, records why and the chain resubmits once
+            # (jobs.slurm_commands.ending_cause); one node's job keeps SLURM's requeue, as there
+            # the failed node is the batch node and nothing could record the end
+            params["slurm_additional_parameters"] = {"no_requeue": True}
         if spec.queue:
             params["slurm_partition"] = spec.queue
         if spec.mem:
             params["mem_gb"] = mem_gb(spec.mem)
         return {k: v for k, v in params.items() if v is not None}
+
+    def launch(self, spec: JobSpec, module_argv: list[str], job_id: str, kind: str) -> tuple[list[str], dict[str, str]]:
+        from jobs.part import TRAIN
+
+        if kind == TRAIN and distributed(spec):
+            return torchrun_command(spec, module_argv, job_id)
+        return super().launch(spec, module_argv, job_id, kind)
+
+    def part_hosts(self) -> str | None:
+        """Every node of the job (``SLURM_JOB_NODELIST``, expanded), when it has several."""
+        from jobs.slurm_commands import hostnames
+
+        nodelist = os.environ.get("SLURM_JOB_NODELIST", "")
+        nodes = hostnames(nodelist) if nodelist else []
+        return ",".join(nodes) if len(nodes) > 1 else None
 
     def announce(self, spec: JobSpec, ids: list[str]) -> str:
         return (f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "

@@ -114,7 +114,7 @@ def _cancelled_line(stderr_path: str | None, job_id: str) -> tuple[bool, str | N
 
 def ending_cause(job_id: str) -> tuple[str, str] | None:
     """Why SLURM is ending ``job_id``, asked by the job itself after a signal: ("scancel" |
-    "preempted" | "requeued" | "timeout", what SLURM said), or None while SLURM lets it run (the
+    "preempted" | "node_failed" | "requeued" | "timeout", what SLURM said), or None while SLURM lets it run (the
     signal came from elsewhere). Raises SlurmQueryError when the controller cannot answer."""
     shown = _run(["scontrol", "show", "job", str(job_id)])
     if shown.returncode != 0:
@@ -125,6 +125,8 @@ def ending_cause(job_id: str) -> tuple[str, str] | None:
     said, due = _cancelled_line(_field(shown.stdout, "StdErr"), job_id)
     if due == "PREEMPTION" or state == "PREEMPTED":
         return "preempted", f"SLURM job {job_id}: {'DUE TO PREEMPTION' if due else state}"
+    if due == "NODE FAILURE" or state == "NODE_FAIL":
+        return "node_failed", f"SLURM job {job_id}: {'DUE TO NODE FAILURE' if due else state}"
     if due == "TIME LIMIT" or state in ("TIMEOUT", "DEADLINE"):
         return "timeout", f"SLURM job {job_id}: {'DUE TO TIME LIMIT' if due else state}"
     if due == "JOB REQUEUE" or state in ("REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD"):
@@ -132,6 +134,16 @@ def ending_cause(job_id: str) -> tuple[str, str] | None:
     if said or state in ("CANCELLED", "COMPLETING"):
         return "scancel", f"SLURM job {job_id} {'CANCELLED' if said else state}"
     return None
+
+
+def hostnames(nodelist: str) -> list[str]:
+    """The node names of a SLURM node list (``ffnode[1-2]``), by ``scontrol show hostnames``; the
+    list as given when scontrol cannot expand it."""
+    try:
+        shown = _run(["scontrol", "show", "hostnames", nodelist])
+    except SlurmQueryError:
+        return [nodelist]
+    return shown.stdout.split() if shown.returncode == 0 and shown.stdout.strip() else [nodelist]
 
 
 def scancel(job_ids: list[str]) -> tuple[list[str], str]:

@@ -126,6 +126,8 @@ def current_position(run: Path, part: PartRecord, seen: dict[str, Seen]) -> dict
 def _row(part: PartRecord, run: PartRecord, state: str) -> str:
     """One line of the table: ``run`` is the part itself or one of its earlier attempts."""
     step = run.step if run.step is not None else (run.current or {}).get("step", "")
+    if run.host and "," in run.host:  # a multi-node part records every node it ran on
+        state += f" (nodes {run.host})"
     return (f"{part.part:>4}  {part.kind or 'train':8}  {str(run.job_id or '?'):22}  "
             f"{run.submit_time or '':20}  {run.start_time or '':20}  {run.end_time or '':20}  "
             f"{'' if run.exit_code is None else run.exit_code:>4}  {str(step):>8}  {state}")

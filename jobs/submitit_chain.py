@@ -53,6 +53,16 @@ class SubmititParts:
     def preview(self, spec: JobSpec) -> str:
         return ""
 
+    def launch(self, spec: JobSpec, module_argv: list[str], job_id: str, kind: str) -> tuple[list[str], dict[str, str]]:
+        """(command, extra environment) that runs ``python -m <module_argv>`` for a part: here one
+        process, in the submission's image if any; a scheduler that spreads a part over several
+        processes or nodes says how."""
+        return container.wrap(spec, [spec.python, "-m", *module_argv])
+
+    def part_hosts(self) -> str | None:
+        """The nodes this part runs on, for the ledger (None: this host)."""
+        return None
+
     def check_run_dir(self, run_dir: str) -> None:
         return None
 
@@ -100,13 +110,12 @@ def _current_job_id() -> str:
         return f"pid-{os.getpid()}"
 
 
-def _run(cmd: list[str], spec: JobSpec) -> tuple[int, str]:
-    """Run a CLI (in the submission's image, if any) with the project importable; echo its output
-    into the part's log.
+def _run(cmd: list[str], container_env: dict[str, str], spec: JobSpec) -> tuple[int, str]:
+    """Run a part's command (from :meth:`SubmititParts.launch`) with the project importable; echo
+    its output into the part's log.
 
     Returns (exit code, last non-empty output line — the trainer's one-line status).
     """
-    cmd, container_env = container.wrap(spec, cmd)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (spec.project_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
@@ -128,11 +137,13 @@ def _run(cmd: list[str], spec: JobSpec) -> tuple[int, str]:
 def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
     """Body of one submitit job: start, run the trainer (or the evaluation), decide, hand on."""
     job_id = _current_job_id()
-    skip = chain_part.guarded(spec, part, job_id, lambda: chain_part.start(spec, part, kind, job_id, pid=os.getpid()))
+    parts = _parts_of(spec)
+    skip = chain_part.guarded(spec, part, job_id, lambda: chain_part.start(spec, part, kind, job_id, pid=os.getpid(),
+                                                                           host=parts.part_hosts()))
     if skip:
         print(f"[facefill] {skip}", flush=True)
         return {"exit_code": None, "action": "skip", "reason": skip}
-    code, last = _run([spec.python, "-m", *chain_part.command(spec, part, kind, job_id)], spec)
+    code, last = _run(*parts.launch(spec, chain_part.command(spec, part, kind, job_id), job_id, kind), spec)
     ending = chain_part.guarded(spec, part, job_id, lambda: chain_part.end(spec, part, kind, job_id, code, status_line=last))
     next_id, error = chain_part.hand_on(spec, part, job_id, ending.next_kind) if ending.next_kind else (None, None)
     if error is not None:

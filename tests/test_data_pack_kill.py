@@ -18,7 +18,7 @@ import pytest
 
 from inpaint.core.contract import EXIT_STOPPED
 from inpaint.core.process import pid_alive
-from jobs.cancel import descendants
+from jobs.local import descendants
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = 2
