@@ -176,6 +176,7 @@ def test_two_nodes_train_one_model_and_status_shows_both(slurm_two_nodes, two_no
     assert "2 processes" in (run / "train.log").read_text()
     newest = sorted(run.glob("checkpoints/*.pt"))[-1]
     assert torch.load(newest, map_location="cpu", weights_only=False)["world_size"] == 2
+    assert json.loads((run / "status.json").read_text())["world_size"] == 2  # what the part ran as
     shown = status_text(slurm_two_nodes, run)
     assert shown.startswith("chain: done") and "(nodes ffnode1,ffnode2)" in shown, shown
 

@@ -268,6 +268,7 @@ def test_learning_rate_decay_and_cpu_time_carry_across_a_resume(shards64: Path, 
                           env=env(), timeout=300)
     assert proc.returncode == 75, proc.stdout + proc.stderr
     first = status(split)["cpu_seconds"]
+    assert status(split)["world_size"] == 1  # one process: what jobs.status shows beside the nodes
     assert main(args(shards64, split, "--max-steps", "8", "--deterministic", sets=decay)) == 0
     logged = {r["step"]: r["lr"] for r in map(json.loads, (straight / "metrics.jsonl").read_text().splitlines())}
     # The update that made step s used the rate for s - 1 steps done: flat to step 2, then linear to 0 at 8.

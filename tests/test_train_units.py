@@ -124,7 +124,7 @@ def test_status_file_is_complete_json(tmp_path: Path) -> None:
     write_status(tmp_path, out)
     status = read_status(tmp_path)
     assert status["state"] == "stopped" and status["exit_code"] == 75 and status["step"] == 40
-    assert set(status) == {"state", "exit_code", "epoch", "step", "total_steps", "images_per_s", "checkpoint", "cpu_seconds", "message", "time"}
+    assert set(status) == {"state", "exit_code", "epoch", "step", "total_steps", "images_per_s", "checkpoint", "cpu_seconds", "world_size", "message", "time"}
     assert out.line().startswith("stopped (exit 75) step 40/300")
     assert Outcome(1, "bad shards", step=40).line() == "failed (exit 1) step 40: bad shards"  # total unknown
     assert not list(tmp_path.glob("*.tmp-*"))

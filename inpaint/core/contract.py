@@ -52,6 +52,7 @@ class Outcome:
     images_per_s: float | None = None  # measured training throughput of this process, if any step ran
     checkpoint: str | None = None  # newest valid checkpoint, relative to the run dir
     cpu_seconds: float | None = None  # user+sys of the whole run so far: every part, rank and loader worker
+    world_size: int | None = None  # processes that trained together (torchrun's WORLD_SIZE; 1 alone)
 
     @property
     def state(self) -> str:

@@ -98,7 +98,8 @@ class RunDir:
         relative = os.path.relpath(mark.path, self.path) if mark is not None else None  # both built from self.path
         return Outcome(code, message, epoch=epoch, step=step, total_steps=self.total_steps if total_steps is None else total_steps,
                        images_per_s=None if images_per_s is None else round(images_per_s, 3), checkpoint=relative,
-                       cpu_seconds=None if cpu_seconds is None else round(cpu_seconds, 1))
+                       cpu_seconds=None if cpu_seconds is None else round(cpu_seconds, 1),
+                       world_size=self.dist.world_size)
 
     def finish(self, outcome: Outcome, to_stderr: bool = False) -> Outcome:
         """status.json and the one-line status (rank 0; stdout's last line). ``to_stderr``: the
