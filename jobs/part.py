@@ -176,16 +176,25 @@ def _end_evaluation(spec: JobSpec, part: int, job_id: str, exit_code: int, statu
     return Ending(decision, None, 0 if cancelled else exit_code)
 
 
+def _written_since(status: dict, started: dict) -> bool:
+    """Whether ``status`` (status.json) was written by the trainer of the part that ``started``:
+    one that died before writing leaves an earlier part's there (ledger times are whole seconds)."""
+    written, began = status.get("time"), started.get("time")
+    if not isinstance(written, (int, float)) or not isinstance(began, str):
+        return True  # nothing to compare (an old ledger): as before
+    return written >= ledger.iso_seconds(began)
+
+
 def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_line: str | None,
                   events: list[dict]) -> Ending:
     run_dir = spec.run_dir
     status = read_status(run_dir)
     cancelled = _cancelled(run_dir)
     extra = {"status_line": status_line} if status_line else {}
-    if spec.nodes > 1 and isinstance(status.get("exit_code"), int):
+    started = _event(events, "start", part, job_id)
+    if spec.nodes > 1 and isinstance(status.get("exit_code"), int) and _written_since(status, started):
         exit_code = status["exit_code"]  # the launchers do not pass 75 through; rank 0's status does
     step = status.get("step")
-    started = _event(events, "start", part, job_id)
     start_step = started.get("start_step")
     stop = None if cancelled else interruption.find(
         spec.executor, job_id, exit_code, status, started, [e for e in events if e.get("event") == "end"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,22 @@ def test_a_part_records_the_step_the_trainer_resumes_from_not_a_stale_status(tmp
     assert start_part(spec, 2, "train", "7.vm") is None
     started = [e for e in ledger.read_events(run) if e.get("event") == "start"]
     assert started[-1]["start_step"] == 900
+
+
+def test_a_multi_node_part_that_died_before_the_trainer_wrote_is_not_judged_by_the_last_status(tmp_path):
+    """Launchers (pbsdsh, srun + torchrun) do not pass 75 on, so a multi-node part takes its exit
+    code from rank 0's status.json, but only from one written by this part: a rendezvous that
+    failed leaves the previous part's "stopped (75)" there, which would resubmit a broken part."""
+    from inpaint.core.contract import Outcome, write_status
+    from jobs.part import start as start_part
+
+    spec = _spec(tmp_path, nodes=2)
+    write_status(Path(spec.run_dir), Outcome(75, "stopped at its time budget", step=40))  # part 1's
+    stale = json.loads(Path(spec.run_dir, "status.json").read_text())
+    stale["time"] = time.time() - 600  # written ten minutes before this part started
+    Path(spec.run_dir, "status.json").write_text(json.dumps(stale))
+    ledger.append_event(spec.run_dir, "submit", 2, chain="c1", job_id="2.vm", executor="pbs", kind="train")
+    assert start_part(spec, 2, "train", "2.vm") is None
+    ending = end_part(spec, 2, "train", "2.vm", 1)  # the launcher failed; the trainer never wrote
+    part = [p for p in ledger.read_parts(spec.run_dir) if p.part == 2][0]
+    assert part.exit_code == 1 and ending.decision.action == "stop", (part, ending.decision)

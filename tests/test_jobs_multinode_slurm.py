@@ -17,12 +17,14 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from jobs import ledger
 from jobs.chain_state import ENDED, read_chain_state
+from jobs.profiles import load_profile
 from jobs_support import REPO_ROOT, bisect_part_walltime
 
 SIZE = 32
@@ -46,7 +48,8 @@ def test_a_multi_node_part_is_srun_of_one_launcher_per_node_around_torchrun_in_t
     monkeypatch.delenv("FACEFILL_RDZV_PORT", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(node_launch, "interface_address", lambda ifname: {"ib0": "10.0.0.7"}[ifname])
-    spec = _spec(tmp_path, nodes=2, ngpus=4, ncpus=16, image="/img.sif", profile={"network_interface": "ib0"})
+    spec = _spec(tmp_path, nodes=2, ngpus=4, ncpus=16, image="/img.sif",
+                 profile=replace(load_profile("generic-slurm"), network_interface="ib0"))
     cmd, env = slurm.SCHEDULER.launch(spec, ["inpaint.train", "--config", "smoke"], "1234", "train")
     launcher = cmd.index("jobs.node_launch")
     assert cmd[:6] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=16", "--gpus-per-node=4",
