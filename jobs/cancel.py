@@ -8,8 +8,8 @@ only when the recorded pid is still that process on this host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.errors import ConfigError
@@ -52,10 +52,10 @@ def cancel(run_dir: Path | str) -> list[str]:
     job_id = (owner.job_id if owner else None) or (newest.job_id if newest else None) or (state.job_id if state else None)
     part = (newest.part if newest else 0) or (state.part if state else 0)
     executor = (owner.executor if owner else None) or (state.executor if state else None)
-    write_chain_state(run, ChainState.CANCELLED, CANCELLED_REASON, part, state.exit_code if state else None, job_id,
-                      executor, chain=chain)
-    ids = list(dict.fromkeys([str(p.job_id) for p in open_parts]
-                             + ([owner.job_id] if owner and owner.job_id else [])))
+    write_chain_state(
+        run, ChainState.CANCELLED, CANCELLED_REASON, part, state.exit_code if state else None, job_id, executor, chain=chain
+    )
+    ids = list(dict.fromkeys([str(p.job_id) for p in open_parts] + ([owner.job_id] if owner and owner.job_id else [])))
     done: list[str] = [f"{under(run, OWNER)} ({damaged}) removed"] if damaged else []
     found = get(executor)
     if found is not None:

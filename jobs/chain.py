@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from inpaint.core.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, EXIT_STOPPED
 
-DONE = "done"            # training finished; nothing more to submit
-EVALUATE = "evaluate"    # training finished; submit the evaluation job
-RESUBMIT = "resubmit"    # submit the next part of the chain
-CONTINUE = "continue"    # the next part is already queued (pre-submitted --chain); just exit
-STOP = "stop"            # stop the chain; the reason is written into the run dir
+DONE = "done"  # training finished; nothing more to submit
+EVALUATE = "evaluate"  # training finished; submit the evaluation job
+RESUBMIT = "resubmit"  # submit the next part of the chain
+CONTINUE = "continue"  # the next part is already queued (pre-submitted --chain); just exit
+STOP = "stop"  # stop the chain; the reason is written into the run dir
 
 REASONS = {
     EXIT_FINISHED: (DONE, "training finished"),
@@ -33,16 +33,23 @@ CANCELLED_REASON = "cancelled with jobs.cancel"
 SUPERSEDED_REASON = "chain {chain} was followed by a new submission ({current}) on this run dir; this part hands nothing on"
 # A stop asked for by a signal before the part's deadline is not the walltime: someone or something
 # ended the job. Only jobs.cancel stops a chain on purpose; these say what happened and how to go on.
-SCANCEL_REASON = ("cancelled by the scheduler ({detail}), not with jobs.cancel: the checkpoint at step {step} is kept; "
-                  "submit again to continue")
-SIGNALLED_REASON = ("stopped by {detail}, not at its time limit: a qdel, a preemption or a kill; the checkpoint at "
-                    "step {step} is kept; submit again to continue (jobs.cancel is the way to stop a chain)")
+SCANCEL_REASON = (
+    "cancelled by the scheduler ({detail}), not with jobs.cancel: the checkpoint at step {step} is kept; submit again to continue"
+)
+SIGNALLED_REASON = (
+    "stopped by {detail}, not at its time limit: a qdel, a preemption or a kill; the checkpoint at "
+    "step {step} is kept; submit again to continue (jobs.cancel is the way to stop a chain)"
+)
 PREEMPTED_REASON = "preempted ({detail}): resubmitted once, with the checkpoint at step {step}"
-PREEMPTED_AGAIN_REASON = ("preempted again ({detail}): a chain is resubmitted after one preemption only; the "
-                          "checkpoint at step {step} is kept; submit again to continue")
+PREEMPTED_AGAIN_REASON = (
+    "preempted again ({detail}): a chain is resubmitted after one preemption only; the "
+    "checkpoint at step {step} is kept; submit again to continue"
+)
 NODE_FAILED_REASON = "a node of the job failed ({detail}): resubmitted once, with the checkpoint at step {step}"
-NODE_FAILED_AGAIN_REASON = ("a node failed again ({detail}): a chain is resubmitted after one preemption or node "
-                            "failure only; the checkpoint at step {step} is kept; submit again to continue")
+NODE_FAILED_AGAIN_REASON = (
+    "a node failed again ({detail}): a chain is resubmitted after one preemption or node "
+    "failure only; the checkpoint at step {step} is kept; submit again to continue"
+)
 REQUEUED_REASON = "requeued by the scheduler ({detail}): the same job runs this part again"
 
 # What ended a part early, as ``jobs.part`` finds out (the scheduler's word, else the clock).
@@ -90,9 +97,16 @@ def _interrupted(stop: Interruption, part: int, max_resubmits: int) -> Decision:
     return Decision(STOP, SIGNALLED_REASON.format(**words))
 
 
-def decide(exit_code: int, part: int, max_resubmits: int, then_evaluate: bool = False,
-           successor_queued: bool = False, progressed: bool = True, cancelled: bool = False,
-           interrupted: Interruption | None = None) -> Decision:
+def decide(
+    exit_code: int,
+    part: int,
+    max_resubmits: int,
+    then_evaluate: bool = False,
+    successor_queued: bool = False,
+    progressed: bool = True,
+    cancelled: bool = False,
+    interrupted: Interruption | None = None,
+) -> Decision:
     """What a finished part must do next, given the trainer's exit code.
 
     ``part`` counts from 1, so ``part - 1`` resubmissions have happened; another one is allowed

@@ -21,9 +21,17 @@ from jobs.records import ENDED, ChainRecord, ChainState
 __all__ = ["ENDED", "ChainRecord", "ChainState", "read_chain_state", "write_chain_state"]
 
 
-def write_chain_state(run_dir: Path | str, state: ChainState | str, reason: str, part: int = 0,
-                      exit_code: int | None = None, job_id: str | None = None,
-                      executor: str | None = None, chain: str | None = None, **extra: Any) -> None:
+def write_chain_state(
+    run_dir: Path | str,
+    state: ChainState | str,
+    reason: str,
+    part: int = 0,
+    exit_code: int | None = None,
+    job_id: str | None = None,
+    executor: str | None = None,
+    chain: str | None = None,
+    **extra: Any,
+) -> None:
     record = ChainRecord(ChainState(state), reason, part, exit_code, job_id, executor, chain or None, now_iso(), extra)
     write_json(under(run_dir, CHAIN_STATE), record.to_dict())
 

@@ -47,23 +47,35 @@ def estimate(spec: JobSpec, img_per_s: float | None = None, max_steps: int | Non
     status = read_status(spec.run_dir)
     total = status.get("total_steps") or max_steps
     if not total:
-        raise ConfigError(f"{spec.run_dir}: no status.json with planned steps yet; pass --max-steps N (the "
-                          "planned steps) to estimate a run before its first part")
+        raise ConfigError(
+            f"{spec.run_dir}: no status.json with planned steps yet; pass --max-steps N (the "
+            "planned steps) to estimate a run before its first part"
+        )
     done = int(status.get("step") or 0)
     step_s, source = measured_step_s(spec.run_dir), "measured by the ledger's parts"
     startup_s = 0 if step_s else STARTUP_S
     if step_s is None:
         batch = _batch_size(spec)
         if not img_per_s or not batch:
-            raise ConfigError(f"{spec.run_dir}: no part has ended yet; pass --img-per-s R (a benchmark on the target "
-                              "GPU) and --set train.batch_size=B to estimate before the first part")
+            raise ConfigError(
+                f"{spec.run_dir}: no part has ended yet; pass --img-per-s R (a benchmark on the target "
+                "GPU) and --set train.batch_size=B to estimate before the first part"
+            )
         step_s, source = batch / img_per_s, f"given ({img_per_s:g} img/s at batch {batch})"
     train_s = max(0, total - done) * step_s
     useful_s = max(60, spec.time_limit_s - startup_s)
     parts = max(1, math.ceil(train_s / useful_s)) if total > done else 0
-    return {"total_steps": int(total), "done_steps": done, "step_s": step_s, "source": source,
-            "images_per_s": status.get("images_per_s"), "train_s": train_s, "parts": parts,
-            "walltime": spec.walltime, "fits_max_resubmits": parts <= spec.max_resubmits + 1}
+    return {
+        "total_steps": int(total),
+        "done_steps": done,
+        "step_s": step_s,
+        "source": source,
+        "images_per_s": status.get("images_per_s"),
+        "train_s": train_s,
+        "parts": parts,
+        "walltime": spec.walltime,
+        "fits_max_resubmits": parts <= spec.max_resubmits + 1,
+    }
 
 
 def print_estimate(spec: JobSpec, img_per_s: float | None = None, max_steps: int | None = None) -> int:

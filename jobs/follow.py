@@ -4,8 +4,9 @@ own lines from ``train.log`` as they come (step, img/s, ETA), until it ends."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from jobs import ledger, lock
 from jobs.chain_state import ChainRecord, ChainState, read_chain_state
@@ -32,9 +33,14 @@ def describe_event(ev: dict) -> str:
     return f"{label}: {ev.get('event')}"
 
 
-def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
-           is_alive: Callable[[OwnerRecord], bool] | None = None, chain: str | None = None,
-           log: LogTail | None = None) -> ChainRecord:
+def follow(
+    run_dir: Path | str,
+    out: TextIO,
+    poll_s: float = 0.5,
+    is_alive: Callable[[OwnerRecord], bool] | None = None,
+    chain: str | None = None,
+    log: LogTail | None = None,
+) -> ChainRecord:
     """Block until the chain in ``run_dir`` ends; return its final chain state. With ``chain``,
     only that chain's events are printed (a run dir submitted again holds the earlier ones too);
     with ``log``, the new lines of that file too (the trainer's, opened before the chain started).
@@ -73,6 +79,9 @@ def follow(run_dir: Path | str, out: TextIO, poll_s: float = 0.5,
                 if state is not None and state.state.ended:
                     return state
                 lost = owner.job_id if owner else "?"
-                return ChainRecord(ChainState.STOPPED, f"job {lost} ended without a decision (killed?); "
-                                   f"see {Path(run_dir) / 'jobs' / 'submitit'} and submit again to resume")
+                return ChainRecord(
+                    ChainState.STOPPED,
+                    f"job {lost} ended without a decision (killed?); "
+                    f"see {Path(run_dir) / 'jobs' / 'submitit'} and submit again to resume",
+                )
         time.sleep(poll_s)

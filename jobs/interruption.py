@@ -18,8 +18,12 @@ from jobs import chain
 from jobs.ledger import iso_seconds
 from jobs.scheduler import get
 
-CAUSES = {"scancel": chain.CANCELLED_BY_SCHEDULER, "preempted": chain.PREEMPTED, "node_failed": chain.NODE_FAILED,
-          "requeued": chain.REQUEUED}
+CAUSES = {
+    "scancel": chain.CANCELLED_BY_SCHEDULER,
+    "preempted": chain.PREEMPTED,
+    "node_failed": chain.NODE_FAILED,
+    "requeued": chain.REQUEUED,
+}
 
 
 def _signal_name(exit_code: int, status: dict, started: float | None) -> str | None:
@@ -42,8 +46,9 @@ def scheduler_cause(executor: str, job_id: str) -> tuple[str, str] | None:
         return None
 
 
-def find(executor: str, job_id: str, exit_code: int, status: dict, start: dict, chain_ends: list[dict],
-         now: float | None = None) -> chain.Interruption | None:
+def find(
+    executor: str, job_id: str, exit_code: int, status: dict, start: dict, chain_ends: list[dict], now: float | None = None
+) -> chain.Interruption | None:
     """The interruption that ended this part, or None (finished, failed, or stopped at its time).
 
     ``start`` is the part's start event (its ``deadline``), ``chain_ends`` the end events of its

@@ -29,7 +29,6 @@ from typing import Any
 from jobs.paths import LEDGER, under
 from jobs.records import PartRecord
 
-
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every event's "time": UTC, to the second
 EVENTS = ("submit", "start", "end")
 LEGACY_CHAIN = "legacy-{n}"  # the chains of a ledger written before chain ids
@@ -39,9 +38,22 @@ _OPT_INT = (int, type(None))
 _OPT_NUM = (int, float, type(None))
 _OPT_STR = (str, type(None))
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "event": (str,), "part": _INT, "time": (str,), "chain": (str,), "job_id": (str, int), "executor": _OPT_STR,
-    "kind": _OPT_STR, "host": _OPT_STR, "pid": _OPT_INT, "start_step": _OPT_INT, "deadline": _OPT_NUM,
-    "exit_code": _OPT_INT, "step": _OPT_INT, "action": _OPT_STR, "reason": _OPT_STR, "status_line": _OPT_STR,
+    "event": (str,),
+    "part": _INT,
+    "time": (str,),
+    "chain": (str,),
+    "job_id": (str, int),
+    "executor": _OPT_STR,
+    "kind": _OPT_STR,
+    "host": _OPT_STR,
+    "pid": _OPT_INT,
+    "start_step": _OPT_INT,
+    "deadline": _OPT_NUM,
+    "exit_code": _OPT_INT,
+    "step": _OPT_INT,
+    "action": _OPT_STR,
+    "reason": _OPT_STR,
+    "status_line": _OPT_STR,
     "interrupted": _OPT_STR,
 }
 
@@ -140,8 +152,21 @@ def _chain_keys(events: list[dict]) -> list[str]:
 
 
 # What one run of a part records; a part run again (a requeued job) keeps its earlier runs apart.
-ATTEMPT_FIELDS = ("job_id", "host", "pid", "start_step", "deadline", "start_time", "end_time", "exit_code", "step",
-                  "action", "reason", "interrupted", "status_line")
+ATTEMPT_FIELDS = (
+    "job_id",
+    "host",
+    "pid",
+    "start_step",
+    "deadline",
+    "start_time",
+    "end_time",
+    "exit_code",
+    "step",
+    "action",
+    "reason",
+    "interrupted",
+    "status_line",
+)
 
 
 def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[PartRecord]:
@@ -153,7 +178,7 @@ def read_parts(run_dir: Path | str, problems: list[str] | None = None) -> list[P
     events = read_events(run_dir, problems)
     parts: dict[tuple[str, int], dict] = {}
     order: dict[str, int] = {}
-    for ev, chain in zip(events, _chain_keys(events)):
+    for ev, chain in zip(events, _chain_keys(events), strict=True):
         order.setdefault(chain, len(order))
         rec = parts.setdefault((chain, ev["part"]), {"part": ev["part"], "chain": chain})
         kind = ev.get("event")

@@ -13,9 +13,9 @@ from typing import Any
 
 from inpaint.core.process import pid_alive
 from jobs.ledger import iso_seconds
+from jobs.profiles import SiteProfile
 from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
-from jobs.profiles import SiteProfile
 from jobs.spec import JobSpec
 from jobs.submitit_chain import SubmititParts
 from jobs.walltime import parse_walltime
@@ -30,8 +30,7 @@ def process_start(pid: int) -> float | None:
     when it cannot be read."""
     try:
         ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError, StopIteration):
         return None

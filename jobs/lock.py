@@ -86,7 +86,8 @@ def owner_alive(owner: OwnerRecord) -> tuple[bool, str]:
 def _locked_error(run_dir: Path | str, how: str) -> RunDirLockedError:
     return RunDirLockedError(
         f"{under(run_dir, OWNER)}: run dir is owned by {how}; wait for it, cancel it with "
-        f"`python -m jobs.cancel {run_dir}`, or pick another --run-dir")
+        f"`python -m jobs.cancel {run_dir}`, or pick another --run-dir"
+    )
 
 
 def _create(path: Path, record: OwnerRecord) -> bool:
@@ -140,7 +141,8 @@ def claim(run_dir: Path | str) -> None:
             if damage:
                 raise RunDirLockedError(
                     f"{path}: {damage}, so the run dir's owner is unknown; if no job of this run dir is queued or "
-                    f"running, clear it with `python -m jobs.cancel {run_dir}` and submit again")
+                    f"running, clear it with `python -m jobs.cancel {run_dir}` and submit again"
+                )
             continue  # it vanished (released) between our create and our read
         alive, how = owner_alive(owner)
         if alive:

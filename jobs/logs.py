@@ -8,11 +8,11 @@ PBS writes ``run_dir/logs/<job id>.OU``-style files (``-o`` names the folder); s
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from inpaint.core.contract import TRAIN_LOG
 from inpaint.core.cli import OneLineParser, run_cli
+from inpaint.core.contract import TRAIN_LOG
 from inpaint.core.errors import ConfigError
 from jobs import ledger
 from jobs.chain_state import read_chain_state
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in files:
         lines = f.read_text(errors="replace").splitlines()
         print(f"==> {f} <==")
-        print("\n".join(lines[-args.tail:] if args.tail else lines))
+        print("\n".join(lines[-args.tail :] if args.tail else lines))
     return 0
 
 

@@ -29,7 +29,7 @@ import signal
 import socket
 import struct
 import sys
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from inpaint.core.errors import ConfigError
 
@@ -45,8 +45,10 @@ def interface_address(ifname: str) -> str:
             packed = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, struct.pack("256s", ifname.encode()[:15]))
         except OSError as exc:
             names = ", ".join(name for _, name in socket.if_nameindex())
-            raise ConfigError(f"network_interface {ifname!r} of the site profile: no IPv4 address on "
-                              f"{socket.gethostname()} ({exc.strerror}); this node has: {names}") from None
+            raise ConfigError(
+                f"network_interface {ifname!r} of the site profile: no IPv4 address on "
+                f"{socket.gethostname()} ({exc.strerror}); this node has: {names}"
+            ) from None
     return socket.inet_ntoa(packed[20:24])
 
 

@@ -21,18 +21,18 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from inpaint.core.cli import OneLineParser, run_cli
-from inpaint.core.contract import read_status, resume_step
+from inpaint.core.contract import EVAL_DIR, read_status, resume_step
 from inpaint.core.disk import is_disk_full
 from inpaint.core.errors import FacefillError
 from jobs import chain, disk_reserve, interruption, ledger, lock
 from jobs.chain_state import ChainState, read_chain_state, write_chain_state
 from jobs.part_lock import part_lock
-from inpaint.core.contract import EVAL_DIR
 from jobs.paths import under
 from jobs.scheduler import one_line, scheduler
 from jobs.spec import JobSpec
@@ -66,8 +66,9 @@ def _events(spec: JobSpec, warn: bool = False) -> list[dict]:
 
 def _event(events: list[dict], event: str, part: int, job_id: str | None = None) -> dict:
     """The latest ``event`` of ``part`` among ``events`` (of ``job_id`` when given), or {}."""
-    found = [e for e in events if e.get("event") == event and e.get("part") == part
-             and (job_id is None or e.get("job_id") == job_id)]
+    found = [
+        e for e in events if e.get("event") == event and e.get("part") == part and (job_id is None or e.get("job_id") == job_id)
+    ]
     return found[-1] if found else {}
 
 
@@ -85,16 +86,17 @@ def _cancelled(run_dir: str) -> bool:
     return recorded is not None and recorded.state is ChainState.CANCELLED
 
 
-def _chain_state(spec: JobSpec, state: ChainState, reason: str, part: int, exit_code: int | None, job_id: str | None,
-                 **extra: object) -> None:
-    write_chain_state(spec.run_dir, state, reason, part, exit_code, job_id, spec.executor, chain=spec.chain_id or None,
-                      **extra)
+def _chain_state(
+    spec: JobSpec, state: ChainState, reason: str, part: int, exit_code: int | None, job_id: str | None, **extra: object
+) -> None:
+    write_chain_state(spec.run_dir, state, reason, part, exit_code, job_id, spec.executor, chain=spec.chain_id or None, **extra)
 
 
 def record_submission(spec: JobSpec, part: int, kind: str, job_id: str) -> None:
     """A part was queued: the ledger says so and its job owns the run dir until it hands on."""
-    ledger.append_event(spec.run_dir, "submit", part, chain=spec.chain_id or None, job_id=job_id,
-                        executor=spec.executor, kind=kind)
+    ledger.append_event(
+        spec.run_dir, "submit", part, chain=spec.chain_id or None, job_id=job_id, executor=spec.executor, kind=kind
+    )
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
 
 
@@ -114,9 +116,19 @@ def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = No
     if recorded is not None and recorded.state.ended:
         return f"chain already ended ({recorded.state.value}); nothing to do"
     deadline = time.time() + spec.time_limit_s if kind == TRAIN else None
-    ledger.append_event(spec.run_dir, "start", part, chain=spec.chain_id or None, job_id=job_id,
-                        executor=spec.executor, host=host or socket.gethostname(), kind=kind, pid=pid,
-                        start_step=resume_step(spec.run_dir), deadline=deadline)
+    ledger.append_event(
+        spec.run_dir,
+        "start",
+        part,
+        chain=spec.chain_id or None,
+        job_id=job_id,
+        executor=spec.executor,
+        host=host or socket.gethostname(),
+        kind=kind,
+        pid=pid,
+        start_step=resume_step(spec.run_dir),
+        deadline=deadline,
+    )
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
     return None
 
@@ -149,9 +161,17 @@ def end(spec: JobSpec, part: int, kind: str, job_id: str, exit_code: int, status
             return Ending(decision, None, 0)
         superseded = _superseded(spec)
         if superseded:
-            ledger.append_event(spec.run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code,
-                                step=read_status(spec.run_dir).get("step"), action=chain.STOP, reason=superseded,
-                                kind=kind)
+            ledger.append_event(
+                spec.run_dir,
+                "end",
+                part,
+                chain=spec.chain_id or None,
+                exit_code=exit_code,
+                step=read_status(spec.run_dir).get("step"),
+                action=chain.STOP,
+                reason=superseded,
+                kind=kind,
+            )
             _say(f"part {part}: {superseded}")
             return Ending(chain.Decision(chain.STOP, superseded), None, 0)
         if kind == EVALUATE:
@@ -185,8 +205,7 @@ def _written_since(status: dict, started: dict) -> bool:
     return written >= ledger.iso_seconds(began)
 
 
-def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_line: str | None,
-                  events: list[dict]) -> Ending:
+def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_line: str | None, events: list[dict]) -> Ending:
     run_dir = spec.run_dir
     status = read_status(run_dir)
     cancelled = _cancelled(run_dir)
@@ -196,16 +215,35 @@ def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_
         exit_code = status["exit_code"]  # the launchers do not pass 75 through; rank 0's status does
     step = status.get("step")
     start_step = started.get("start_step")
-    stop = None if cancelled else interruption.find(
-        spec.executor, job_id, exit_code, status, started, [e for e in events if e.get("event") == "end"])
-    decision = chain.decide(exit_code, part, spec.max_resubmits, spec.then_evaluate,
-                            successor_queued=0 < part < spec.chain,
-                            progressed=start_step is None or step is None or step > start_step, cancelled=cancelled,
-                            interrupted=stop)
+    stop = (
+        None
+        if cancelled
+        else interruption.find(spec.executor, job_id, exit_code, status, started, [e for e in events if e.get("event") == "end"])
+    )
+    decision = chain.decide(
+        exit_code,
+        part,
+        spec.max_resubmits,
+        spec.then_evaluate,
+        successor_queued=0 < part < spec.chain,
+        progressed=start_step is None or step is None or step > start_step,
+        cancelled=cancelled,
+        interrupted=stop,
+    )
     if stop is not None:
         extra["interrupted"] = stop.cause
-    ledger.append_event(run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code, step=step,
-                        action=decision.action, reason=decision.reason, kind=TRAIN, **extra)
+    ledger.append_event(
+        run_dir,
+        "end",
+        part,
+        chain=spec.chain_id or None,
+        exit_code=exit_code,
+        step=step,
+        action=decision.action,
+        reason=decision.reason,
+        kind=TRAIN,
+        **extra,
+    )
     _say(f"part {part}: trainer exit {exit_code} at step {step}: {decision.action} ({decision.reason})")
     # The job fails (in qstat/sacct) only when the chain stopped for a reason to look into; a
     # cancelled chain is a clean stop.
@@ -240,22 +278,42 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
             # the successor already runs (a free node or a fast local part started it before this
             # record): its word stands; or a newer chain owns the run dir (its successor will find
             # that out at its start and skip)
-            ledger.append_event(run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id,
-                                executor=spec.executor, kind=kind)
+            ledger.append_event(
+                run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id, executor=spec.executor, kind=kind
+            )
             if not superseded and not _event(events, "end", part + 1):  # still running: say so in chain.json
-                _chain_state(spec, ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
-                             f"{reason}; part {part + 1} is {next_job_id}", part, code, job_id, next_job_id=next_job_id)
+                _chain_state(
+                    spec,
+                    ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
+                    f"{reason}; part {part + 1} is {next_job_id}",
+                    part,
+                    code,
+                    job_id,
+                    next_job_id=next_job_id,
+                )
             return
         record_submission(spec, part + 1, kind, next_job_id)
-        _chain_state(spec, ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
-                     f"{reason}; part {part + 1} is {next_job_id}",
-                     part, code, job_id, next_job_id=next_job_id)
+        _chain_state(
+            spec,
+            ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
+            f"{reason}; part {part + 1} is {next_job_id}",
+            part,
+            code,
+            job_id,
+            next_job_id=next_job_id,
+        )
         _say(f"submitted part {part + 1} ({kind}) as {next_job_id}")
         return
     if superseded:
         return
-    _chain_state(spec, ChainState.STOPPED, f"could not submit part {part + 1}: {one_line(str(error))}; "
-                 "run jobs.submit again to continue", part, code, job_id)
+    _chain_state(
+        spec,
+        ChainState.STOPPED,
+        f"could not submit part {part + 1}: {one_line(str(error))}; run jobs.submit again to continue",
+        part,
+        code,
+        job_id,
+    )
     lock.release(run_dir, job_id)
 
 
@@ -281,10 +339,13 @@ def guarded(spec: JobSpec, part: int, job_id: str, step: Callable[[], T]) -> T:
     except OSError as exc:
         path = getattr(exc, "filename", None) or spec.run_dir
         if not is_disk_full(exc):
-            raise FacefillError(f"{path}: cannot write the chain's records ({exc.strerror or exc}); "
-                                "fix the run dir, then submit again") from None
-        reason = (f"part {part} ({job_id}) could not write its records: the disk holding {spec.run_dir} is full; "
-                  "free space, then submit again")
+            raise FacefillError(
+                f"{path}: cannot write the chain's records ({exc.strerror or exc}); fix the run dir, then submit again"
+            ) from None
+        reason = (
+            f"part {part} ({job_id}) could not write its records: the disk holding {spec.run_dir} is full; "
+            "free space, then submit again"
+        )
         disk_reserve.free(spec.run_dir)
         try:
             if not _superseded(spec):
@@ -323,8 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hand_on(spec, a.part, a.job_id, ending.next_kind)
         return ending.job_exit
     else:
-        guarded(spec, a.part, a.job_id,
-                lambda: submitted(spec, a.part, a.job_id, a.next_job_id, a.error or "no job id"))
+        guarded(spec, a.part, a.job_id, lambda: submitted(spec, a.part, a.job_id, a.next_job_id, a.error or "no job id"))
     return 0
 
 

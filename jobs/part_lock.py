@@ -12,9 +12,9 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from inpaint.core.errors import FacefillError
 from jobs.paths import PART_LOCK, under
@@ -37,8 +37,10 @@ def part_lock(run_dir: Path | str, wait_s: float = WAIT_S) -> Iterator[None]:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() > give_up:
-                    raise FacefillError(f"{path}: another jobs.part of this run dir held the lock for {wait_s:.0f} s; "
-                                        "check for a hung part, then run it again") from None
+                    raise FacefillError(
+                        f"{path}: another jobs.part of this run dir held the lock for {wait_s:.0f} s; "
+                        "check for a hung part, then run it again"
+                    ) from None
                 time.sleep(0.05)
         yield
     finally:

@@ -14,24 +14,48 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from inpaint.core.atomic import atomic_open
 from inpaint.core.errors import ConfigError
 from jobs import pbs_commands
 from jobs.paths import LOGS_DIR, PBS_SCRIPT, under
-from jobs.records import OwnerRecord
-from jobs.pbs_commands import (JOB_ID_RE, SIGNAL_EXIT_BASE, WALLTIME_EXIT, JobState, QstatError, QsubError,
-                               describe_exit, job_states, parse_job_id, parse_qstat_json)
-from jobs.scheduler import Seen, SiteDefaults, job_name
+from jobs.pbs_commands import (
+    JOB_ID_RE,
+    SIGNAL_EXIT_BASE,
+    WALLTIME_EXIT,
+    JobState,
+    QstatError,
+    QsubError,
+    describe_exit,
+    job_states,
+    parse_job_id,
+    parse_qstat_json,
+)
 from jobs.profiles import SiteProfile
+from jobs.records import OwnerRecord
+from jobs.scheduler import Seen, SiteDefaults, job_name
 from jobs.spec import JobSpec
 from jobs.walltime import format_walltime
 
-__all__ = ["JOB_ID_RE", "SIGNAL_EXIT_BASE", "WALLTIME_EXIT", "JobState", "QstatError", "QsubError", "SCHEDULER",
-           "describe_exit", "job_name", "job_states", "parse_job_id", "parse_qstat_json", "qdel", "qsub",
-           "select_chunk"]
+__all__ = [
+    "JOB_ID_RE",
+    "SIGNAL_EXIT_BASE",
+    "WALLTIME_EXIT",
+    "JobState",
+    "QstatError",
+    "QsubError",
+    "SCHEDULER",
+    "describe_exit",
+    "job_name",
+    "job_states",
+    "parse_job_id",
+    "parse_qstat_json",
+    "qdel",
+    "qsub",
+    "select_chunk",
+]
 
 NAME = "pbs"
 WORDS = {"Q": "queued", "H": "held", "R": "running", "E": "exiting", "W": "waiting"}
@@ -52,8 +76,9 @@ def qdel(job_ids: Sequence[str]) -> tuple[list[str], str]:
     return pbs_commands.qdel(job_ids)
 
 
-def select_chunk(nodes: int, ncpus: int, ngpus: int = 0, mem: str | None = None, extra: str | None = None,
-                 gpu_cap: str | None = None) -> str:
+def select_chunk(
+    nodes: int, ncpus: int, ngpus: int = 0, mem: str | None = None, extra: str | None = None, gpu_cap: str | None = None
+) -> str:
     """``select=N:ncpus=…[:ngpus=…][:mem=…][:extra][:gpu_cap=…]``."""
     chunk = [str(int(nodes)), f"ncpus={int(ncpus)}"]
     if ngpus:
@@ -129,8 +154,7 @@ class PBS:
 
     def check_run_dir(self, run_dir: str) -> None:
         if re.search(PATH_UNSAFE, run_dir):
-            raise ConfigError(f"--run-dir {run_dir!r}: PBS's -o cannot take a path with spaces, quotes or ':'; "
-                              "pick another path")
+            raise ConfigError(f"--run-dir {run_dir!r}: PBS's -o cannot take a path with spaces, quotes or ':'; pick another path")
 
     def submit(self, spec: JobSpec) -> list[str]:
         """qsub the first part (or the K parts of ``--chain K``); nothing stays queued on error."""
@@ -186,8 +210,12 @@ class PBS:
             if st is None:
                 seen[job_id] = Seen("gone from PBS history", True)
                 continue
-            detail = {"state": st.state, "exit_status": st.exit_status, "walltime_used": st.walltime_used,
-                      "walltime_limit": st.walltime_limit}
+            detail = {
+                "state": st.state,
+                "exit_status": st.exit_status,
+                "walltime_used": st.walltime_used,
+                "walltime_limit": st.walltime_limit,
+            }
             if st.finished:
                 seen[job_id] = Seen(f"F: {describe_exit(st.exit_status)}", True, detail)
             else:
@@ -223,8 +251,11 @@ class PBS:
     def log_files(self, run_dir: Path | str, job_id: str) -> list[Path]:
         """``-o`` names the folder: PBS writes ``<seq>.<server>.OU``-style or ``<name>.o<seq>`` files there."""
         seq = job_id.split(".", 1)[0]
-        return [p for p in sorted(self.logs_dir(run_dir).glob("*"))
-                if p.name.startswith(job_id) or p.name.startswith(seq + ".") or p.name.endswith((f".o{seq}", f".e{seq}"))]
+        return [
+            p
+            for p in sorted(self.logs_dir(run_dir).glob("*"))
+            if p.name.startswith(job_id) or p.name.startswith(seq + ".") or p.name.endswith((f".o{seq}", f".e{seq}"))
+        ]
 
 
 SCHEDULER = PBS()

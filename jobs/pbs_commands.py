@@ -13,9 +13,9 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from inpaint.core.errors import FacefillError
 from jobs.scheduler import one_line
@@ -43,7 +43,7 @@ class QstatError(FacefillError):
 @dataclass(frozen=True)
 class JobState:
     job_id: str
-    state: str                       # PBS one-letter state: Q H R E F B X W T S M
+    state: str  # PBS one-letter state: Q H R E F B X W T S M
     exit_status: int | None = None
     name: str = ""
     queue: str = ""
@@ -108,14 +108,18 @@ def qsub(script: Path | str, extra_args: Sequence[str] = ()) -> str:
 def _state_from_json(job_id: str, info: dict) -> JobState:
     exit_status = info.get("Exit_status")
     return JobState(
-        job_id=job_id, state=str(info.get("job_state", "?")),
+        job_id=job_id,
+        state=str(info.get("job_state", "?")),
         exit_status=int(exit_status) if exit_status is not None else None,
-        name=str(info.get("Job_Name", "")), queue=str(info.get("queue", "")),
-        comment=str(info.get("comment", "")), start_time=info.get("stime"),
+        name=str(info.get("Job_Name", "")),
+        queue=str(info.get("queue", "")),
+        comment=str(info.get("comment", "")),
+        start_time=info.get("stime"),
         end_time=info.get("obittime"),
         walltime_used=(info.get("resources_used") or {}).get("walltime"),
         walltime_limit=(info.get("Resource_List") or {}).get("walltime"),
-        depend=info.get("depend"), raw=info,
+        depend=info.get("depend"),
+        raw=info,
     )
 
 
@@ -137,8 +141,7 @@ def _ask_qstat(ids: Sequence[str], retry_delays: Sequence[float]) -> tuple[dict[
         if attempt:
             time.sleep(retry_delays[attempt - 1])
         try:
-            out = subprocess.run(["qstat", "-x", "-f", "-F", "json", *ids], capture_output=True,
-                                 text=True, timeout=120)
+            out = subprocess.run(["qstat", "-x", "-f", "-F", "json", *ids], capture_output=True, text=True, timeout=120)
         except FileNotFoundError:
             raise QstatError("qstat not found on PATH: run this on a PBS front-end") from None
         except subprocess.TimeoutExpired:

@@ -94,7 +94,7 @@ class Queue(Record):
 class Resources(Record):
     """What each part asks for per node where the command line does not say."""
 
-    ncpus: int | None = key(None, _optional_nonneg_int)   # null: 4 per GPU, at least 1
+    ncpus: int | None = key(None, _optional_nonneg_int)  # null: 4 per GPU, at least 1
     ngpus: int | None = key(None, _optional_nonneg_int)
     mem: str | None = key(None, optional_text)
     scratch: str | None = key(None, optional_text)
@@ -112,8 +112,8 @@ class Container(Record):
 class Scratch(Record):
     """The node-local scratch a PBS part stages its shards into."""
 
-    env: str | None = key("SCRATCHDIR", optional_text)      # the variable naming the scratch folder
-    cleanup: str | None = key(None, optional_text)          # the site's helper run on exit, if any
+    env: str | None = key("SCRATCHDIR", optional_text)  # the variable naming the scratch folder
+    cleanup: str | None = key(None, optional_text)  # the site's helper run on exit, if any
     stage_data: bool = key(True, boolean)
 
 
@@ -226,8 +226,10 @@ def load_profile_for(scheduler: str, name_or_path: str) -> SiteProfile:
     """:func:`load_profile`, refused (one line) when the profile is for another scheduler."""
     profile = load_profile(name_or_path)
     if profile.scheduler != scheduler:
-        raise ConfigError(f"profile {profile.name or name_or_path!r} is for {profile.scheduler}, not "
-                          f"--executor {scheduler}: pass a {scheduler} profile (e.g. generic-{scheduler}) to --profile")
+        raise ConfigError(
+            f"profile {profile.name or name_or_path!r} is for {profile.scheduler}, not "
+            f"--executor {scheduler}: pass a {scheduler} profile (e.g. generic-{scheduler}) to --profile"
+        )
     return profile
 
 
@@ -239,5 +241,7 @@ def site_defaults(profile: SiteProfile) -> SiteDefaults:
         queues={queue: parse_walltime(limits.max_walltime) for queue, limits in profile.queues.items()},
         walltime_s=parse_walltime(profile.default_walltime) if profile.default_walltime else 0,
         margin_s=parse_walltime(profile.safety_margin),
-        resources=profile.resources.to_dict(), image=profile.container.image,
-        directives=list(profile.directives))
+        resources=profile.resources.to_dict(),
+        image=profile.container.image,
+        directives=list(profile.directives),
+    )

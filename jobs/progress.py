@@ -26,10 +26,10 @@ class Position:
 
     step: int | None
     total_steps: int | None
-    epoch: int | None          # as train.log numbers it: 1 during the first epoch
+    epoch: int | None  # as train.log numbers it: 1 during the first epoch
     images_per_s: float | None
     time: float | None
-    source: str                # the file it was read from
+    source: str  # the file it was read from
 
     def describe(self) -> str:
         """``step 412/3000, epoch 2, 3.1 img/s``."""
@@ -83,9 +83,16 @@ def position(run_dir: Path | str) -> Position | None:
     status_time, record_time = _number(status.get("time")), _number(record.get("time"))
     total = status.get("total_steps") if isinstance(status.get("total_steps"), int) else None
     if record and (status_time is None or (record_time or 0) > status_time):
-        return Position(record["step"], total, record.get("epoch") if isinstance(record.get("epoch"), int) else None,
-                        _number(record.get("img_per_s")), record_time, METRICS_FILE)
+        return Position(
+            record["step"],
+            total,
+            record.get("epoch") if isinstance(record.get("epoch"), int) else None,
+            _number(record.get("img_per_s")),
+            record_time,
+            METRICS_FILE,
+        )
     if isinstance(status.get("step"), int):
-        return Position(status["step"], total, status_epoch(status, record), _number(status.get("images_per_s")),
-                        status_time, STATUS_FILE)
+        return Position(
+            status["step"], total, status_epoch(status, record), _number(status.get("images_per_s")), status_time, STATUS_FILE
+        )
     return None

@@ -19,7 +19,7 @@ class ChainState(str, Enum):
     """The chain's latest decision; the value is what ``chain.json`` says."""
 
     SUBMITTED = "submitted"
-    RUNNING = "running"        # a training part runs (next_job_id: the one carrying the chain on)
+    RUNNING = "running"  # a training part runs (next_job_id: the one carrying the chain on)
     EVALUATING = "evaluating"  # the evaluation part runs
     DONE = "done"
     EVALUATED = "evaluated"
@@ -70,19 +70,33 @@ class ChainRecord:
         return _str_or_none(self.extra.get("next_job_id"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "reason": self.reason, "part": self.part, "exit_code": self.exit_code,
-                "job_id": self.job_id, "executor": self.executor, **({"chain": self.chain} if self.chain else {}),
-                **self.extra, "time": self.time}
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "part": self.part,
+            "exit_code": self.exit_code,
+            "job_id": self.job_id,
+            "executor": self.executor,
+            **({"chain": self.chain} if self.chain else {}),
+            **self.extra,
+            "time": self.time,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ChainRecord":
+    def from_dict(cls, data: dict[str, Any]) -> ChainRecord:
         """A record from ``chain.json``'s object; ValueError for a state no chain has."""
         known = {"state", "reason", "part", "exit_code", "job_id", "executor", "chain", "time"}
-        return cls(state=ChainState(data.get("state")), reason=str(data.get("reason") or ""),
-                   part=_int_or_none(data.get("part")) or 0, exit_code=_int_or_none(data.get("exit_code")),
-                   job_id=_str_or_none(data.get("job_id")), executor=_str_or_none(data.get("executor")),
-                   chain=_str_or_none(data.get("chain")) or None, time=str(data.get("time") or ""),
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            state=ChainState(data.get("state")),
+            reason=str(data.get("reason") or ""),
+            part=_int_or_none(data.get("part")) or 0,
+            exit_code=_int_or_none(data.get("exit_code")),
+            job_id=_str_or_none(data.get("job_id")),
+            executor=_str_or_none(data.get("executor")),
+            chain=_str_or_none(data.get("chain")) or None,
+            time=str(data.get("time") or ""),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
 
 @dataclass(frozen=True)
@@ -98,15 +112,26 @@ class OwnerRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"executor": self.executor, "job_id": self.job_id, "pid": self.pid, "host": self.host,
-                "time": self.time, **self.extra}
+        return {
+            "executor": self.executor,
+            "job_id": self.job_id,
+            "pid": self.pid,
+            "host": self.host,
+            "time": self.time,
+            **self.extra,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OwnerRecord":
+    def from_dict(cls, data: dict[str, Any]) -> OwnerRecord:
         known = {"executor", "job_id", "pid", "host", "time"}
-        return cls(executor=_str_or_none(data.get("executor")), job_id=str(data.get("job_id", "")),
-                   pid=_int_or_none(data.get("pid")), host=_str_or_none(data.get("host")),
-                   time=_str_or_none(data.get("time")), extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            executor=_str_or_none(data.get("executor")),
+            job_id=str(data.get("job_id", "")),
+            pid=_int_or_none(data.get("pid")),
+            host=_str_or_none(data.get("host")),
+            time=_str_or_none(data.get("time")),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +160,7 @@ class PartRecord:
     submit_time: str | None = None
     start_time: str | None = None
     end_time: str | None = None
-    attempts: tuple["PartRecord", ...] = ()
+    attempts: tuple[PartRecord, ...] = ()
     current: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -160,16 +185,32 @@ class PartRecord:
         return {**out, **self.extra}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PartRecord":
+    def from_dict(cls, data: dict[str, Any]) -> PartRecord:
         part, chain = int(data["part"]), str(data["chain"])
         attempts = tuple(cls.from_dict({**a, "part": part, "chain": chain}) for a in data.get("attempts") or ())
         known = {"part", "chain", "attempts", *_PART_FIELDS}
         values = {name: data.get(name) for name in _PART_FIELDS}
         if values["job_id"] is not None:
             values["job_id"] = str(values["job_id"])
-        return cls(part=part, chain=chain, attempts=attempts, **values,
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(part=part, chain=chain, attempts=attempts, **values, extra={k: v for k, v in data.items() if k not in known})
 
 
-_PART_FIELDS = ("job_id", "executor", "kind", "host", "pid", "start_step", "deadline", "exit_code", "step", "action",
-                "reason", "status_line", "interrupted", "submit_time", "start_time", "end_time", "current")
+_PART_FIELDS = (
+    "job_id",
+    "executor",
+    "kind",
+    "host",
+    "pid",
+    "start_step",
+    "deadline",
+    "exit_code",
+    "step",
+    "action",
+    "reason",
+    "status_line",
+    "interrupted",
+    "submit_time",
+    "start_time",
+    "end_time",
+    "current",
+)

@@ -70,13 +70,13 @@ class Scheduler(Protocol):
     """One scheduler: how parts are queued, watched, cancelled and found in the logs."""
 
     name: str
-    queued: bool              # parts wait in a queue (a minimum walltime applies)
-    runs_here: bool           # parts run on this machine, watched by the submitting process
-    presubmits_chain: bool    # --chain K (parts pre-submitted with dependencies) is possible
-    multi_node: bool          # --nodes > 1 is possible
+    queued: bool  # parts wait in a queue (a minimum walltime applies)
+    runs_here: bool  # parts run on this machine, watched by the submitting process
+    presubmits_chain: bool  # --chain K (parts pre-submitted with dependencies) is possible
+    multi_node: bool  # --nodes > 1 is possible
     container_by_default: bool  # parts run in the profile's image unless --container none
     checks_container_here: bool  # parts start the container through jobs.container (PATH checked at submit)
-    tracks_ended_jobs: bool   # the scheduler still says how a part's job ended after its end record
+    tracks_ended_jobs: bool  # the scheduler still says how a part's job ended after its end record
 
     def chosen_by_default(self) -> bool:
         """Whether this machine submits here when --executor is not given."""
@@ -90,22 +90,22 @@ class Scheduler(Protocol):
     def check_run_dir(self, run_dir: str) -> None:
         """Refuse (ConfigError) a run dir this scheduler cannot take."""
 
-    def submit(self, spec: "JobSpec") -> list[str]:
+    def submit(self, spec: JobSpec) -> list[str]:
         """Queue the first part (and any pre-submitted ones) of ``spec``'s new chain; their ids."""
 
-    def submit_successor(self, spec: "JobSpec", part: int, kind: str) -> str:
+    def submit_successor(self, spec: JobSpec, part: int, kind: str) -> str:
         """Queue part ``part`` (of ``kind``) from inside the part before it; its id."""
 
-    def announce(self, spec: "JobSpec", ids: list[str]) -> str:
+    def announce(self, spec: JobSpec, ids: list[str]) -> str:
         """What ``jobs.submit`` prints once the first part is queued."""
 
-    def preview(self, spec: "JobSpec") -> str:
+    def preview(self, spec: JobSpec) -> str:
         """What ``jobs.submit --dry-run`` shows before the trainer command (a job script), or ""."""
 
     def states(self, ids: list[str]) -> tuple[dict[str, Seen], str | None]:
         """job id -> what the scheduler says of it; (states, a warning when it could not answer)."""
 
-    def is_alive(self, owner: "OwnerRecord") -> tuple[bool, str]:
+    def is_alive(self, owner: OwnerRecord) -> tuple[bool, str]:
         """(alive, how we know) for an owner record; a question that cannot be answered is "alive"."""
 
     def owner_pid(self, job_id: str) -> int | None:
@@ -114,7 +114,7 @@ class Scheduler(Protocol):
     def ending_cause(self, job_id: str) -> tuple[str, str] | None:
         """Why the scheduler is ending ``job_id``, asked by the job itself (see jobs.interruption)."""
 
-    def cancel(self, owner: "OwnerRecord | None", ids: list[str]) -> list[str]:
+    def cancel(self, owner: OwnerRecord | None, ids: list[str]) -> list[str]:
         """End the chain's live jobs ``ids`` (the owner's included); what was deleted or signalled."""
 
     def logs_dir(self, run_dir: Path | str) -> Path:

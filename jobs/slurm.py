@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 from jobs import container
+from jobs.profiles import SiteProfile
 from jobs.records import OwnerRecord
 from jobs.scheduler import Seen, SiteDefaults
-from jobs.profiles import SiteProfile
 from jobs.spec import JobSpec
 from jobs.submitit_chain import SubmititParts
 
@@ -64,8 +64,17 @@ def torchrun_command(spec: JobSpec, module_argv: list[str], job_id: str) -> tupl
     from jobs.node_launch import rendezvous_host
 
     nproc = max(spec.ngpus, 1)
-    torchrun = [spec.python, "-m", "torch.distributed.run", "--nnodes", str(spec.nodes),
-                "--nproc-per-node", str(nproc), "--max-restarts", "0"]
+    torchrun = [
+        spec.python,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        str(spec.nodes),
+        "--nproc-per-node",
+        str(nproc),
+        "--max-restarts",
+        "0",
+    ]
     # each rank's share of the node's cores (torchrun itself says 1 whenever it starts several)
     threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, spec.ncpus // nproc))}
     if spec.nodes == 1:
@@ -73,13 +82,19 @@ def torchrun_command(spec: JobSpec, module_argv: list[str], job_id: str) -> tupl
         return cmd, {**threads, **env}
     ifname = spec.profile.network_interface if spec.profile else None
     endpoint = f"{rendezvous_host(ifname)}:{rendezvous_port(job_id)}"
-    inner, env = container.wrap(spec, [*torchrun, "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
-                                       "--rdzv-id", job_id, "-m", *module_argv])
+    inner, env = container.wrap(
+        spec, [*torchrun, "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", job_id, "-m", *module_argv]
+    )
     env = {**threads, **env}
-    srun = ["srun", f"--nodes={spec.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={spec.ncpus}",
-            *([f"--gpus-per-node={spec.ngpus}"] if spec.ngpus else []), "--kill-on-bad-exit=1"]
-    return [*srun, sys.executable, "-m", "jobs.node_launch", *(["--interface", ifname] if ifname else []),
-            "--", *inner], env
+    srun = [
+        "srun",
+        f"--nodes={spec.nodes}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={spec.ncpus}",
+        *([f"--gpus-per-node={spec.ngpus}"] if spec.ngpus else []),
+        "--kill-on-bad-exit=1",
+    ]
+    return [*srun, sys.executable, "-m", "jobs.node_launch", *(["--interface", ifname] if ifname else []), "--", *inner], env
 
 
 class SLURM(SubmititParts):
@@ -104,13 +119,16 @@ class SLURM(SubmititParts):
     def defaults(self, profile: SiteProfile | None) -> SiteDefaults:
         from jobs.profiles import site_defaults
 
-        return site_defaults(profile)
+        return site_defaults(profile if profile is not None else self.profile(None))
 
     def submitit_parameters(self, spec: JobSpec) -> dict[str, Any]:
         params: dict[str, Any] = dict(
-            cpus_per_task=spec.ncpus, gpus_per_node=spec.ngpus or None, nodes=spec.nodes,
+            cpus_per_task=spec.ncpus,
+            gpus_per_node=spec.ngpus or None,
+            nodes=spec.nodes,
             slurm_use_srun=False,  # a job inside srun cannot sbatch its successor reliably
-            slurm_setup=list(SLURM_SETUP))
+            slurm_setup=list(SLURM_SETUP),
+        )
         if spec.nodes > 1:
             # a failed node ends the job (NODE_FAIL) instead of SLURM rerunning it under the same id
             # later: the batch node, still alive, records why and the chain resubmits once
@@ -139,9 +157,11 @@ class SLURM(SubmititParts):
         return ",".join(nodes) if len(nodes) > 1 else None
 
     def announce(self, spec: JobSpec, ids: list[str]) -> str:
-        return (f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
-                f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} "
-                f"resubmits)\nstatus: python -m jobs.status {spec.run_dir}")
+        return (
+            f"[facefill] {spec.executor} chain for {spec.run_dir}: part 1 is job {ids[0]} "
+            f"(parts of {spec.walltime}, trainer --time-limit {spec.time_limit_s}s, max {spec.max_resubmits} "
+            f"resubmits)\nstatus: python -m jobs.status {spec.run_dir}"
+        )
 
     def states(self, ids: list[str]) -> tuple[dict[str, Seen], str | None]:
         """``squeue``, then ``scontrol show job`` (which keeps ended jobs for ``MinJobAge``)."""

@@ -15,21 +15,39 @@ import io
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from inpaint.core.errors import FacefillError
 
 INVALID_JOB = "Invalid job id"
 # Job states after which nothing of the job runs any more (squeue's and scontrol's spelling).
-ENDED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
-                          "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED"})
+ENDED_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "OUT_OF_MEMORY",
+        "SPECIAL_EXIT",
+        "REVOKED",
+    }
+)
 # slurmstepd's line in the job's stderr when SLURM ends it (older versions: "CANCELLED AT T DUE TO X on node").
 CANCELLED_LINE = re.compile(r"\*\*\* JOB (\d+) (?:ON \S+ )?CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))?(?:,[^*]*| on \S+)? \*\*\*")
-ENDED_WORDS = {"TIMEOUT": "killed at its time limit", "NODE_FAIL": "its node failed",
-               "OUT_OF_MEMORY": "killed: out of memory", "PREEMPTED": "preempted", "CANCELLED": "cancelled"}
+ENDED_WORDS = {
+    "TIMEOUT": "killed at its time limit",
+    "NODE_FAIL": "its node failed",
+    "OUT_OF_MEMORY": "killed: out of memory",
+    "PREEMPTED": "preempted",
+    "CANCELLED": "cancelled",
+}
 
 
 class SbatchError(FacefillError):
@@ -43,8 +61,8 @@ class SlurmQueryError(FacefillError):
 @dataclass(frozen=True)
 class SlurmJob:
     job_id: str
-    state: str                      # SLURM's word: PENDING, RUNNING, COMPLETED, TIMEOUT, CANCELLED …
-    exit_code: str | None = None    # scontrol's "code:signal", for ended jobs
+    state: str  # SLURM's word: PENDING, RUNNING, COMPLETED, TIMEOUT, CANCELLED …
+    exit_code: str | None = None  # scontrol's "code:signal", for ended jobs
     reason: str | None = None
 
     @property

@@ -67,7 +67,9 @@ class JobSpec(Record):
     max_resubmits: int = required(nonneg_int)
     then_evaluate: bool = key(False, boolean)
     eval_walltime_s: int = key(0, nonneg_int)  # the evaluation part's own walltime (pairs x per-pair time)
-    eval_args: tuple[str, ...] = key([], text_list)  # extra evaluate flags; resolve adds none (evaluate picks its baseline on the node)
+    eval_args: tuple[str, ...] = key(
+        [], text_list
+    )  # extra evaluate flags; resolve adds none (evaluate picks its baseline on the node)
     chain: int = key(0, nonneg_int)
     queue: str | None = key(None, optional_text)
     ncpus: int = key(1, nonneg_int)
@@ -101,13 +103,30 @@ class JobSpec(Record):
         fixed when the part starts) replaces the relative ``--time-limit``, so staging data
         before the trainer starts comes out of the same budget."""
         budget = ["--deadline", str(int(deadline))] if deadline is not None else ["--time-limit", str(self.time_limit_s)]
-        return [self.trainer_module, "--config", self.config, "--data", data or self.data, "--run-dir", self.run_dir,
-                *budget, *self.train_args]
+        return [
+            self.trainer_module,
+            "--config",
+            self.config,
+            "--data",
+            data or self.data,
+            "--run-dir",
+            self.run_dir,
+            *budget,
+            *self.train_args,
+        ]
 
     def evaluate_argv(self, data: str | None = None) -> list[str]:
         """The evaluation CLI after ``python -m``: the run's newest checkpoint on the test pairs."""
-        return [self.evaluate_module, "--run-dir", self.run_dir, "--data", data or self.data,
-                "--out", str(under(self.run_dir, EVAL_DIR)), *self.eval_args]
+        return [
+            self.evaluate_module,
+            "--run-dir",
+            self.run_dir,
+            "--data",
+            data or self.data,
+            "--out",
+            str(under(self.run_dir, EVAL_DIR)),
+            *self.eval_args,
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON spec.json has always had: the profile as its plain mapping, ``{}`` for none."""
@@ -119,7 +138,7 @@ class JobSpec(Record):
         return write_json(under(self.run_dir, SPEC), self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
-    def load(cls, run_dir: Path | str) -> "JobSpec":
+    def load(cls, run_dir: Path | str) -> JobSpec:
         """The spec saved in ``run_dir``, which must be the run dir it was written for: a copied
         (or moved) run dir still names the original, and a part run on the copy would write its
         records and checkpoints into the original."""
@@ -134,8 +153,10 @@ class JobSpec(Record):
             raise ConfigError(f"{path}: unreadable (not a JSON object); submit again with jobs.submit")
         spec = read_record(cls, values, str(path))
         if not _same_dir(spec.run_dir, run_dir):
-            raise ConfigError(f"{path}: recorded for run dir {spec.run_dir}, not {run_dir} (a copied or moved run dir?); "
-                              f"submit it again with `python -m jobs.submit --run-dir {run_dir}` to continue there")
+            raise ConfigError(
+                f"{path}: recorded for run dir {spec.run_dir}, not {run_dir} (a copied or moved run dir?); "
+                f"submit it again with `python -m jobs.submit --run-dir {run_dir}` to continue there"
+            )
         return spec
 
 

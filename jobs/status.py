@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Sequence
 
 from inpaint.core.cli import OneLineParser, run_cli
-from inpaint.core.contract import SAMPLES_DIR, read_status
+from inpaint.core.contract import EVAL_DIR, SAMPLES_DIR, read_status
 from inpaint.core.errors import ConfigError
 from jobs import ledger, lock
 from jobs.chain_state import ChainRecord, ChainState, read_chain_state
-from inpaint.core.contract import EVAL_DIR
 from jobs.paths import LEDGER, under
-from jobs.records import PartRecord
 from jobs.progress import Position, last_metrics, position, status_epoch
+from jobs.records import PartRecord
 from jobs.scheduler import Seen, names, scheduler
 
 
@@ -37,8 +36,7 @@ def scheduler_states(parts: list[PartRecord]) -> tuple[dict[str, Seen], list[str
     warnings: list[str] = []
     for name in names():
         asked = scheduler(name)
-        ids = [str(p.job_id) for p in parts if p.executor == name and p.job_id
-               and (asked.tracks_ended_jobs or not p.ended)]
+        ids = [str(p.job_id) for p in parts if p.executor == name and p.job_id and (asked.tracks_ended_jobs or not p.ended)]
         if ids:
             found, warning = asked.states(ids)
             seen.update(found)
@@ -53,8 +51,9 @@ def unrecorded_end(part: PartRecord, seen: dict[str, Seen]) -> Seen | None:
     return state if state is not None and state.ended and not part.ended else None
 
 
-def effective_chain(run_dir: Path, chain: ChainRecord | None, parts: list[PartRecord],
-                    seen: dict[str, Seen]) -> ChainRecord | None:
+def effective_chain(
+    run_dir: Path, chain: ChainRecord | None, parts: list[PartRecord], seen: dict[str, Seen]
+) -> ChainRecord | None:
     """chain.json, unless the newest part of its chain ended without a word: then the chain has stopped."""
     parts = ledger.parts_of(parts, ledger.current_chain(parts, chain.chain if chain else None))
     if not parts or (chain is not None and chain.state.ended):
@@ -64,8 +63,10 @@ def effective_chain(run_dir: Path, chain: ChainRecord | None, parts: list[PartRe
     if ended is None:
         return chain
     how = "ended without an end record" if last.start_time else "ended before it started"
-    reason = (f"part {last.part} ({last.kind or 'train'}) {how} ({ended.words}); read its log with "
-              f"`python -m jobs.logs {run_dir} --part {last.part}`, then submit again")
+    reason = (
+        f"part {last.part} ({last.kind or 'train'}) {how} ({ended.words}); read its log with "
+        f"`python -m jobs.logs {run_dir} --part {last.part}`, then submit again"
+    )
     recorded = {"recorded_state": chain.state.value if chain else None, "recorded_reason": chain.reason if chain else None}
     if chain is None:
         return ChainRecord(ChainState.STOPPED, reason, extra=recorded)
@@ -78,8 +79,10 @@ def summarize_outputs(run_dir: Path | str) -> str:
     status = read_status(run)
     lines = [f"run dir: {run}"]
     if status:
-        lines.append(f"  trainer: {status.get('state')} at step {status.get('step')}/{status.get('total_steps')}"
-                     f" (epoch {status_epoch(status, last_metrics(run))}): {status.get('message', '')}")
+        lines.append(
+            f"  trainer: {status.get('state')} at step {status.get('step')}/{status.get('total_steps')}"
+            f" (epoch {status_epoch(status, last_metrics(run))}): {status.get('message', '')}"
+        )
         if status.get("checkpoint"):
             lines.append(f"  latest checkpoint: {run / status['checkpoint']}")
     samples = sorted((run / SAMPLES_DIR).glob("*.png"))
@@ -128,9 +131,11 @@ def _row(part: PartRecord, run: PartRecord, state: str) -> str:
     step = run.step if run.step is not None else (run.current or {}).get("step", "")
     if run.host and "," in run.host:  # a multi-node part records every node it ran on
         state += f" (nodes {run.host})"
-    return (f"{part.part:>4}  {part.kind or 'train':8}  {str(run.job_id or '?'):22}  "
-            f"{run.submit_time or '':20}  {run.start_time or '':20}  {run.end_time or '':20}  "
-            f"{'' if run.exit_code is None else run.exit_code:>4}  {str(step):>8}  {state}")
+    return (
+        f"{part.part:>4}  {part.kind or 'train':8}  {str(run.job_id or '?'):22}  "
+        f"{run.submit_time or '':20}  {run.start_time or '':20}  {run.end_time or '':20}  "
+        f"{'' if run.exit_code is None else run.exit_code:>4}  {str(step):>8}  {state}"
+    )
 
 
 def render_status(run_dir: Path | str) -> tuple[str, dict]:
@@ -147,9 +152,10 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     several = len(ledger.chains(parts)) > 1
     lines = [f"chain: {chain.state.value if chain else '?'} — {chain.reason if chain else ''}"]
     lines += [f"warning: {w}" for w in warnings]
-    lines.append(f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action")
-    parts = [replace(p, current=current_position(run, p, seen) or p.current) if p.chain == current else p
-             for p in parts]
+    lines.append(
+        f"{'part':>4}  {'kind':8}  {'job id':22}  {'submitted':20}  {'started':20}  {'ended':20}  {'exit':>4}  {'step':>8}  state / action"
+    )
+    parts = [replace(p, current=current_position(run, p, seen) or p.current) if p.chain == current else p for p in parts]
     for chain_id in ledger.chains(parts):
         if several:
             lines.append(f"-- chain {chain_id}" + (" (current)" if chain_id == current else " (an earlier submission)"))
@@ -161,9 +167,13 @@ def render_status(run_dir: Path | str) -> tuple[str, dict]:
     if owner:
         lines.append(f"owner: {owner.executor} job {owner.job_id}")
     lines.append(summarize_outputs(run))
-    data = {"chain": chain.to_dict() if chain else {}, "parts": [p.to_dict() for p in parts], "scheduler": {job: s.words for job, s in seen.items()},
-            "jobs": {job: s.detail for job, s in seen.items() if s.detail},
-            "warning": "; ".join(warnings) or None}
+    data = {
+        "chain": chain.to_dict() if chain else {},
+        "parts": [p.to_dict() for p in parts],
+        "scheduler": {job: s.words for job, s in seen.items()},
+        "jobs": {job: s.detail for job, s in seen.items() if s.detail},
+        "warning": "; ".join(warnings) or None,
+    }
     return "\n".join(lines), data
 
 

@@ -6,9 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from inpaint.core.cli import run_cli
 from inpaint.core.contract import TRAIN_LOG
@@ -29,8 +29,9 @@ def _start_background(argv: Sequence[str], run_dir: str) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     args = [a for a in argv if a != "--no-wait"] + ["--foreground-after-fork"]
     with open(log, "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "jobs.submit", *args], stdout=fh, stderr=fh,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs.submit", *args], stdout=fh, stderr=fh, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     return proc.pid
 
 
@@ -42,8 +43,10 @@ def dry_run(spec: JobSpec) -> int:
     """Print what would be submitted (PBS: the script) and the trainer command each part runs."""
     script = scheduler(spec.executor).preview(spec)
     print(script, end="")
-    print(f"# {spec.executor} executor, parts of {spec.walltime}; each runs (the --time-limit becomes a --deadline "
-          "fixed when the part starts):")
+    print(
+        f"# {spec.executor} executor, parts of {spec.walltime}; each runs (the --time-limit becomes a --deadline "
+        "fixed when the part starts):"
+    )
     print(("# " if script else "") + " ".join([spec.python, "-m", *spec.trainer_argv()]))
     return 0
 
@@ -58,8 +61,9 @@ def submit_first(spec: JobSpec) -> tuple[JobSpec, list[str]]:
     previous_text = previous.read_text() if previous.is_file() else None
     spec = replace(spec, chain_id=ledger.new_chain_id())
     # A new chain must not inherit the end state of an old one (parts skip an ended chain).
-    write_chain_state(spec.run_dir, ChainState.SUBMITTED, "first part submitted", 0, None, None, spec.executor,
-                      chain=spec.chain_id)
+    write_chain_state(
+        spec.run_dir, ChainState.SUBMITTED, "first part submitted", 0, None, None, spec.executor, chain=spec.chain_id
+    )
     disk_reserve.make(spec.run_dir)
     try:
         spec.save()
@@ -83,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = resolve(args, problem=_warn) if checks_only else resolve(args)
     if args.estimate:
         from jobs.estimate import print_estimate
+
         return print_estimate(spec, args.img_per_s, args.max_steps)
     if args.dry_run:
         return dry_run(spec)
@@ -95,8 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if runs_here and args.no_wait and not detached:
             pid = _start_background(argv, spec.run_dir)
             lock.write_owner(spec.run_dir, spec.executor, str(pid), pid)
-            print(f"chain running in the background (pid {pid}); follow it with: "
-                  f"python -m jobs.status {spec.run_dir}  (log: {Path(spec.run_dir) / LOGS_DIR / 'chain.log'})")
+            print(
+                f"chain running in the background (pid {pid}); follow it with: "
+                f"python -m jobs.status {spec.run_dir}  (log: {Path(spec.run_dir) / LOGS_DIR / 'chain.log'})"
+            )
             return 0
         # opened before part 1 starts: every line of this run, none of an earlier one
         train_log = LogTail(Path(spec.run_dir) / TRAIN_LOG) if runs_here and not detached else None
@@ -109,10 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runs_here:
         print(scheduler(spec.executor).announce(spec, ids), flush=True)
         return 0
-    print(f"[facefill] training locally in {spec.run_dir}; log: {Path(spec.run_dir) / TRAIN_LOG}; "
-          f"parts of at most {spec.walltime}", flush=True)
+    print(
+        f"[facefill] training locally in {spec.run_dir}; log: {Path(spec.run_dir) / TRAIN_LOG}; parts of at most {spec.walltime}",
+        flush=True,
+    )
     from jobs.follow import follow
     from jobs.status import summarize_outputs
+
     final = follow(spec.run_dir, sys.stdout, chain=spec.chain_id or None, log=train_log)
     print(f"[facefill] chain {final.state.value}: {final.reason}")
     print(summarize_outputs(spec.run_dir))

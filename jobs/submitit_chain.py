@@ -122,8 +122,9 @@ def _run(cmd: list[str], container_env: dict[str, str], spec: JobSpec) -> tuple[
     env.update(container_env)
     print("[facefill] $ " + " ".join(cmd), flush=True)
     last = ""
-    with subprocess.Popen(cmd, env=env, cwd=spec.project_root, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+    with subprocess.Popen(
+        cmd, env=env, cwd=spec.project_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
@@ -138,8 +139,9 @@ def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
     """Body of one submitit job: start, run the trainer (or the evaluation), decide, hand on."""
     job_id = _current_job_id()
     parts = _parts_of(spec)
-    skip = chain_part.guarded(spec, part, job_id, lambda: chain_part.start(spec, part, kind, job_id, pid=os.getpid(),
-                                                                           host=parts.part_hosts()))
+    skip = chain_part.guarded(
+        spec, part, job_id, lambda: chain_part.start(spec, part, kind, job_id, pid=os.getpid(), host=parts.part_hosts())
+    )
     if skip:
         print(f"[facefill] {skip}", flush=True)
         return {"exit_code": None, "action": "skip", "reason": skip}
@@ -148,5 +150,4 @@ def run_part(spec: JobSpec, part: int, kind: str = chain_part.TRAIN) -> dict:
     next_id, error = chain_part.hand_on(spec, part, job_id, ending.next_kind) if ending.next_kind else (None, None)
     if error is not None:
         return {"exit_code": code, "action": "stop", "reason": error}
-    return {"exit_code": code, "action": ending.decision.action, "reason": ending.decision.reason,
-            "next_job_id": next_id}
+    return {"exit_code": code, "action": ending.decision.action, "reason": ending.decision.reason, "next_job_id": next_id}

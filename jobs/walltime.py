@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from inpaint.core.errors import ConfigError
 
-
 #: The shortest walltime of a part that waits in a PBS or SLURM queue: start-up (image, staging,
 #: building the model) plus a few steps and a checkpoint. Shorter parts would stop before their
 #: first checkpoint and the chain would stall.
@@ -54,8 +53,8 @@ def part_time_limit(walltime_s: int, safety_margin_s: int) -> int:
 
 # Evaluation of the reference protocol: 6 buckets x 500 pairs, measured per pair and scored column.
 EVAL_PAIRS = 3000
-EVAL_PAIR_S = {"gpu": 0.02, "cpu": 0.16}   # 3,000 pairs: ~1 min on a GPU, ~8 min on a CPU node
-EVAL_STARTUP_S = 600                        # image start, staging, LPIPS/dlib weights, the report
+EVAL_PAIR_S = {"gpu": 0.02, "cpu": 0.16}  # 3,000 pairs: ~1 min on a GPU, ~8 min on a CPU node
+EVAL_STARTUP_S = 600  # image start, staging, LPIPS/dlib weights, the report
 #: CPU seconds of a classical fill per 128-px pair on one core, on top of the column's metrics: it
 #: runs on the CPU even on a GPU node (biharmonic ~40 ms, 2-5x Navier-Stokes).
 CLASSICAL_FILL_PAIR_S = {"navier-stokes": 0.015, "telea": 0.015, "biharmonic": 0.04}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKED = ["inpaint/core"]
+CHECKED = ["inpaint/core", "jobs"]
 COMMANDS = {
     "ruff check": ["ruff", "check", *CHECKED],
     "ruff format": ["ruff", "format", "--check", *CHECKED],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import typing as tp
 from pathlib import Path
 
 from submitit.core import job_environment, logger, utils
@@ -25,11 +24,11 @@ class PBSJobEnvironment(job_environment.JobEnvironment):
         return os.environ[self._env["job_id"]]
 
     @property
-    def hostnames(self) -> tp.List[str]:
+    def hostnames(self) -> list[str]:
         nodefile = os.environ.get("PBS_NODEFILE")
         if not nodefile or not Path(nodefile).is_file():
             return [self.hostname]
-        seen: tp.List[str] = []
+        seen: list[str] = []
         for line in Path(nodefile).read_text().split():
             if line not in seen:
                 seen.append(line)

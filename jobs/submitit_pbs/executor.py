@@ -30,11 +30,13 @@ class PBSParameterError(ConfigError, ValueError):
 
 def check_directive_value(value: tp.Any, parameter: str) -> None:
     """Refuse text that would break out of a ``#PBS`` line into the job script."""
-    for item in ([value] if isinstance(value, (str, Path)) else value if isinstance(value, (list, tuple)) else []):
+    for item in [value] if isinstance(value, (str, Path)) else value if isinstance(value, (list, tuple)) else []:
         problem = unsafe_directive_text(str(item))
         if problem:
-            raise PBSParameterError(f"{parameter}={str(item)!r}: contains {problem}, which would run as shell in the "
-                                    f"PBS script; remove it (only plain directive text is accepted)")
+            raise PBSParameterError(
+                f"{parameter}={str(item)!r}: contains {problem}, which would run as shell in the "
+                f"PBS script; remove it (only plain directive text is accepted)"
+            )
 
 
 class PBSExecutor(core.PicklingExecutor):
@@ -46,8 +48,9 @@ class PBSExecutor(core.PicklingExecutor):
 
     job_class = PBSJob
 
-    def __init__(self, folder: tp.Union[str, Path], max_num_timeout: int = 3,
-                 max_pickle_size_gb: float = 1.0, python: tp.Optional[str] = None) -> None:
+    def __init__(
+        self, folder: str | Path, max_num_timeout: int = 3, max_pickle_size_gb: float = 1.0, python: str | None = None
+    ) -> None:
         check_directive_value(str(folder), "folder")  # it becomes the #PBS -o directory
         super().__init__(folder, max_num_timeout=max_num_timeout, max_pickle_size_gb=max_pickle_size_gb)
         self.python = shlex.quote(sys.executable) if python is None else python
@@ -64,14 +67,21 @@ class PBSExecutor(core.PicklingExecutor):
 
     @classmethod
     def _equivalence_dict(cls) -> core.EquivalenceDict:
-        return {"name": "job_name", "timeout_min": "time", "mem_gb": "mem", "nodes": "nodes",
-                "cpus_per_task": "ncpus", "gpus_per_node": "ngpus", "tasks_per_node": "tasks_per_node"}
+        return {
+            "name": "job_name",
+            "timeout_min": "time",
+            "mem_gb": "mem",
+            "nodes": "nodes",
+            "cpus_per_task": "ncpus",
+            "gpus_per_node": "ngpus",
+            "tasks_per_node": "tasks_per_node",
+        }
 
     @classmethod
-    def _valid_parameters(cls) -> tp.Set[str]:
+    def _valid_parameters(cls) -> set[str]:
         return set(_default_parameters())
 
-    def _convert_parameters(self, params: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Any]:
+    def _convert_parameters(self, params: dict[str, tp.Any]) -> dict[str, tp.Any]:
         params = super()._convert_parameters(params)
         if "mem" in params and isinstance(params["mem"], (int, float)):
             gb = float(params["mem"])
@@ -99,11 +109,11 @@ class PBSExecutor(core.PicklingExecutor):
     def _num_tasks(self) -> int:
         return 1
 
-    def _make_submission_command(self, submission_file_path: Path) -> tp.List[str]:
+    def _make_submission_command(self, submission_file_path: Path) -> list[str]:
         raise NotImplementedError("PBSExecutor submits with jobs.pbs.qsub (see _submit_command)")
 
     @staticmethod
-    def _get_job_id_from_submission_command(string: tp.Union[bytes, str]) -> str:
+    def _get_job_id_from_submission_command(string: bytes | str) -> str:
         """The id in qsub's output, read by ``jobs.pbs``."""
         try:
             return pbs.parse_job_id(string if isinstance(string, str) else string.decode())
@@ -126,38 +136,57 @@ class PBSExecutor(core.PicklingExecutor):
         self._set_job_permissions(job.paths.folder)
         return job
 
-    def _internal_process_submissions(self, delayed_submissions: tp.List[utils.DelayedSubmission]) -> tp.List[core.Job[tp.Any]]:
+    def _internal_process_submissions(self, delayed_submissions: list[utils.DelayedSubmission]) -> list[core.Job[tp.Any]]:
         # no job arrays: PBS array ids ("7[].vm") would need their own bookkeeping; submit one by one
-        jobs: tp.List[core.Job[tp.Any]] = []
+        jobs: list[core.Job[tp.Any]] = []
         for delayed in delayed_submissions:
             jobs.extend(super()._internal_process_submissions([delayed]))
         return jobs
 
 
-@functools.lru_cache()
-def _default_parameters() -> tp.Dict[str, tp.Any]:
+@functools.lru_cache
+def _default_parameters() -> dict[str, tp.Any]:
     spec = inspect.getfullargspec(make_qsub_script)
-    return dict(zip(spec.kwonlyargs, [spec.kwonlydefaults[k] for k in spec.kwonlyargs]))  # type: ignore
+    return dict(zip(spec.kwonlyargs, [spec.kwonlydefaults[k] for k in spec.kwonlyargs], strict=True))  # type: ignore
 
 
-def _job_folder_expr(folder: tp.Union[str, Path]) -> str:
+def _job_folder_expr(folder: str | Path) -> str:
     """The job's folder as a bash expression: submitit's ``%j`` becomes the (original) job id."""
     parts = str(Path(folder).expanduser().absolute()).split("%j")
     return '"${JOB}"'.join(shlex.quote(p) if p else "" for p in parts) or "."
 
 
-def make_qsub_script(command: str, folder: tp.Union[str, Path], *, job_name: str = "submitit",
-                     queue: tp.Optional[str] = None, time: float = 5, walltime: tp.Optional[str] = None,
-                     nodes: int = 1, ncpus: int = 1, ngpus: int = 0, mem: tp.Optional[str] = None,
-                     select_extra: tp.Optional[str] = None, gpu_cap: tp.Optional[str] = None,
-                     account: tp.Optional[str] = None, tasks_per_node: int = 1,
-                     additional_directives: tp.Sequence[str] = (), setup: tp.Sequence[str] = (),
-                     signal_delay_s: int = 90, stderr_to_stdout: bool = False) -> str:
+def make_qsub_script(
+    command: str,
+    folder: str | Path,
+    *,
+    job_name: str = "submitit",
+    queue: str | None = None,
+    time: float = 5,
+    walltime: str | None = None,
+    nodes: int = 1,
+    ncpus: int = 1,
+    ngpus: int = 0,
+    mem: str | None = None,
+    select_extra: str | None = None,
+    gpu_cap: str | None = None,
+    account: str | None = None,
+    tasks_per_node: int = 1,
+    additional_directives: tp.Sequence[str] = (),
+    setup: tp.Sequence[str] = (),
+    signal_delay_s: int = 90,
+    stderr_to_stdout: bool = False,
+) -> str:
     """The PBS script for one submitit job; raises ValueError on unusable parameters."""
     check_directive_value(str(folder), "folder")
     check_directive_value(mem or "", "mem")  # mem_gb is numeric; a text mem comes only from PBSExecutor(mem=...)
-    for key, value in (("queue", queue), ("account", account), ("select_extra", select_extra),
-                       ("gpu_cap", gpu_cap), ("additional_directives", additional_directives)):
+    for key, value in (
+        ("queue", queue),
+        ("account", account),
+        ("select_extra", select_extra),
+        ("gpu_cap", gpu_cap),
+        ("additional_directives", additional_directives),
+    ):
         check_directive_value(value or "", f"pbs_{key}")  # named as AutoExecutor users pass it
     try:
         walltime_s = parse_walltime(walltime, "pbs_walltime") if walltime else int(round(float(time) * 60))
@@ -175,8 +204,10 @@ def make_qsub_script(command: str, folder: tp.Union[str, Path], *, job_name: str
         lines.append(f"#PBS -q {queue}")
     if account:
         lines.append(f"#PBS -A {account}")
-    lines += [f"#PBS -l {pbs.select_chunk(nodes, ncpus, ngpus, mem, select_extra, gpu_cap)}",
-              f"#PBS -l walltime={format_walltime(walltime_s)}"]
+    lines += [
+        f"#PBS -l {pbs.select_chunk(nodes, ncpus, ngpus, mem, select_extra, gpu_cap)}",
+        f"#PBS -l walltime={format_walltime(walltime_s)}",
+    ]
     if nodes > 1:
         lines.append("#PBS -l place=scatter")
     lines += ["#PBS -j oe", f"#PBS -o {independent}/", ""]

@@ -4,7 +4,6 @@ call per id the server left unanswered)."""
 from __future__ import annotations
 
 import time
-import typing as tp
 
 from submitit.core import core, logger
 
@@ -13,9 +12,19 @@ from jobs.submitit_pbs.requeue import latest_id
 
 # PBS one-letter states in submitit's (SLURM-flavoured) vocabulary, so that InfoWatcher.is_done
 # and user code reading ``job.state`` behave as on SLURM.
-ACTIVE_STATES = {"Q": "PENDING", "H": "PENDING", "W": "PENDING", "T": "PENDING", "S": "PENDING",
-                 "U": "PENDING", "M": "PENDING", "R": "RUNNING", "B": "RUNNING", "E": "COMPLETING",
-                 "X": "COMPLETED"}
+ACTIVE_STATES = {
+    "Q": "PENDING",
+    "H": "PENDING",
+    "W": "PENDING",
+    "T": "PENDING",
+    "S": "PENDING",
+    "U": "PENDING",
+    "M": "PENDING",
+    "R": "RUNNING",
+    "B": "RUNNING",
+    "E": "COMPLETING",
+    "X": "COMPLETED",
+}
 
 
 def submitit_state(state: JobState) -> str:
@@ -33,17 +42,21 @@ def submitit_state(state: JobState) -> str:
     return "FAILED"
 
 
-def _info(state: JobState) -> tp.Dict[str, str]:
+def _info(state: JobState) -> dict[str, str]:
     """A job's entry in the watcher's info dict: submitit's ``State`` beside PBS's own words."""
-    return {"State": submitit_state(state), "job_state": state.state,
-            "Exit_status": "" if state.exit_status is None else str(state.exit_status), "comment": state.comment}
+    return {
+        "State": submitit_state(state),
+        "job_state": state.state,
+        "Exit_status": "" if state.exit_status is None else str(state.exit_status),
+        "comment": state.comment,
+    }
 
 
 class PBSInfoWatcher(core.InfoWatcher):
     """Job states through :func:`jobs.pbs.job_states` (``update`` replaces submitit's own
     single-command refresh: OpenPBS 23.06 answers a multi-id qstat for the first id only)."""
 
-    def read_info(self, string: tp.Union[bytes, str]) -> tp.Dict[str, tp.Dict[str, str]]:
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
         if isinstance(string, bytes):
             string = string.decode()
         if not string.strip():
@@ -79,7 +92,7 @@ class PBSJob(core.Job[core.R]):
         """The PBS job now doing this job's work (a requeue submits a new one)."""
         return latest_id(self.paths.folder, self.job_id)
 
-    def get_info(self, mode: str = "force") -> tp.Dict[str, str]:
+    def get_info(self, mode: str = "force") -> dict[str, str]:
         return self.watcher.get_info(self.current_job_id(), mode=mode)
 
     @property
