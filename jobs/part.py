@@ -282,26 +282,10 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
                 run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id, executor=spec.executor, kind=kind
             )
             if not superseded and not _event(events, "end", part + 1):  # still running: say so in chain.json
-                _chain_state(
-                    spec,
-                    ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
-                    f"{reason}; part {part + 1} is {next_job_id}",
-                    part,
-                    code,
-                    job_id,
-                    next_job_id=next_job_id,
-                )
+                _successor_running(spec, part, kind, reason, code, job_id, next_job_id)
             return
         record_submission(spec, part + 1, kind, next_job_id)
-        _chain_state(
-            spec,
-            ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING,
-            f"{reason}; part {part + 1} is {next_job_id}",
-            part,
-            code,
-            job_id,
-            next_job_id=next_job_id,
-        )
+        _successor_running(spec, part, kind, reason, code, job_id, next_job_id)
         _say(f"submitted part {part + 1} ({kind}) as {next_job_id}")
         return
     if superseded:
@@ -315,6 +299,12 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
         job_id,
     )
     lock.release(run_dir, job_id)
+
+
+def _successor_running(spec: JobSpec, part: int, kind: str, reason: str, code: int | None, job_id: str, next_job_id: str) -> None:
+    """chain.json: the chain goes on with the successor ``next_job_id``."""
+    state = ChainState.EVALUATING if kind == EVALUATE else ChainState.RUNNING
+    _chain_state(spec, state, f"{reason}; part {part + 1} is {next_job_id}", part, code, job_id, next_job_id=next_job_id)
 
 
 def hand_on(spec: JobSpec, part: int, job_id: str, kind: str) -> tuple[str | None, str | None]:

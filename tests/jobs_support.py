@@ -15,6 +15,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "openpbs"
 
+# The trainer CLI's options as a stub trainer reads them (the rest of each stub follows this).
+STUB_TRAINER_OPTIONS = r'''
+import argparse, json, os, signal, sys, time
+p = argparse.ArgumentParser()
+for name in ("--config", "--data", "--run-dir", "--device", "--deadline", "--time-limit", "--max-steps"):
+    p.add_argument(name)
+p.add_argument("--set", action="append", default=[])
+a, _ = p.parse_known_args()
+'''
+
 # A trainer with the contract's CLI and exit codes. STUB_PLAN="75,75,0" gives the exit code of
 # each successive call (the last one repeats); each call that does not fail advances 10 steps.
 STUB_TRAINER = r'''

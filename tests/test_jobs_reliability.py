@@ -25,19 +25,13 @@ from jobs.chain_state import read_chain_state, write_chain_state
 from jobs.options import parse, resolve
 from jobs.pbs import QsubError
 from jobs.pbs_script import render
-from jobs_support import (REPO_ROOT, calls, fake_shards, stub_bin, stub_env, stub_pbs_server,
+from jobs_support import (REPO_ROOT, STUB_TRAINER_OPTIONS, calls, fake_shards, stub_bin, stub_env, stub_pbs_server,
                                write_exe)
 
 # Like the real trainer: a stop asked for by SIGTERM is a checkpoint and exit 75 with "received
 # SIGTERM" in status.json; a stop at its time budget says "time budget". TRAINER_QUICK lists the
 # calls (0, 1, ...) that stop at once at their time budget; the others run until signalled.
-TERM_AWARE_TRAINER = r'''
-import argparse, json, os, signal, sys, time
-p = argparse.ArgumentParser()
-for name in ("--config", "--data", "--run-dir", "--device", "--deadline", "--time-limit", "--max-steps"):
-    p.add_argument(name)
-p.add_argument("--set", action="append", default=[])
-a, _ = p.parse_known_args()
+TERM_AWARE_TRAINER = STUB_TRAINER_OPTIONS + r'''
 run = a.run_dir
 os.makedirs(run, exist_ok=True)
 calls = os.path.join(run, "trainer.calls")

@@ -14,7 +14,7 @@ import pytest
 
 from jobs import ledger, status
 from jobs.chain_state import ENDED, read_chain_state, write_chain_state
-from jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
+from jobs_support import (bisect_part_walltime, RECORD, REPO_ROOT, STUB_SACCT, STUB_TRAINER_OPTIONS, STUB_SBATCH_RUN, STUB_SQUEUE, calls, fake_shards,
                                make_stub_trainer, stub_bin, stub_env, write_exe)
 
 
@@ -227,13 +227,7 @@ def test_without_root_the_cluster_cannot_start_and_says_why(monkeypatch, tmp_pat
 # A trainer that, like the real one, answers SIGTERM with a checkpoint (taking CHECKPOINT_S) and exit
 # 75 at the step it had reached, saying "received SIGTERM": cancelled before its first step, it
 # "made no progress".
-TERM_TRAINER = r'''
-import argparse, json, os, signal, sys, time
-p = argparse.ArgumentParser()
-for name in ("--config", "--data", "--run-dir", "--device", "--deadline", "--time-limit", "--max-steps"):
-    p.add_argument(name)
-p.add_argument("--set", action="append", default=[])
-a, _ = p.parse_known_args()
+TERM_TRAINER = STUB_TRAINER_OPTIONS + r'''
 def stop(*_):
     time.sleep(float(os.environ.get("CHECKPOINT_S", "0")))
     json.dump({"state": "stopped", "exit_code": 75, "step": 0, "time": time.time(),

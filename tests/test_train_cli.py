@@ -59,6 +59,21 @@ def wait_for_training(proc: subprocess.Popen, run: Path, timeout: float, poll: f
         time.sleep(poll)
 
 
+
+def stop_when_training(shards: Path, run: Path, sig: int, *, start_timeout: float, log_every: int = 1,
+                       poll: float = 0.05) -> tuple[subprocess.Popen, str, str]:
+    """A long run signalled through its process group (as a terminal or a batch system does) once
+    it trains; its stdout and stderr after it exits."""
+    proc = start_trainer(shards, run, log_every=log_every)
+    try:
+        wait_for_training(proc, run, timeout=start_timeout, poll=poll)
+        os.killpg(proc.pid, sig)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, out, err
+
 def weights(run_dir: Path) -> dict:
     return read_checkpoint(find_checkpoints(run_dir)[0])
 
@@ -128,14 +143,7 @@ def test_time_limit_stops_with_75_and_a_rerun_ends_like_an_uninterrupted_run(sha
 def test_sigterm_to_the_process_group_checkpoints_and_exits_75(shards64: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     # One DataLoader worker: the signal reaches it too (as on PBS) and must not kill it.
-    proc = start_trainer(shards64, run, log_every=2)
-    try:
-        wait_for_training(proc, run, timeout=90, poll=0.1)
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out, err = stop_when_training(shards64, run, signal.SIGTERM, start_timeout=90, log_every=2, poll=0.1)
     assert proc.returncode == 75, out + err
     st = status(run)
     assert st["state"] == "stopped" and "SIGTERM" in st["message"] and 2 <= st["step"] < 5000

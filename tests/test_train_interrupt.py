@@ -16,7 +16,7 @@ import pytest
 
 from inpaint.io.checkpoint import find_checkpoints, read_checkpoint
 from inpaint.train import main
-from test_train_cli import args, start_trainer, status, wait_for_training
+from test_train_cli import args, start_trainer, status, stop_when_training, wait_for_training
 
 
 def _read_stderr_until(proc: subprocess.Popen, text: str, timeout: float = 60) -> str:
@@ -37,14 +37,7 @@ def _read_stderr_until(proc: subprocess.Popen, text: str, timeout: float = 60) -
 def test_ctrl_c_stops_at_the_step_boundary_with_a_checkpoint_and_a_rerun_resumes(
         shards64: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    proc = start_trainer(shards64, run)
-    try:
-        wait_for_training(proc, run, timeout=120)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        out, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out, err = stop_when_training(shards64, run, signal.SIGINT, start_timeout=120)  # a terminal's Ctrl-C
     assert proc.returncode == 75, out + err
     st = status(run)
     step = st["step"]
