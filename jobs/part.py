@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from inpaint.core.cli import OneLineParser, run_cli
 from inpaint.core.contract import EVAL_DIR, read_status, resume_step
@@ -86,6 +86,11 @@ def _cancelled(run_dir: str) -> bool:
     return recorded is not None and recorded.state is ChainState.CANCELLED
 
 
+def _record(spec: JobSpec, event: str, part: int, **fields: Any) -> None:
+    """One ledger event of this part's chain."""
+    ledger.append_event(spec.run_dir, event, part, chain=spec.chain_id or None, **fields)
+
+
 def _chain_state(
     spec: JobSpec, state: ChainState, reason: str, part: int, exit_code: int | None, job_id: str | None, **extra: object
 ) -> None:
@@ -94,9 +99,7 @@ def _chain_state(
 
 def record_submission(spec: JobSpec, part: int, kind: str, job_id: str) -> None:
     """A part was queued: the ledger says so and its job owns the run dir until it hands on."""
-    ledger.append_event(
-        spec.run_dir, "submit", part, chain=spec.chain_id or None, job_id=job_id, executor=spec.executor, kind=kind
-    )
+    _record(spec, "submit", part, job_id=job_id, executor=spec.executor, kind=kind)
     lock.write_owner(spec.run_dir, spec.executor, job_id, pid=_local_pid(spec, job_id))
 
 
@@ -116,11 +119,10 @@ def start(spec: JobSpec, part: int, kind: str, job_id: str, pid: int | None = No
     if recorded is not None and recorded.state.ended:
         return f"chain already ended ({recorded.state.value}); nothing to do"
     deadline = time.time() + spec.time_limit_s if kind == TRAIN else None
-    ledger.append_event(
-        spec.run_dir,
+    _record(
+        spec,
         "start",
         part,
-        chain=spec.chain_id or None,
         job_id=job_id,
         executor=spec.executor,
         host=host or socket.gethostname(),
@@ -161,11 +163,10 @@ def end(spec: JobSpec, part: int, kind: str, job_id: str, exit_code: int, status
             return Ending(decision, None, 0)
         superseded = _superseded(spec)
         if superseded:
-            ledger.append_event(
-                spec.run_dir,
+            _record(
+                spec,
                 "end",
                 part,
-                chain=spec.chain_id or None,
                 exit_code=exit_code,
                 step=read_status(spec.run_dir).get("step"),
                 action=chain.STOP,
@@ -183,7 +184,7 @@ def _end_evaluation(spec: JobSpec, part: int, job_id: str, exit_code: int, statu
     run_dir = spec.run_dir
     cancelled = _cancelled(run_dir)
     extra = {"status_line": status_line} if status_line else {}
-    ledger.append_event(run_dir, "end", part, chain=spec.chain_id or None, exit_code=exit_code, kind=EVALUATE, **extra)
+    _record(spec, "end", part, exit_code=exit_code, kind=EVALUATE, **extra)
     if exit_code == 0:
         decision = chain.Decision(chain.DONE, f"evaluation written to {under(run_dir, EVAL_DIR)}")
         _chain_state(spec, ChainState.EVALUATED, decision.reason, part, exit_code, job_id)
@@ -232,17 +233,8 @@ def _end_training(spec: JobSpec, part: int, job_id: str, exit_code: int, status_
     )
     if stop is not None:
         extra["interrupted"] = stop.cause
-    ledger.append_event(
-        run_dir,
-        "end",
-        part,
-        chain=spec.chain_id or None,
-        exit_code=exit_code,
-        step=step,
-        action=decision.action,
-        reason=decision.reason,
-        kind=TRAIN,
-        **extra,
+    _record(
+        spec, "end", part, exit_code=exit_code, step=step, action=decision.action, reason=decision.reason, kind=TRAIN, **extra
     )
     _say(f"part {part}: trainer exit {exit_code} at step {step}: {decision.action} ({decision.reason})")
     # The job fails (in qstat/sacct) only when the chain stopped for a reason to look into; a
@@ -278,9 +270,7 @@ def submitted(spec: JobSpec, part: int, job_id: str, next_job_id: str | None = N
             # the successor already runs (a free node or a fast local part started it before this
             # record): its word stands; or a newer chain owns the run dir (its successor will find
             # that out at its start and skip)
-            ledger.append_event(
-                run_dir, "submit", part + 1, chain=spec.chain_id or None, job_id=next_job_id, executor=spec.executor, kind=kind
-            )
+            _record(spec, "submit", part + 1, job_id=next_job_id, executor=spec.executor, kind=kind)
             if not superseded and not _event(events, "end", part + 1):  # still running: say so in chain.json
                 _successor_running(spec, part, kind, reason, code, job_id, next_job_id)
             return
