@@ -140,7 +140,9 @@ def wait_ended(run: Path, timeout: float) -> None:
 
 
 def part_log(run: Path) -> str:
-    return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted((run / "jobs" / "submitit").glob("*_log.*")))
+    """Every submitit log of the run, whole: the launch line is near the top, and torch's shutdown
+    warnings (a c10d stack trace when a rendezvous store closes) can follow it by many kB."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted((run / "jobs" / "submitit").glob("*_log.*")))
 
 
 def losses(run: Path) -> list[tuple[int, float, float]]:
