@@ -22,6 +22,7 @@ from data_prep.plan import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
 from inpaint.io.shards import FaceShards, MaskShards
 from inpaint.core.errors import ConfigError, DataError
 from inpaint.core.shard_format import read_index
+from process_support import run_at_once
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -178,13 +179,7 @@ def test_two_packers_into_one_folder_exactly_one_proceeds(faces12: Path, tmp_pat
     out = tmp_path / "o"
     cmd = [sys.executable, "-m", "data_prep.pack", "--faces", str(faces12), "--masks", "generate", "--mask-count",
            "3000", "--out", str(out), "--size", "64", "--workers", "1", "--min-per-cell", "1"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO) for _ in range(2)]
-    try:
-        outs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    procs, outs = run_at_once(cmd, 2, timeout=300, cwd=REPO)
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], outs
     loser = outs[[p.returncode for p in procs].index(2)][1]

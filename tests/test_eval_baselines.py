@@ -57,6 +57,12 @@ def _psnr_std_by_hand(shards: Path, pairs: list[list[int]], method: str = "navie
     return float(np.mean(values))
 
 
+
+def _evaluated(shards: Path, weights: Path, out: Path) -> tuple[str, dict]:
+    """``inpaint.evaluate`` of ``weights`` (per bucket only) into ``out``: its report and metrics."""
+    assert main(["--data", str(shards), "--checkpoint", str(weights), "--out", str(out), "--no-demographics", *FAST]) == 0
+    return (out / "report.md").read_text(), json.loads((out / "metrics.json").read_text())
+
 def test_baselines_alone_are_columns_in_both_conventions_and_the_best_is_named_per_metric(
         shards64: Path, tmp_path: Path) -> None:
     """The acceptance command (no model, default --out), through the real entry point."""
@@ -192,12 +198,9 @@ def test_without_opencv_an_explicit_baseline_is_a_one_line_error_naming_the_extr
     # Not asked for explicitly: the default Navier–Stokes column is left out, biharmonic (scikit-image)
     # is still scored and is then the best classical fill on every metric; the report says why.
     weights = make_weights(tmp_path / "m.pt", seed=0)
-    assert main(["--data", str(shards64), "--checkpoint", str(weights), "--out", str(tmp_path / "no_cv2"),
-                 "--no-demographics", *FAST]) == 0
-    report = (tmp_path / "no_cv2" / "report.md").read_text()
+    report, data = _evaluated(shards64, weights, tmp_path / "no_cv2")
     assert "- Classical baselines: **biharmonic** (`skimage.restoration.inpaint_biharmonic`) — navier-stokes left out: " \
            "OpenCV is not installed; pip install 'facefill[baselines]'" in report
-    data = json.loads((tmp_path / "no_cv2" / "metrics.json").read_text())
     assert [m["name"] for m in data["models"]] == ["biharmonic", "m"]
     assert {entry["baseline"] for entry in data["best_classical"].values()} == {"biharmonic"}
     assert "cells" not in data["models"][1]["gain_over_best_classical"]  # --no-demographics: per bucket only
@@ -207,12 +210,9 @@ def test_without_opencv_an_explicit_baseline_is_a_one_line_error_naming_the_extr
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ConfigError, match=r"needs scikit-image.*facefill\[baselines\]"):
         main(["--baseline", "biharmonic", "--data", str(shards64), "--out", str(tmp_path / "out"), *FAST])
-    assert main(["--data", str(shards64), "--checkpoint", str(weights), "--out", str(tmp_path / "none"),
-                 "--no-demographics", *FAST]) == 0
-    report = (tmp_path / "none" / "report.md").read_text()
+    report, data = _evaluated(shards64, weights, tmp_path / "none")
     assert "- Classical baselines: **none** — navier-stokes, biharmonic left out: OpenCV and scikit-image are not " \
            "installed; pip install 'facefill[baselines]'" in report
-    data = json.loads((tmp_path / "none" / "metrics.json").read_text())
     assert [m["name"] for m in data["models"]] == ["m"] and data["best_classical"] == {}
     assert "gain_over_best_classical" not in data["models"][0] and "no classical fill" in data["gain_reason"]
 

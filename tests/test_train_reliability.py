@@ -18,6 +18,7 @@ import pytest
 
 from inpaint.core.contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_FINISHED, read_status
 from disk_support import fill_disk
+from process_support import run_at_once
 from test_train_cli import args, env
 
 
@@ -65,13 +66,7 @@ def test_a_damaged_shard_exits_2_at_once_naming_it(shards64: Path, tmp_path: Pat
 def test_two_trainers_on_one_run_dir_exactly_one_trains(shards64: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = train_cmd(shards64, run, "--max-steps", "30", sets=("train.log_every_steps=1",))
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()) for _ in range(2)]
-    try:
-        outs = [p.communicate(timeout=180) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    procs, outs = run_at_once(cmd, 2, timeout=180, env=env())
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [EXIT_FINISHED, EXIT_BAD_INPUT], outs
     winner, loser = (0, 1) if codes[0] == EXIT_FINISHED else (1, 0)
