@@ -30,6 +30,7 @@ from inpaint.core.records import (
     choice,
     key,
     non_empty_str,
+    optional,
     optional_text,
     read_record,
     text_list,
@@ -58,17 +59,9 @@ def _walltime_text(v: Any) -> str | None:
     return "must be a string HH:MM:SS (e.g. 24:00:00)" if not isinstance(v, str) else _walltime(v)
 
 
-def _optional_walltime_text(v: Any) -> str | None:
-    return None if v is None else _walltime_text(v)
-
-
 def _optional_nonneg_int(v: Any) -> str | None:
     ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
     return None if ok else "must be an integer >= 0 or null"
-
-
-def _optional_launcher(v: Any) -> str | None:
-    return None if v is None else choice(LAUNCHERS)(v)
 
 
 # --- the records -----------------------------------------------------------------------------
@@ -139,11 +132,11 @@ class SiteProfile(Record):
     scheduler: str = key("", non_empty_str)  # one of jobs.scheduler.names(), checked in check()
     default_queue: str | None = key(None, optional_text)
     queues: dict[str, Queue] = key({}, anything, read=_read_queues)
-    default_walltime: str | None = key(None, _optional_walltime_text)
+    default_walltime: str | None = key(None, optional(_walltime_text))
     resources: Resources = _section(Resources)
     container: Container = _section(Container)
     scratch: Scratch = _section(Scratch)
-    multinode_launcher: str | None = key(None, _optional_launcher)
+    multinode_launcher: str | None = key(None, optional(choice(LAUNCHERS)))
     #: The nodes' private-network interface for multi-node rendezvous, exported as
     #: GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME (null: let the libraries pick one).
     network_interface: str | None = key(None, optional_text)

@@ -124,6 +124,15 @@ def text_list(v: Any) -> str | None:
     return None if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v) else "must be a list of strings"
 
 
+def optional(check: Check) -> Check:
+    """``check``, with None (YAML's ``null``: the default) also allowed."""
+
+    def checked(v: Any) -> str | None:
+        return None if v is None else check(v)
+
+    return checked
+
+
 def optional_of(kind: type | tuple[type, ...], what: str) -> Check:
     """None or an instance of ``kind`` (a bool is no number here); ``what`` names it in the error."""
 
