@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from inpaint.core.contract import LOCK_FILE
 from inpaint.core.errors import FacefillError
 
 _ATTEMPTS = 100  # takers racing holders that remove the file: each round one of them wins
+_NOTE_WAIT_S = 1.0  # how long a refused taker waits for a new holder's note
+_WHOLE_NOTE = re.compile(r"pid \d+ on \S+ since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d")  # what _write_holder writes
 
 
 class RunDirBusy(FacefillError):
@@ -102,18 +105,25 @@ def _still_named(path: Path, fd: int) -> bool:
 
 
 def _write_holder(fd: int) -> None:
-    """Record who we are; a full disk only loses this note, never the lock."""
+    """Record who we are; a full disk only loses this note, never the lock. Written over the old
+    note and then cut to length, so a reader never finds the file emptied by us."""
     note = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode()
     try:
-        os.ftruncate(fd, 0)
         os.pwrite(fd, note, 0)
+        os.ftruncate(fd, len(note))
     except OSError:
         pass
 
 
 def _read_holder(fd: int) -> str:
-    try:
-        note = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-    except OSError:
-        note = ""
-    return note or "holder unknown"
+    """The holder's note. A holder writes it just after taking the lock, so a taker that lost the
+    race by microseconds waits a moment for it instead of naming nobody."""
+    deadline = time.monotonic() + _NOTE_WAIT_S
+    while True:
+        try:
+            note = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        except OSError:
+            note = ""
+        if _WHOLE_NOTE.fullmatch(note) or time.monotonic() >= deadline:
+            return note or "holder unknown"
+        time.sleep(0.01)
